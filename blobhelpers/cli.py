@@ -1,0 +1,145 @@
+"""Command-line interface: ``blobhelpers <command>`` or ``python -m blobhelpers <command>``.
+
+Exit status: 0 success; 2 bad input or usage (the message names the file and the
+problem); 1 unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import BlobhelpersError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+def _params(path):
+    from .config import load_params
+
+    return load_params(path)
+
+
+def cmd_simulate(a) -> int:
+    from .simulate import CampaignConfig, simulate_campaign
+
+    params = _params(a.params) if a.params else {}
+    sim = dict(params.get("simulate", {}))
+    sim.pop("source", None)
+    if a.n_frames is not None:
+        sim["n_frames"] = a.n_frames
+    if a.new_blob_rate is not None:
+        sim["new_blob_rate"] = a.new_blob_rate
+    seed = a.seed if a.seed is not None else int(params.get("base", {}).get("seed", 0))
+    camp = simulate_campaign(a.out, CampaignConfig.from_dict(sim), seed, progress=not a.quiet)
+    n_new = sum(b.appear_index >= 0 for b in camp.blobs)
+    print(json.dumps({"out": str(a.out), "frames": camp.config.n_frames, "existing_blobs": len(camp.blobs) - n_new,
+                      "new_blobs": n_new, "seed": seed}))
+    return EXIT_OK
+
+
+def cmd_difference(a) -> int:
+    from .difference import difference_from_files
+    from .io import expand_frame_paths, write_image
+    from .preprocess import scaling_params
+
+    paths = expand_frame_paths(a.frames)
+    if not paths:
+        raise BlobhelpersError(f"no FITS frames found in {a.frames}")
+    diff, cur = difference_from_files(paths, history=a.history, register=not a.no_register, current=a.current)
+    sp = scaling_params(diff.data)
+    hdr = {**diff.header(), "ZS_LO": (sp.lo, "clip low"), "ZS_HI": (sp.hi, "clip high")}
+    write_image(a.out, diff.data, hdr)
+    print(json.dumps({"out": str(a.out), "current": str(cur.path), "history": diff.n_history,
+                      "shift_x": round(diff.shift[0], 4), "shift_y": round(diff.shift[1], 4),
+                      "registered": diff.registered}))
+    return EXIT_OK
+
+
+def cmd_prepare(a) -> int:
+    from .prep import run_data_stage
+
+    out = run_data_stage(_params(a.params), progress=not a.quiet)
+    print(json.dumps({"source": out["source"], "difference_images": out["n_diffs"],
+                      "subframes": {k: len(v) for k, v in out["recipes"].items()},
+                      "seconds": {k: round(v, 2) for k, v in out["seconds"].items()}}))
+    return EXIT_OK
+
+
+def cmd_run_notebook(a) -> int:
+    from .report import run_notebook
+
+    run_notebook(a.notebook, a.params, a.html, a.ipynb, kernel=a.kernel)
+    print(str(a.html))
+    return EXIT_OK
+
+
+def cmd_profile(a) -> int:
+    from .config import apply_profile
+
+    print(apply_profile(a.name, a.params))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="blobhelpers", description="WFC3/IR blob and HST SVM data-quality ML tools.")
+    p.add_argument("--version", action="version", version=f"blobhelpers {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("simulate", help="simulate a CSM-monitor blob campaign (FITS frames + truth catalog)")
+    s.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    s.add_argument("--params", type=Path, default=None, help="params.yaml to take the 'simulate' section from")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--n-frames", type=int, default=None)
+    s.add_argument("--new-blob-rate", type=float, default=None, help="mean new blobs per frame")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("difference", help="blob difference image: median of previous N frames minus the newest")
+    s.add_argument("frames", nargs="+", help="FITS files, folders or globs (ordered by DATE-OBS)")
+    s.add_argument("-o", "--out", type=Path, required=True, help="output FITS file")
+    s.add_argument("--history", type=int, default=30, help="frames in the median stack (default 30)")
+    s.add_argument("--current", default=None, help="frame to difference (default: the newest)")
+    s.add_argument("--no-register", action="store_true", help="skip the sub-pixel dip correction")
+    s.set_defaults(func=cmd_difference)
+
+    s = sub.add_parser("prepare", help="run the data stage (campaign, differences, datasets) without the report")
+    s.add_argument("--params", type=Path, default=None)
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("run-notebook", help="build, execute (papermill) and render (HTML) a stage notebook")
+    s.add_argument("notebook", type=Path)
+    s.add_argument("--params", type=Path, default=Path("params.yaml"))
+    s.add_argument("--html", type=Path, required=True)
+    s.add_argument("--ipynb", type=Path, default=None)
+    s.add_argument("--kernel", default=None)
+    s.set_defaults(func=cmd_run_notebook)
+
+    s = sub.add_parser("profile", help="merge a parameter profile (profiles/NAME.yaml) into params.yaml")
+    s.add_argument("name")
+    s.add_argument("--params", type=Path, default=None)
+    s.set_defaults(func=cmd_profile)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BlobhelpersError as exc:
+        print(f"blobhelpers {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

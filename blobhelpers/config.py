@@ -1,0 +1,103 @@
+"""Parameters (params.yaml), profiles and the project's output locations."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import InputError
+from .paths import project_root, write_text
+
+__all__ = ["load_params", "deep_merge", "apply_profile", "ProjectPaths"]
+
+
+def load_params(path: str | Path | None = None) -> dict:
+    """Read params.yaml (default: the project's) into a dict; clear error if unreadable."""
+    path = Path(path) if path is not None else project_root() / "params.yaml"
+    try:
+        with open(path) as fh:
+            params = yaml.safe_load(fh) or {}
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: parameter file not found") from exc
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(params, dict):
+        raise InputError(f"{path}: expected a mapping of sections at the top level")
+    return params
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return *base* updated recursively with *override* (neither is modified)."""
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def apply_profile(name_or_path: str | Path, params_path: str | Path | None = None) -> Path:
+    """Merge a profile (``profiles/<name>.yaml``, only the keys it changes) into params.yaml.
+
+    Unknown top-level sections in the profile are an error (a typo must not pass silently).
+    """
+    root = project_root()
+    params_path = Path(params_path) if params_path else root / "params.yaml"
+    prof = Path(name_or_path)
+    if not prof.exists():
+        prof = root / "profiles" / f"{name_or_path}.yaml"
+    if not prof.exists():
+        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
+        raise InputError(f"profile {name_or_path!r} not found; known profiles: {known}")
+    base = load_params(params_path)
+    over = load_params(prof)
+    unknown = sorted(set(over) - set(base))
+    if unknown:
+        raise InputError(f"{prof}: section(s) {unknown} are not in {params_path}")
+    merged = deep_merge(base, over)
+    header = f"# params.yaml with profile '{prof.stem}' applied (restore the default: git checkout params.yaml)\n"
+    write_text(params_path, header + yaml.safe_dump(merged, sort_keys=False))
+    return params_path
+
+
+@dataclass
+class ProjectPaths:
+    """Where the pipeline reads and writes, relative to the project root."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> "ProjectPaths":
+        return cls(project_root())
+
+    @property
+    def cutouts(self) -> Path:
+        return self.root / "data" / "blob_cutouts" / "real_blob_cutouts.npz"
+
+    @property
+    def campaign(self) -> Path:
+        return self.root / "build" / "campaign"
+
+    @property
+    def diffs(self) -> Path:
+        return self.root / "build" / "diffs"
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "build" / "datasets"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"

@@ -1,0 +1,354 @@
+"""Training, validation and test subframes for the blob classifier.
+
+A dataset is stored as a compact *recipe* (which difference image, where the 256x256 crop
+is, which blobs are injected where, at what depth, from which source) plus the difference
+images it refers to. :class:`BlobDataset` materialises any subset of it as arrays in the
+network's units, deterministically, at thousands of subframes per second, so the stage's
+outputs stay small while every subframe can be rebuilt exactly and inspected.
+
+Splits (ISR 2021-08): training crops come from the left 75 % of the frame (x < 768),
+validation crops from the right 25 %, both from the same "train" days; the held-out test
+set comes from later days that neither saw, over the whole frame, and injects real cutouts
+that the training set never used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .augment import augment
+from .errors import InputError
+from .injection import InjectionConfig, add_stamp, make_stamp
+from .preprocess import TILE, ScaleParams, apply_scaling
+
+__all__ = [
+    "DiffInfo",
+    "Recipe",
+    "build_recipe",
+    "BlobDataset",
+    "median_membership",
+    "CROP_FIELDS",
+    "INJ_FIELDS",
+]
+
+CROP_FIELDS = ("diff_index", "y0", "x0", "label", "n_injected", "n_natural", "natural_depth", "dip_amp",
+               "min_depth", "min_radius", "edge")
+INJ_FIELDS = ("crop", "source", "cutout", "x", "y", "radius", "depth", "profile", "axis_ratio", "theta", "edge",
+              "spot", "zoom", "rot", "flip", "frac_x", "frac_y")
+
+
+def median_membership(n_with: int, n_total: int) -> float:
+    """Fraction of a blob's depth that the median of *n_total* frames holds when *n_with* have it.
+
+    0 if fewer than half the frames have the blob, 1 if more than half, 0.5 at exactly half
+    (even *n_total*: the median averages the two middle values).
+    """
+    if 2 * n_with < n_total:
+        return 0.0
+    if 2 * n_with > n_total:
+        return 1.0
+    return 0.5
+
+
+@dataclass
+class DiffInfo:
+    """A difference image available to the dataset builder, with what is known about it.
+
+    Attributes
+    ----------
+    path : str
+        FITS file of the difference image.
+    scale : ScaleParams
+        ISR scaling of the whole image.
+    natural : numpy.ndarray
+        ``(k, 4)``: x, y, radius, residual depth of NEW blobs visible in it (truth; empty for
+        real data).
+    existing : numpy.ndarray
+        ``(m, 4)``: x, y, depth, radius of blobs already in the median stack (dip annotation).
+    resid_shift : float
+        Mis-registration left after registration, px (NaN if unknown).
+    date : str
+    """
+
+    path: str
+    scale: ScaleParams
+    natural: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    existing: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    resid_shift: float = float("nan")
+    date: str = ""
+
+
+@dataclass
+class Recipe:
+    """Everything needed to rebuild a split's subframes (see module docstring)."""
+
+    split: str
+    diff_files: list[str]
+    scales: list[ScaleParams]
+    crops: dict[str, np.ndarray]
+    inj: dict[str, np.ndarray]
+    cutout_names: list[str]
+    seed: int
+    augment: bool = False
+    border_rule: str = "symmetric"
+
+    def __len__(self) -> int:
+        return int(self.crops["label"].size)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.crops["label"].astype(np.int64)
+
+    def save(self, path: str | Path) -> Path:
+        """Write as ``.npz`` (no pickled objects; loads with ``allow_pickle=False``)."""
+        from .paths import atomic_path
+
+        arrays = {f"crop_{k}": v for k, v in self.crops.items()}
+        arrays.update({f"inj_{k}": v for k, v in self.inj.items()})
+        arrays["diff_files"] = np.array(self.diff_files, dtype=str)
+        arrays["cutout_names"] = np.array(self.cutout_names, dtype=str)
+        arrays["scales"] = np.array([[getattr(s, k) for k in ScaleParams.__dataclass_fields__] for s in self.scales],
+                                    dtype=np.float64).reshape(len(self.scales), -1)
+        arrays["meta"] = np.array([self.split, str(self.seed), str(int(self.augment)), self.border_rule], dtype=str)
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        """Read a recipe written by :meth:`save`; errors name the file."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+        except FileNotFoundError as exc:
+            raise InputError(f"{path}: dataset recipe not found (run the data stage: dvc repro data_prep)") from exc
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{path}: not a dataset recipe ({exc})") from exc
+        try:
+            crops = {k: d[f"crop_{k}"] for k in CROP_FIELDS}
+            inj = {k: d[f"inj_{k}"] for k in INJ_FIELDS}
+            keys = list(ScaleParams.__dataclass_fields__)
+            scales = [ScaleParams(**dict(zip(keys, map(float, row)))) for row in d["scales"]]
+            split, seed, aug, border_rule = (str(x) for x in d["meta"])
+        except KeyError as exc:
+            raise InputError(f"{path}: dataset recipe lacks field {exc}") from exc
+        return cls(split, [str(x) for x in d["diff_files"]], scales, crops, inj,
+                   [str(x) for x in d["cutout_names"]], int(seed), bool(int(aug)), border_rule)
+
+
+def _crop_origin(rng, region: str, size: int, tile: int) -> tuple[int, int]:
+    split_x = int(round(0.75 * size))
+    y0 = int(rng.integers(0, size - tile + 1))
+    if region == "left":
+        x0 = int(rng.integers(0, split_x - tile + 1))
+    elif region == "right":
+        x0 = int(rng.integers(split_x, size - tile + 1))
+    elif region == "all":
+        x0 = int(rng.integers(0, size - tile + 1))
+    else:
+        raise ValueError(f"region must be 'left', 'right' or 'all', not {region!r}")
+    return y0, x0
+
+
+def build_recipe(split: str, diffs: list[DiffInfo], n: int, seed: int, region: str,
+                 injection: InjectionConfig, cutout_names: list[str], allowed_cutouts: list[str] | None = None,
+                 positive_fraction: float = 0.5, size: int = 1024, tile: int = TILE,
+                 augment: bool = False, border_rule: str = "symmetric") -> Recipe:
+    """Draw *n* crops from *diffs* in *region* and decide the blobs injected into each.
+
+    Parameters
+    ----------
+    split : str
+        Name stored in the recipe ("train", "val", "test").
+    diffs : list of DiffInfo
+        Difference images to draw from (uniformly).
+    n : int
+        Number of subframes.
+    seed : int
+        Seed of this split's random choices.
+    region : {"left", "right", "all"}
+        ISR split: "left" = x < 768 (training), "right" = x >= 768 (validation).
+    injection : InjectionConfig
+    cutout_names : list of str
+        Names of all prepared real stamps (indices refer to this list).
+    allowed_cutouts : list of str, optional
+        Real cutouts this split may use (default: all).
+    positive_fraction : float
+        Probability that a crop receives injected blobs. Crops that contain a natural new
+        blob of the campaign are positive whatever is injected.
+    """
+    if not diffs:
+        raise InputError(f"{split}: no difference images to draw subframes from")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, sum(map(ord, split))]))
+    allowed = [cutout_names.index(c) for c in (allowed_cutouts or cutout_names)]
+    crops = {k: [] for k in CROP_FIELDS}
+    inj = {k: [] for k in INJ_FIELDS}
+    cfg = injection
+    # Pass 1: where the crops are and which natural new blobs they contain.
+    origins, naturals = [], []
+    for i in range(n):
+        di = int(rng.integers(len(diffs)))
+        y0, x0 = _crop_origin(rng, region, size, tile)
+        nat = diffs[di].natural
+        inside = ((nat[:, 0] >= x0) & (nat[:, 0] < x0 + tile) & (nat[:, 1] >= y0) & (nat[:, 1] < y0 + tile)
+                  ) if len(nat) else np.zeros(0, bool)
+        origins.append((di, y0, x0))
+        naturals.append(nat[inside])
+    # Crops holding a natural new blob are positive already; inject into the others with the
+    # probability that brings the positive fraction to the target.
+    f_nat = float(np.mean([len(a) > 0 for a in naturals])) if n else 0.0
+    p_inject = float(np.clip((positive_fraction - f_nat) / max(1e-9, 1.0 - f_nat), 0.0, 1.0))
+    for i in range(n):
+        di, y0, x0 = origins[i]
+        d = diffs[di]
+        n_nat = len(naturals[i])
+        nat_depth = float(naturals[i][:, 3].max()) if n_nat else 0.0
+        # dips: existing blobs overlapping the crop
+        ex = d.existing
+        dip = 0.0
+        if len(ex) and np.isfinite(d.resid_shift):
+            over = (ex[:, 0] > x0 - 10) & (ex[:, 0] < x0 + tile + 10) & (ex[:, 1] > y0 - 10) & (ex[:, 1] < y0 + tile + 10)
+            dip = float(ex[over, 2].max() * d.resid_shift) if over.any() else 0.0
+        n_inj = int(rng.integers(1, cfg.max_blobs + 1)) if (n_nat == 0 and rng.random() < p_inject) else 0
+        depths, radii, edges = [], [], []
+        for _ in range(n_inj):
+            real = bool(allowed) and rng.random() < cfg.real_fraction
+            depth = float(np.exp(rng.uniform(np.log(cfg.depth_min), np.log(cfg.depth_max))))
+            radius = float(np.clip(cfg.radius_median * np.exp(cfg.radius_sigma * rng.standard_normal()),
+                                   cfg.radius_min, cfg.radius_max))
+            zoom = float(rng.uniform(cfg.zoom_min, cfg.zoom_max)) if real else 1.0
+            if real:
+                radius = 4.0 * zoom  # nominal: the real cutouts are ~9-21 px across
+            off = cfg.off_edge * radius
+            x = float(rng.uniform(-off, tile - 1 + off))
+            y = float(rng.uniform(-off, tile - 1 + off))
+            inj["crop"].append(i)
+            inj["source"].append(int(real))
+            inj["cutout"].append(int(allowed[rng.integers(len(allowed))]) if real else -1)
+            inj["x"].append(x)
+            inj["y"].append(y)
+            inj["radius"].append(radius)
+            inj["depth"].append(depth)
+            inj["profile"].append(int(rng.random() < 0.4))
+            inj["axis_ratio"].append(float(np.clip(1 - abs(rng.normal(0, 0.07)), 0.75, 1)))
+            inj["theta"].append(float(rng.uniform(0, np.pi)))
+            inj["edge"].append(float(rng.uniform(0.45, 0.9)))
+            inj["spot"].append(float(rng.uniform(0.5, 1.0)))
+            inj["zoom"].append(zoom)
+            inj["rot"].append(int(rng.integers(4)))
+            inj["flip"].append(int(rng.integers(2)))
+            inj["frac_x"].append(float(rng.uniform(-0.5, 0.5)))
+            inj["frac_y"].append(float(rng.uniform(-0.5, 0.5)))
+            depths.append(depth)
+            radii.append(radius)
+            edges.append(min(x, y, tile - 1 - x, tile - 1 - y) < radius)
+        crops["diff_index"].append(di)
+        crops["y0"].append(y0)
+        crops["x0"].append(x0)
+        crops["label"].append(int(n_inj > 0 or n_nat > 0))
+        crops["n_injected"].append(n_inj)
+        crops["n_natural"].append(n_nat)
+        crops["natural_depth"].append(nat_depth)
+        crops["dip_amp"].append(dip)
+        crops["min_depth"].append(min(depths) if depths else (nat_depth if n_nat else np.nan))
+        crops["min_radius"].append(min(radii) if radii else np.nan)
+        crops["edge"].append(int(any(edges)))
+    dtypes = {"diff_index": np.int32, "y0": np.int32, "x0": np.int32, "label": np.int8, "n_injected": np.int8,
+              "n_natural": np.int8, "edge": np.int8}
+    crops_a = {k: np.asarray(v, dtype=dtypes.get(k, np.float32)) for k, v in crops.items()}
+    idt = {"crop": np.int32, "source": np.int8, "cutout": np.int16, "profile": np.int8, "rot": np.int8, "flip": np.int8}
+    inj_a = {k: np.asarray(v, dtype=idt.get(k, np.float32)) for k, v in inj.items()}
+    return Recipe(split, [d.path for d in diffs], [d.scale for d in diffs], crops_a, inj_a, list(cutout_names),
+                  int(seed), augment, border_rule)
+
+
+class BlobDataset:
+    """Materialise a :class:`Recipe` as arrays in the network's units.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    images : list of numpy.ndarray
+        The difference images of ``recipe.diff_files`` (difference units, 1024x1024) with NaN
+        and border pixels already set to the median
+        (:func:`~blobhelpers.preprocess.fill_bad` with ``recipe.border_rule``), exactly as a
+        whole image is prepared for classification.
+    stamps : dict
+        Prepared real stamps by name (:func:`~blobhelpers.injection.load_real_stamps`).
+    noise_sigma : float
+        Augmentation noise (ISR: 0.75), used when ``augment=True``.
+    """
+
+    def __init__(self, recipe: Recipe, images: list[np.ndarray], stamps: dict[str, np.ndarray],
+                 noise_sigma: float = 0.75):
+        if len(images) != len(recipe.diff_files):
+            raise InputError(f"{recipe.split}: {len(images)} images given for {len(recipe.diff_files)} diff files")
+        missing = [n for n in recipe.cutout_names if n not in stamps]
+        if missing:
+            raise InputError(f"{recipe.split}: real cutouts {missing} are not available")
+        self.recipe = recipe
+        self.images = images
+        self.stamp_list = [stamps[n] for n in recipe.cutout_names]
+        self.noise_sigma = noise_sigma
+        order = np.argsort(recipe.inj["crop"], kind="stable")
+        self._inj_order = order
+        self._inj_crop_sorted = recipe.inj["crop"][order]
+
+    def __len__(self) -> int:
+        return len(self.recipe)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.recipe.labels
+
+    def injections_of(self, i: int) -> np.ndarray:
+        """Indices (into ``recipe.inj`` arrays) of the blobs injected into crop *i*."""
+        a = np.searchsorted(self._inj_crop_sorted, i, "left")
+        b = np.searchsorted(self._inj_crop_sorted, i, "right")
+        return self._inj_order[a:b]
+
+    def raw(self, indices, out: np.ndarray | None = None) -> np.ndarray:
+        """Crops with blobs injected, in difference-image units (before scaling)."""
+        r = self.recipe
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.empty((indices.size, TILE, TILE), np.float32) if out is None else out
+        c = r.crops
+        inj = r.inj
+        for j, i in enumerate(indices):
+            img = self.images[c["diff_index"][i]]
+            y0, x0 = int(c["y0"][i]), int(c["x0"][i])
+            out[j] = img[y0:y0 + TILE, x0:x0 + TILE]
+            for k in self.injections_of(int(i)):
+                src = int(inj["source"][k])
+                st = make_stamp(src, self.stamp_list[inj["cutout"][k]] if src else None, float(inj["radius"][k]),
+                                int(inj["profile"][k]), float(inj["axis_ratio"][k]), float(inj["theta"][k]),
+                                float(inj["edge"][k]), float(inj["spot"][k]), float(inj["zoom"][k]),
+                                int(inj["rot"][k]), int(inj["flip"][k]), float(inj["frac_x"][k]),
+                                float(inj["frac_y"][k]))
+                add_stamp(out[j], st, float(inj["x"][k]), float(inj["y"][k]), float(inj["depth"][k]))
+        return out
+
+    def batch(self, indices, augment_rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled (and, with *augment_rng*, augmented) subframes ``(n, 256, 256)`` and labels."""
+        indices = np.asarray(indices, dtype=np.int64)
+        x = self.raw(indices)
+        di = self.recipe.crops["diff_index"][indices]
+        for d in np.unique(di):
+            sel = np.nonzero(di == d)[0]
+            x[sel] = apply_scaling(x[sel], self.recipe.scales[int(d)])
+        if augment_rng is not None:
+            x = augment(x, augment_rng, self.noise_sigma)
+        return x, self.labels[indices]
+
+    def arrays(self, augment_seed: int | None = None, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """The whole split as arrays (augmented with *augment_seed* if given)."""
+        n = len(self)
+        X = np.empty((n, TILE, TILE), np.float32)
+        rng = np.random.default_rng(augment_seed) if augment_seed is not None else None
+        for a in range(0, n, chunk):
+            X[a:a + chunk], _ = self.batch(np.arange(a, min(n, a + chunk)), rng)
+        return X, self.labels

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from blobhelpers.blobs import BlobShape, render
+from blobhelpers.difference import (blob_difference, difference_from_files, estimate_shift, median_stack,
+                                    normalize, order_frames)
+from blobhelpers.errors import InputError
+
+
+def test_median_stack_matches_numpy_and_ignores_nan(rng):
+    cube = rng.normal(1, 0.1, (7, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(median_stack(list(cube)), np.median(cube, axis=0), rtol=0, atol=1e-7)
+    even = cube[:6]
+    np.testing.assert_allclose(median_stack(list(even)), np.median(even, axis=0), atol=1e-7)
+    cube[0, 3, 3] = np.nan
+    assert np.isfinite(median_stack(list(cube))).all()
+
+
+def test_normalize_removes_illumination_gradient(rng):
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    img = (2000 * (1 + 0.3 * xx / 1024)).astype(np.float32)
+    n = normalize(img)
+    assert abs(np.median(n[100:-100, 100:-100]) - 1) < 0.01
+    assert np.ptp(n[500, 50:-50]) < 0.02
+
+
+def test_known_new_blob_is_recovered(campaign):
+    """A blob that appears in the newest frame shows up positive, at its depth, where it is."""
+    idx = next(i for i in range(1, campaign.config.n_frames)
+               if any(b.appear_index == i and b.depth > 0.05 and b.category != "edge" for b in campaign.blobs))
+    blob = next(b for b in campaign.blobs if b.appear_index == idx and b.depth > 0.05 and b.category != "edge")
+    hist = [campaign.frame(i)[0] for i in range(max(0, idx - 5), idx)]
+    cur, _, truth = campaign.frame(idx)
+    d = blob_difference(hist, cur, register=True).data
+    x, y = blob.x + truth["shift_x"], blob.y + truth["shift_y"]
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    core = np.hypot(xx - x, yy - y) < max(1.5, 0.5 * blob.shape.radius)
+    far = (np.hypot(xx - x, yy - y) > 40) & (np.hypot(xx - x, yy - y) < 80)
+    inside = np.nanmedian(d[core])
+    assert inside == pytest.approx(blob.depth, rel=0.35)
+    assert abs(np.nanmedian(d[far])) < 0.2 * blob.depth
+
+
+def test_estimate_shift_recovers_known_shift(small_config):
+    """Real simulated frames (noise, hot pixels, CRs...) with a steady history and a known jump."""
+    from dataclasses import replace
+
+    from blobhelpers.simulate import Campaign
+
+    camp = Campaign(replace(small_config, shift_sigma=0.0, jump_fraction=0.0), seed=21)
+    stack = median_stack([normalize(camp.frame(i)[0]) for i in range(5)])
+    for sx_true, sy_true in ((0.35, -0.2), (-0.1, 0.3)):
+        camp.shifts[5] = (sx_true, sy_true)
+        sx, sy = estimate_shift(stack, normalize(camp.frame(5)[0]))
+        assert sx == pytest.approx(sx_true, abs=0.08) and sy == pytest.approx(sy_true, abs=0.08)
+
+
+def test_registration_suppresses_dips():
+    rng = np.random.default_rng(3)
+    shapes = [(rng.uniform(50, 970, 2), BlobShape(rng.uniform(4, 8), "disc"), rng.uniform(0.1, 0.25))
+              for _ in range(60)]
+
+    def frame(shift, seed):
+        occ = np.zeros((1024, 1024), np.float32)
+        for (x, y), s, d in shapes:
+            render(occ, x + shift[0], y + shift[1], s, d)
+        r = np.random.default_rng(seed)
+        return (3000 * (1 - occ) + r.normal(0, 55, occ.shape)).astype(np.float32)
+
+    hist = [frame((0, 0), k) for k in range(5)]
+    cur = frame((0.4, -0.3), 99)
+    raw = blob_difference(hist, cur, register=False)
+    reg = blob_difference(hist, cur, register=True)
+    assert reg.shift[0] == pytest.approx(0.4, abs=0.05) and reg.shift[1] == pytest.approx(-0.3, abs=0.05)
+    rim = np.zeros((1024, 1024), bool)
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    for (x, y), s, d in shapes:
+        rim |= np.abs(np.hypot(xx - x, yy - y) - s.radius) < 1.5
+    near = np.zeros((1024, 1024), bool)
+    for (x, y), s, d in shapes:
+        near |= np.hypot(xx - x, yy - y) < s.radius + 6
+    noise = np.std(raw.data[20:-20, 20:-20][~near[20:-20, 20:-20]])
+    dip_raw = np.sqrt(np.std(raw.data[rim]) ** 2 - noise ** 2)
+    dip_reg = np.sqrt(max(np.std(reg.data[rim]) ** 2 - noise ** 2, 0.0))
+    assert dip_raw > 0.5 * noise  # the dips are clearly there before registration
+    assert dip_reg < 0.35 * dip_raw
+
+
+def _dated(path, date, value=1000.0):
+    fits.PrimaryHDU(np.full((1024, 1024), value, "f4"), header=fits.Header({"DATE-OBS": date})).writeto(path)
+    return path
+
+
+def test_frames_are_ordered_by_date_not_name(tmp_path):
+    a = _dated(tmp_path / "a.fits", "2022-01-03")
+    b = _dated(tmp_path / "b.fits", "2022-01-01")
+    c = _dated(tmp_path / "c.fits", "2022-01-02")
+    assert [p.name for p, _ in order_frames([a, b, c])] == ["b.fits", "c.fits", "a.fits"]
+    d, cur = difference_from_files([a, b, c], history=30, register=False)
+    assert cur.path.name == "a.fits" and d.n_history == 2
+
+
+def test_difference_needs_history(tmp_path):
+    a = _dated(tmp_path / "a.fits", "2022-01-03")
+    with pytest.raises(InputError, match="no earlier frames"):
+        difference_from_files([a])

@@ -1,0 +1,87 @@
+"""End to end: a clean copy of the repository, `dvc pull` from the bundled remote, and
+`dvc repro` on the tiny profile. Proves the pipeline itself works, not only its functions."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def sh(cmd, cwd, env, check=True):
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+@pytest.fixture(scope="module")
+def clean_copy(tmp_path_factory, root):
+    """The repository's files as a fresh clone would have them (git-tracked + new unignored)."""
+    dest = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        src = root / f
+        if not src.is_file() or f.startswith(("reports/", "plots/", "metrics/")):
+            continue  # stage outputs are rebuilt
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / f)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": str(dest), "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    sh(["git", "init", "-q"], dest, env)
+    sh(["git", "add", "-A"], dest, env)
+    sh(["git", "commit", "-qm", "clean copy"], dest, env)
+    return dest, env
+
+
+def test_dvc_pull_then_repro_tiny_profile(clean_copy):
+    repo, env = clean_copy
+    dvc = [sys.executable, "-m", "dvc"]
+    assert not (repo / "data").exists()
+    sh([*dvc, "pull", "-q", "data.dvc"], repo, env)
+    assert (repo / "data" / "blob_cutouts" / "real_blob_cutouts.npz").is_file()
+    assert "up to date" in sh([*dvc, "status", "data.dvc"], repo, env).stdout
+    sh([sys.executable, "-m", "blobhelpers", "profile", "tiny"], repo, env)
+    sh([*dvc, "repro"], repo, env)
+
+    html = (repo / "reports" / "01_data_prep.html").read_text()
+    assert html.count("data:image/png;base64") >= 6  # the figures are inlined
+    assert "https://cdn" not in html and "Traceback" not in html
+    assert "simulate.n_frames" in html and "numpy" in html  # parameters and versions up front
+    metrics = json.loads((repo / "metrics" / "01_data_prep.json").read_text())
+    assert metrics["n_difference_images"] == 14 - 10
+    assert metrics["n_train"] == 48 and metrics["n_test"] == 24
+    for split in ("train", "val", "test"):
+        with np.load(repo / "build" / "datasets" / f"{split}.npz", allow_pickle=False) as z:
+            assert len(z["crop_label"]) == {"train": 48, "val": 16, "test": 24}[split]
+    assert len(list((repo / "build" / "diffs").glob("diff_*.fits"))) == 4
+    assert len(list((repo / "plots" / "01_data_prep").glob("*.png"))) >= 6
+
+    # Nothing changed: a second repro reruns nothing.
+    out = sh([*dvc, "repro"], repo, env).stdout
+    assert "didn't change, skipping" in out and "Running stage" not in out
+    # Changing a parameter the stage uses makes it stale.
+    params = (repo / "params.yaml").read_text().replace("n_test: 24", "n_test: 20")
+    (repo / "params.yaml").write_text(params)
+    assert "data_prep" in sh([*dvc, "status"], repo, env).stdout
+
+
+def test_bundled_remote_is_verified(clean_copy, tmp_path):
+    """The hash in data.dvc means something: a corrupted file in the store fails the pull."""
+    repo, env = clean_copy
+    copy = tmp_path / "corrupt"
+    shutil.copytree(repo, copy, ignore=shutil.ignore_patterns("build", "data", "cache", "tmp"))
+    victim = next(p for p in (copy / "dvc-store").rglob("*") if p.is_file() and not p.name.endswith(".dir"))
+    victim.chmod(0o644)
+    victim.write_bytes(victim.read_bytes() + b"corrupt")
+    r = sh([sys.executable, "-m", "dvc", "pull", "data.dvc"], copy, env, check=False)
+    assert r.returncode != 0
+    assert not (copy / "data" / "blob_cutouts" / "real_blob_cutouts.npz").exists()
