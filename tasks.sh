@@ -50,6 +50,7 @@ case "$cmd" in
     echo "[pipeline] reports in reports/, metrics in metrics/ (dvc metrics show)" ;;
   test)
     setup
+    dvc pull --quiet data.dvc
     set +e
     python -m pytest "$@"
     rc=$?

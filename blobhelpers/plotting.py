@@ -37,7 +37,7 @@ def save_figure(fig, path):
     from .paths import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=90, bbox_inches="tight")
+        fig.savefig(tmp, dpi=72, bbox_inches="tight")
     return path
 
 

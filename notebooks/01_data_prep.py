@@ -177,7 +177,7 @@ for d in infos:
     if not len(d.natural):
         continue
     img = apply_scaling(fill_bad(read_frame(d.path).data)[0], d.scale)
-    for x, y, r, depth in d.natural:
+    for x, y, r, depth in sorted(d.natural.tolist(), key=lambda b: -b[3]):
         ix, iy = int(round(x)), int(round(y))
         if 12 <= ix < 1012 and 12 <= iy < 1012:
             sim_gallery.append((img[iy - 12:iy + 13, ix - 12:ix + 13], f"sim d={depth:.3f} r={r:.1f}"))
@@ -201,7 +201,7 @@ plt.show()
 # %% [markdown]
 # ## Dips: mis-registration residuals and the registration
 # For the difference image with the largest true mis-registration, the unregistered and registered
-# differences around the strongest existing blobs. The rim RMS compares the two quantitatively.
+# differences around the strongest existing blobs. The dipole amplitude at the blob rims compares them.
 
 # %%
 dip_stats = {}
@@ -231,10 +231,10 @@ if simulated and "raw_shift" in table and (table["raw_shift"] != "").any():
     plt.show()
     display(Markdown(
         f"True shift of that day relative to the stack: {dip_stats['true_shift_px']:.3f} px; left after "
-        f"registration: {dip_stats['residual_shift_px']:.3f} px. Rim RMS around {dip_stats['n_blobs']} blobs "
-        f"deeper than 5 %: {dip_stats['rim_rms_unregistered']:.4f} unregistered, "
-        f"{dip_stats['rim_rms_registered']:.4f} registered (background {dip_stats['background_rms']:.4f}); "
-        f"the dip part falls from {dip_stats['dip_rms_unregistered']:.4f} to {dip_stats['dip_rms_registered']:.4f}."))
+        f"registration: {dip_stats['residual_shift_px']:.3f} px. Median dipole amplitude at the rims of the "
+        f"{dip_stats['n_blobs']} blobs deeper than 5 %: **{dip_stats['dipole_unregistered']:.4f}** unregistered, "
+        f"**{dip_stats['dipole_registered']:.4f}** registered; the same fit where there is no blob gives "
+        f"{dip_stats['dipole_noise_floor']:.4f} (noise floor). Units: fraction of the sky."))
     resid = table["resid_shift"].replace("", np.nan).astype(float)
     rawsh = table["raw_shift"].replace("", np.nan).astype(float)
     display(Markdown(f"Over all {len(table)} difference images: median true shift {rawsh.median():.3f} px, "

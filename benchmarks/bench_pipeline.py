@@ -1,0 +1,76 @@
+"""Benchmark: wall time and peak memory of the whole default pipeline (`dvc repro --force`).
+
+Runs in a temporary clean copy of the repository (git-tracked files plus new unignored ones)
+so the working tree is untouched; the first run pays for nothing but the pipeline itself
+(the virtual environment must already exist: `bash tasks.sh setup`).
+
+    python benchmarks/bench_pipeline.py [--repeats 1] [--profile NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_copy(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        if (ROOT / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest / f)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--profile", default=None, help="apply profiles/NAME.yaml first (default: params.yaml as is)")
+    args = ap.parse_args()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
+    walls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        repo.mkdir()
+        clean_copy(repo)
+        env["PYTHONPATH"] = str(repo)
+        for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"],
+                    [sys.executable, "-m", "dvc", "pull", "-q", "data.dvc"]):
+            subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+        if args.profile:
+            subprocess.run([sys.executable, "-m", "blobhelpers", "profile", args.profile], cwd=repo, env=env,
+                           check=True)
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dvc", "repro", "--force"], cwd=repo, env=env, check=True,
+                           capture_output=True)
+            walls.append(time.perf_counter() - t0)
+        metrics = {p.name: json.loads(p.read_text()) for p in (repo / "metrics").glob("*.json")}
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    res = {"benchmark": "dvc_repro_default_pipeline", "profile": args.profile or "default", "repeats": args.repeats,
+           "cores": os.cpu_count(), "wall_s_median": statistics.median(walls), "wall_s_min": min(walls),
+           "wall_s_max": max(walls), "peak_child_rss_mb": peak_mb,
+           "stage_seconds": {k: v.get("stage_seconds") for k, v in metrics.items()}}
+    for k, v in res.items():
+        print(f"{k:<24}{v}")
+    out = ROOT / "benchmarks" / "results" / f"bench_pipeline_{res['profile']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
