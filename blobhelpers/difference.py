@@ -33,6 +33,7 @@ __all__ = [
     "dip_model",
     "Difference",
     "blob_difference",
+    "difference_of_normalized",
     "order_frames",
     "difference_from_files",
 ]
@@ -252,14 +253,19 @@ def blob_difference(history, current: np.ndarray, register: bool = True, sigma: 
     hist = [normalize(to_full_frame(h), block) for h in history]
     if not hist:
         raise InputError("no history frames to build a median stack from")
-    cur = normalize(to_full_frame(current), block)
-    stack = median_stack(hist)
-    diff = stack - cur
+    return difference_of_normalized(hist, normalize(to_full_frame(current), block), register, sigma)
+
+
+def difference_of_normalized(history, current: np.ndarray, register: bool = True,
+                             sigma: float = 0.7) -> Difference:
+    """:func:`blob_difference` for frames already passed through :func:`normalize`."""
+    stack = median_stack(history)
+    diff = stack - current
     shift = (0.0, 0.0)
     if register:
-        shift = estimate_shift(stack, cur)
+        shift = estimate_shift(stack, current)
         diff = diff - dip_model(stack, shift, sigma)
-    return Difference(diff.astype(np.float32), stack, shift, register, len(hist))
+    return Difference(diff.astype(np.float32), stack, shift, register, len(history))
 
 
 def order_frames(paths) -> list[tuple[Path, object]]:

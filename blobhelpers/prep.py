@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import BlobDataset, DiffInfo, Recipe, build_recipe, median_membership
-from .difference import Difference, dip_model, estimate_shift, median_stack, normalize
+from .difference import difference_of_normalized, normalize
 from .errors import InputError
 from .injection import InjectionConfig, load_real_stamps
 from .io import expand_frame_paths, read_frame, to_full_frame, write_image
@@ -86,14 +86,8 @@ def build_differences(frame_paths, outdir: str | Path, history: int = 30, regist
             if j not in normed:
                 fr = read_frame(ordered[j][0])
                 normed[j] = normalize(to_full_frame(fr.data))
-        stack = median_stack([normed[j] for j in range(lo, i)])
-        cur = normed[i]
-        data = stack - cur
-        shift = (0.0, 0.0)
-        if register:
-            shift = estimate_shift(stack, cur)
-            data = data - dip_model(stack, shift)
-        diff = Difference(data.astype(np.float32), stack, shift, register, i - lo)
+        diff = difference_of_normalized([normed[j] for j in range(lo, i)], normed[i], register)
+        shift = diff.shift
         sp = scaling_params(diff.data, clip_factor, border_rule)
         path_i, when = ordered[i]
         name = f"diff_{when:%Y%m%dT%H%M%S}.fits"
