@@ -36,6 +36,7 @@ setup() {
   fi
   export PATH="$VENV/bin:$PATH"
   export DVC_NO_ANALYTICS=1
+  export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 }
 
 cmd=${1:-}

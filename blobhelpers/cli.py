@@ -86,6 +86,34 @@ def cmd_profile(a) -> int:
     return EXIT_OK
 
 
+def _default_model_and_threshold(model, threshold):
+    from .paths import project_root
+
+    models = project_root() / "models"
+    if model is None:
+        model = models / "best.keras"
+    if threshold is None:
+        threshold = 0.5
+        info = models / "best.json"
+        if Path(model).resolve() == (models / "best.keras").resolve() and info.exists():
+            threshold = float(json.loads(info.read_text()).get("val_threshold", 0.5))
+    return Path(model), float(threshold)
+
+
+def cmd_classify(a) -> int:
+    from .classify import classify_file
+    from .paths import write_text
+
+    model, thr = _default_model_and_threshold(a.model, a.threshold)
+    res = classify_file(a.diff, model, thr, overlap=not a.no_overlap, saliency_dir=a.saliency_dir)
+    text = json.dumps(res, indent=2)
+    if a.json:
+        write_text(a.json, text + "\n")
+    else:
+        print(text)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blobhelpers", description="WFC3/IR blob and HST SVM data-quality ML tools.")
     p.add_argument("--version", action="version", version=f"blobhelpers {__version__}")
@@ -107,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--current", default=None, help="frame to difference (default: the newest)")
     s.add_argument("--no-register", action="store_true", help="skip the sub-pixel dip correction")
     s.set_defaults(func=cmd_difference)
+
+    s = sub.add_parser("classify", help="classify a blob difference image (16 tiles + overlaps), JSON out")
+    s.add_argument("diff", type=Path, help="difference image FITS (median stack minus current; blobs positive)")
+    s.add_argument("--model", type=Path, default=None, help="a .keras model (default: models/best.keras)")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="P(blob) threshold (default: the validation-chosen one of models/best.json, else 0.5)")
+    s.add_argument("--json", type=Path, default=None, help="write the JSON here instead of stdout")
+    s.add_argument("--saliency-dir", type=Path, default=None, help="write one saliency PNG per flagged tile")
+    s.add_argument("--no-overlap", action="store_true", help="classify only the 16 grid tiles")
+    s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("prepare", help="run the data stage (campaign, differences, datasets) without the report")
     s.add_argument("--params", type=Path, default=None)

@@ -30,12 +30,19 @@ __all__ = [
     "build_recipe",
     "BlobDataset",
     "median_membership",
+    "median_residual_fraction",
+    "VISIBLE_DEPTH",
     "CROP_FIELDS",
     "INJ_FIELDS",
 ]
 
 CROP_FIELDS = ("diff_index", "y0", "x0", "label", "n_injected", "n_natural", "natural_depth", "dip_amp",
-               "min_depth", "min_radius", "edge")
+               "min_depth", "max_depth", "min_radius", "edge")
+
+#: A natural new blob whose residual depth in the difference image (sky fraction) is at least
+#: this is a positive; between AMBIGUOUS_DEPTH and this, a crop holding it is not drawn at all.
+VISIBLE_DEPTH = 0.01
+AMBIGUOUS_DEPTH = 0.003
 INJ_FIELDS = ("crop", "source", "cutout", "x", "y", "radius", "depth", "profile", "axis_ratio", "theta", "edge",
               "spot", "zoom", "rot", "flip", "frac_x", "frac_y")
 
@@ -53,6 +60,42 @@ def median_membership(n_with: int, n_total: int) -> float:
     return 0.5
 
 
+def median_residual_fraction(n_with: int, n_total: int, depth: float, sigma: float) -> float:
+    """Fraction of a new blob's depth left in ``median(history) - current`` with noisy frames.
+
+    *n_with* of the *n_total* history frames already show the blob (value ``1 - depth``), the
+    others do not (value 1); each value scatters by *sigma*. The expected median ``m`` solves
+    ``n_with * Phi((m - 1 + depth) / sigma) + (n_total - n_with) * Phi((m - 1) / sigma) = n_total / 2``
+    and the residual is ``(m - (1 - depth)) / depth``. Without noise this is the step of
+    :func:`median_membership`; with noise comparable to the depth a blob fades out of the
+    difference images gradually, over many more days than half the history.
+
+    Examples
+    --------
+    >>> round(median_residual_fraction(17, 30, 0.065, 0.02), 2)  # a third still visible after 17 days
+    0.35
+    >>> median_residual_fraction(0, 30, 0.05, 0.02), median_residual_fraction(30, 30, 0.05, 0.02)
+    (1.0, 0.0)
+    """
+    if n_with <= 0:
+        return 1.0
+    if n_with >= n_total:
+        return 0.0
+    if sigma <= 0 or depth <= 0:
+        return 1.0 - median_membership(n_with, n_total)
+    from scipy.special import ndtr
+
+    lo, hi = 1.0 - depth - 6 * sigma, 1.0 + 6 * sigma
+    for _ in range(60):
+        m = 0.5 * (lo + hi)
+        below = n_with * ndtr((m - 1.0 + depth) / sigma) + (n_total - n_with) * ndtr((m - 1.0) / sigma)
+        if below < 0.5 * n_total:
+            lo = m
+        else:
+            hi = m
+    return float(np.clip((0.5 * (lo + hi) - (1.0 - depth)) / depth, 0.0, 1.0))
+
+
 @dataclass
 class DiffInfo:
     """A difference image available to the dataset builder, with what is known about it.
@@ -64,8 +107,8 @@ class DiffInfo:
     scale : ScaleParams
         ISR scaling of the whole image.
     natural : numpy.ndarray
-        ``(k, 4)``: x, y, radius, residual depth of NEW blobs visible in it (truth; empty for
-        real data).
+        ``(k, 4)``: x, y, radius, residual depth of the new blobs still (partly) in it (truth;
+        empty for real data). Those with residual depth >= VISIBLE_DEPTH count as positives.
     existing : numpy.ndarray
         ``(m, 4)``: x, y, depth, radius of blobs already in the median stack (dip annotation).
     resid_shift : float
@@ -189,15 +232,31 @@ def build_recipe(split: str, diffs: list[DiffInfo], n: int, seed: int, region: s
     inj = {k: [] for k in INJ_FIELDS}
     cfg = injection
     # Pass 1: where the crops are and which natural new blobs they contain.
+    # A natural blob is IN a crop when its centre lies within off_edge radii of it (the rule
+    # of the injections) and its residual is visible; crops that hold a blob only partly or
+    # only faintly (ambiguous truth) are redrawn.
     origins, naturals = [], []
     for i in range(n):
-        di = int(rng.integers(len(diffs)))
-        y0, x0 = _crop_origin(rng, region, size, tile)
-        nat = diffs[di].natural
-        inside = ((nat[:, 0] >= x0) & (nat[:, 0] < x0 + tile) & (nat[:, 1] >= y0) & (nat[:, 1] < y0 + tile)
-                  ) if len(nat) else np.zeros(0, bool)
+        for _ in range(50):
+            di = int(rng.integers(len(diffs)))
+            y0, x0 = _crop_origin(rng, region, size, tile)
+            nat = diffs[di].natural
+            if not len(nat):
+                inside, ambiguous = np.zeros(0, bool), False
+                break
+            m_in = injection.off_edge * nat[:, 2]
+            centre_in = ((nat[:, 0] >= x0 - m_in) & (nat[:, 0] <= x0 + tile - 1 + m_in)
+                         & (nat[:, 1] >= y0 - m_in) & (nat[:, 1] <= y0 + tile - 1 + m_in))
+            touches = ((nat[:, 0] >= x0 - nat[:, 2]) & (nat[:, 0] <= x0 + tile - 1 + nat[:, 2])
+                       & (nat[:, 1] >= y0 - nat[:, 2]) & (nat[:, 1] <= y0 + tile - 1 + nat[:, 2]))
+            visible = nat[:, 3] >= VISIBLE_DEPTH
+            faint = (nat[:, 3] >= AMBIGUOUS_DEPTH) & ~visible
+            inside = centre_in & visible
+            ambiguous = bool(((touches & visible & ~centre_in) | (touches & faint)).any())
+            if not ambiguous:
+                break
         origins.append((di, y0, x0))
-        naturals.append(nat[inside])
+        naturals.append(nat[inside] if len(nat) else np.zeros((0, 4)))
     # Crops holding a natural new blob are positive already; inject into the others with the
     # probability that brings the positive fraction to the target.
     f_nat = float(np.mean([len(a) > 0 for a in naturals])) if n else 0.0
@@ -254,7 +313,8 @@ def build_recipe(split: str, diffs: list[DiffInfo], n: int, seed: int, region: s
         crops["n_natural"].append(n_nat)
         crops["natural_depth"].append(nat_depth)
         crops["dip_amp"].append(dip)
-        crops["min_depth"].append(min(depths) if depths else (nat_depth if n_nat else np.nan))
+        crops["min_depth"].append(min(depths) if depths else (float(naturals[i][:, 3].min()) if n_nat else np.nan))
+        crops["max_depth"].append(max(depths) if depths else (nat_depth if n_nat else np.nan))
         crops["min_radius"].append(min(radii) if radii else np.nan)
         crops["edge"].append(int(any(edges)))
     dtypes = {"diff_index": np.int32, "y0": np.int32, "x0": np.int32, "label": np.int8, "n_injected": np.int8,
@@ -332,16 +392,26 @@ class BlobDataset:
                 add_stamp(out[j], st, float(inj["x"][k]), float(inj["y"][k]), float(inj["depth"][k]))
         return out
 
-    def batch(self, indices, augment_rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Scaled (and, with *augment_rng*, augmented) subframes ``(n, 256, 256)`` and labels."""
+    def batch(self, indices, augment_rng: np.random.Generator | None = None,
+              hard_negatives: float = 0.0, noise_sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled (and, with *augment_rng*, augmented) subframes ``(n, 256, 256)`` and labels.
+
+        *hard_negatives* (training only, needs *augment_rng*): this fraction of the blob-free
+        subframes gets a NEGATIVE feature added in difference units before the scaling -- an
+        inverted blob or a broad persistence-like dip (a bright transient in the current frame)
+        -- so a model learns that only positive, blob-shaped signal means "new blob".
+        *noise_sigma* overrides the dataset's augmentation noise.
+        """
         indices = np.asarray(indices, dtype=np.int64)
         x = self.raw(indices)
+        if hard_negatives > 0 and augment_rng is not None:
+            _add_hard_negatives(x, self.labels[indices], augment_rng, hard_negatives)
         di = self.recipe.crops["diff_index"][indices]
         for d in np.unique(di):
             sel = np.nonzero(di == d)[0]
             x[sel] = apply_scaling(x[sel], self.recipe.scales[int(d)])
         if augment_rng is not None:
-            x = augment(x, augment_rng, self.noise_sigma)
+            x = augment(x, augment_rng, self.noise_sigma if noise_sigma is None else noise_sigma)
         return x, self.labels[indices]
 
     def arrays(self, augment_seed: int | None = None, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -352,3 +422,23 @@ class BlobDataset:
         for a in range(0, n, chunk):
             X[a:a + chunk], _ = self.batch(np.arange(a, min(n, a + chunk)), rng)
         return X, self.labels
+
+
+def _add_hard_negatives(x: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fraction: float) -> None:
+    """Add one or two negative features (in difference units) to a *fraction* of label-0 crops."""
+    for j in np.nonzero(labels == 0)[0]:
+        if rng.random() >= fraction:
+            continue
+        for _ in range(int(rng.integers(1, 3))):
+            cx, cy = rng.uniform(-10, TILE + 10, 2)
+            if rng.random() < 0.5:  # inverted blob
+                r = float(np.clip(6.0 * np.exp(0.35 * rng.standard_normal()), 2.5, 12))
+                st = make_stamp(0, None, r, int(rng.random() < 0.4), 1.0, 0.0, float(rng.uniform(0.45, 0.9)),
+                                0.8, 1.0, 0, 0, 0.0, 0.0)
+                add_stamp(x[j], st, cx, cy, -float(np.exp(rng.uniform(np.log(0.015), np.log(0.15)))))
+            else:  # persistence-like broad dip
+                sig = float(rng.uniform(4, 25))
+                half = int(4 * sig)
+                yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+                st = np.exp(-0.5 * (xx ** 2 + yy ** 2) / sig ** 2).astype(np.float32)
+                add_stamp(x[j], st, cx, cy, -float(rng.uniform(0.01, 0.08)))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import BlobDataset, DiffInfo, Recipe, build_recipe, median_membership
+from .dataset import (AMBIGUOUS_DEPTH, VISIBLE_DEPTH, BlobDataset, DiffInfo, Recipe, build_recipe,
+                      median_residual_fraction)
 from .difference import difference_of_normalized, normalize
 from .errors import InputError
 from .injection import InjectionConfig, load_real_stamps
@@ -104,8 +105,9 @@ def build_differences(frame_paths, outdir: str | Path, history: int = 30, regist
                 row.update(true_dx=round(tdx, 5), true_dy=round(tdy, 5),
                            raw_shift=round(float(np.hypot(tdx, tdy)), 5),
                            resid_shift=round(float(np.hypot(tdx - shift[0], tdy - shift[1])), 5))
-                nat = _natural_new(catalog, truth, [h["index"] for h in hist_rows])
-                row["n_natural"] = len(nat)
+                sigma = 1.0 / np.sqrt(np.mean([h["sky_e"] for h in hist_rows]))
+                nat = _natural_new(catalog, truth, [h["index"] for h in hist_rows], sigma)
+                row["n_natural"] = int(sum(n[3] >= VISIBLE_DEPTH for n in nat))
         hdr = {**diff.header(), "DATE-OBS": (row["date_obs"][:10], "of the current frame"),
                "TIME-OBS": (row["date_obs"][11:], ""),
                "CURFILE": (path_i.name[:68], "current frame"),
@@ -127,8 +129,12 @@ def build_differences(frame_paths, outdir: str | Path, history: int = 30, regist
     return rows
 
 
-def _natural_new(catalog, cur_truth: dict, hist_indices: list[int]) -> list[tuple]:
-    """(x, y, radius, residual depth, id, category) of new blobs visible in a difference image."""
+def _natural_new(catalog, cur_truth: dict, hist_indices: list[int], sigma: float = 0.0) -> list[tuple]:
+    """(x, y, radius, residual depth, id, category) of new blobs (partly) left in a difference image.
+
+    *sigma* is the per-pixel noise of a normalised frame (~1/sqrt(sky)); with it the residual
+    follows :func:`~blobhelpers.dataset.median_residual_fraction`, without it the noiseless step.
+    """
     out = []
     i = int(cur_truth["index"])
     for r in catalog.itertuples():
@@ -136,8 +142,8 @@ def _natural_new(catalog, cur_truth: dict, hist_indices: list[int]) -> list[tupl
         if a < 0 or a > i:
             continue
         n_with = sum(h >= a for h in hist_indices)
-        frac = 1.0 - median_membership(n_with, len(hist_indices))
-        if frac <= 0:
+        frac = median_residual_fraction(n_with, len(hist_indices), float(r.depth), sigma)
+        if float(r.depth) * frac < AMBIGUOUS_DEPTH:
             continue
         out.append((float(r.x) + cur_truth["shift_x"], float(r.y) + cur_truth["shift_y"], float(r.radius),
                     float(r.depth) * frac, int(r.id), str(r.category)))
@@ -174,11 +180,13 @@ def diff_infos(diff_dir: str | Path, campaign_dir: str | Path | None = None, spl
             hist = list(range(max(0, i - history), i))
             cur = ft.loc[i].to_dict()
             cur["index"] = i
-            nat = _natural_new(catalog, cur, hist)
+            sigma = 1.0 / np.sqrt(ft.loc[hist, "sky_e"].mean())
+            nat = _natural_new(catalog, cur, hist, sigma)
             natural = np.array([n[:4] for n in nat], float).reshape(-1, 4)
             med = np.median(ft.loc[hist, ["shift_x", "shift_y"]].to_numpy(), axis=0)
             olds = catalog[(catalog["appear_index"] < i)]
-            keep = [median_membership(sum(h >= a for h in hist), len(hist)) > 0 for a in olds["appear_index"]]
+            keep = [median_residual_fraction(sum(h >= a for h in hist), len(hist), d, sigma) < 1
+                    for a, d in zip(olds["appear_index"], olds["depth"])]
             olds = olds[np.array(keep, bool)] if len(olds) else olds
             existing = np.c_[olds["x"].to_numpy() + med[0], olds["y"].to_numpy() + med[1], olds["depth"].to_numpy(),
                              olds["radius"].to_numpy()]

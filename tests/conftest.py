@@ -63,3 +63,28 @@ def diff_dir(tmp_path_factory, campaign_dir) -> Path:
 @pytest.fixture()
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def easy_datasets(tmp_path_factory, diff_dir, campaign_dir, cutouts_path):
+    """Train/val/test recipes with strong blobs only (depth 8-25 %): an easy set."""
+    from blobhelpers.injection import InjectionConfig
+    from blobhelpers.prep import build_datasets, load_dataset
+
+    out = tmp_path_factory.mktemp("easy")
+    build_datasets(diff_dir, cutouts_path, out, seed=3, n_train=300, n_val=100, n_test=60,
+                   injection=InjectionConfig(depth_min=0.08, depth_max=0.25, max_blobs=1), campaign_dir=campaign_dir,
+                   history=5)
+    cache = {}
+    return {s: load_dataset(s, out, diff_dir, cutouts_path, 0.75, cache) for s in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(easy_datasets, tmp_path_factory):
+    """A small model trained for a few epochs on the easy set, saved as .keras."""
+    from blobhelpers.training import TrainConfig, save_model, train_model
+
+    cfg = TrainConfig(architecture="tiny", recipe="adamw_cosine", epochs=6, batch_size=25, learning_rate=0.01)
+    model, hist = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=5, verbose=0)
+    path = save_model(model, tmp_path_factory.mktemp("models") / "tiny.keras", "tiny")
+    return model, hist, path

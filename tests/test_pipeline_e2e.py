@@ -65,9 +65,27 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     assert len(list((repo / "build" / "diffs").glob("diff_*.fits"))) == 4
     assert len(list((repo / "plots" / "01_data_prep").glob("*.png"))) >= 6
 
+    # Stages 02-03: models, selection, evaluation, classify on a difference image of stage 01.
+    for name in ("isr2021", "deepwfc3", "blobnet", "best"):
+        assert (repo / "models" / f"{name}.keras").is_file()
+    best = json.loads((repo / "models" / "best.json").read_text())
+    assert best["name"] in ("isr2021", "deepwfc3", "blobnet") and 0 <= best["val_threshold"] <= 1
+    ev = json.loads((repo / "metrics" / "03_evaluate.json").read_text())
+    assert ev["n_test"] == 24 and ev["best"] == best["name"]
+    for name in ("isr2021", "deepwfc3", "blobnet"):
+        assert 0 <= ev[f"{name}_test_auc"] <= 1
+    for report in ("02_train", "03_evaluate"):
+        html = (repo / "reports" / f"{report}.html").read_text()
+        assert "Traceback" not in html and "https://cdn" not in html and "data:image/png;base64" in html
+    assert "actual,predicted" in (repo / "plots" / "03_evaluate" / "confusion_best.csv").read_text()
+    diff = sorted((repo / "build" / "diffs").glob("diff_*.fits"))[-1]
+    r = sh([sys.executable, "-m", "blobhelpers", "classify", diff], repo, env)
+    res = json.loads(r.stdout)
+    assert len(res["tiles"]) == 16 and res["threshold"] == pytest.approx(best["val_threshold"])
+
     # Nothing changed: a second repro reruns nothing.
     out = sh([*dvc, "repro"], repo, env).stdout
-    assert "didn't change, skipping" in out and "Running stage" not in out
+    assert "Running stage" not in out
     # Changing a parameter the stage uses makes it stale.
     params = (repo / "params.yaml").read_text().replace("n_test: 24", "n_test: 20")
     (repo / "params.yaml").write_text(params)

@@ -1,0 +1,160 @@
+"""Evaluation of blob classifiers: rates with Wilson intervals, strata, curves, saliency.
+
+Rates always come with the number of cases behind them and a 95 % Wilson interval.
+Operating thresholds are chosen on the VALIDATION set and then applied unchanged to the test
+set, so no test number is tuned on the test set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["wilson", "rates", "threshold_for_fpr", "predict_logits", "strata_table", "saliency",
+           "campaign_tiles", "DEPTH_BINS"]
+
+DEPTH_BINS = (0.0, 0.02, 0.03, 0.05, 0.1, 1.0)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k/n (``(nan, nan)`` for n = 0).
+
+    Examples
+    --------
+    >>> lo, hi = wilson(94, 100)
+    >>> round(lo, 3), round(hi, 3)
+    (0.875, 0.972)
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def rates(y, p, threshold: float = 0.5) -> dict:
+    """Confusion counts and TPR/TNR/FPR (with Wilson intervals) at *threshold*."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(p) >= threshold
+    tp, fn = int((pred & y).sum()), int((~pred & y).sum())
+    tn, fp = int((~pred & ~y).sum()), int((pred & ~y).sum())
+    out = {"threshold": float(threshold), "tp": tp, "fn": fn, "tn": tn, "fp": fp, "n_pos": tp + fn, "n_neg": tn + fp}
+    for name, k, n in (("tpr", tp, tp + fn), ("tnr", tn, tn + fp), ("fpr", fp, tn + fp)):
+        out[name] = k / n if n else float("nan")
+        out[f"{name}_lo"], out[f"{name}_hi"] = wilson(k, n)
+    out["accuracy"] = (tp + tn) / max(1, len(y))
+    return out
+
+
+def threshold_for_fpr(y, p, fpr_target: float) -> float:
+    """Lowest threshold whose false-positive rate on (y, p) is <= *fpr_target*."""
+    y = np.asarray(y).astype(bool)
+    neg = np.sort(np.asarray(p)[~y])[::-1]
+    if neg.size == 0:
+        return 0.5
+    k = int(np.floor(fpr_target * neg.size))  # allowed false positives
+    if k >= neg.size:
+        return float(neg[-1])
+    # strictly above the (k+1)-th highest negative score
+    return float(np.nextafter(neg[k], np.inf))
+
+
+def predict_logits(model, X: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Logits for ``(n, 256, 256)`` or ``(n, 256, 256, 1)`` subframes, in batches."""
+    X = np.asarray(X, np.float32)
+    if X.ndim == 3:
+        X = X[..., None]
+    out = [np.asarray(model(X[i:i + batch], training=False)) for i in range(0, len(X), batch)]
+    return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+
+
+def _bin_label(lo, hi):
+    return f"{lo:g}-{hi:g}" if hi < 1 else f">={lo:g}"
+
+
+def strata_table(recipe, p: np.ndarray, threshold: float, dip_threshold: float = 0.01) -> list[dict]:
+    """TPR by injected depth / radius / edge and TNR on dip and quiet negatives.
+
+    Positives are stratified by their FAINTEST blob (``min_depth``: injected or natural) and
+    smallest radius; negatives are split by ``dip_amp`` (depth x residual mis-registration of
+    the strongest existing blob in the crop).
+    """
+    c = recipe.crops
+    y = c["label"].astype(bool)
+    pred = np.asarray(p) >= threshold
+    rows = []
+
+    def add(group, name, sel, positive):
+        n = int(sel.sum())
+        k = int((pred[sel] if positive else ~pred[sel]).sum())
+        lo, hi = wilson(k, n)
+        rows.append({"group": group, "stratum": name, "rate": "TPR" if positive else "TNR", "n": n,
+                     "value": k / n if n else float("nan"), "lo": lo, "hi": hi})
+
+    depth = c["min_depth"]
+    for lo_, hi_ in zip(DEPTH_BINS[:-1], DEPTH_BINS[1:]):
+        add("depth", _bin_label(lo_, hi_), y & (depth >= lo_) & (depth < hi_), True)
+    rad = c["min_radius"]
+    for lo_, hi_ in ((0, 4), (4, 6), (6, 9), (9, 99)):
+        add("radius (px)", f"{lo_}-{hi_}" if hi_ < 99 else f">={lo_}", y & (rad >= lo_) & (rad < hi_), True)
+    add("position", "edge (partly off the tile)", y & (c["edge"] == 1), True)
+    add("position", "interior", y & (c["edge"] == 0) & (c["n_injected"] > 0), True)
+    add("position", "natural new blob", y & (c["n_natural"] > 0), True)
+    dip = c["dip_amp"]
+    add("negatives", f"dip amplitude >= {dip_threshold:g}", ~y & (dip >= dip_threshold), False)
+    add("negatives", f"dip amplitude < {dip_threshold:g}", ~y & (dip < dip_threshold), False)
+    return rows
+
+
+def saliency(model, X: np.ndarray, method: str = "vanilla", n_samples: int = 16, noise: float = 0.15,
+             seed: int = 0) -> np.ndarray:
+    """Absolute input gradients of the blob log-odds (logit[1] - logit[0]).
+
+    ``method="smoothgrad"`` averages the gradients over *n_samples* copies with Gaussian noise
+    of *noise* x the input's range added (Smilkov et al. 2017). Returns ``(n, 256, 256)``.
+    """
+    import tensorflow as tf
+
+    X = np.asarray(X, np.float32)
+    if X.ndim == 3:
+        X = X[..., None]
+
+    @tf.function(reduce_retracing=True)
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = model(x, training=False)
+            score = logits[:, 1] - logits[:, 0]
+        return tape.gradient(score, x)
+
+    if method == "vanilla":
+        return np.abs(np.asarray(grad(tf.constant(X))))[..., 0]
+    if method != "smoothgrad":
+        raise ValueError(f"saliency method must be 'vanilla' or 'smoothgrad', not {method!r}")
+    rng = np.random.default_rng(seed)
+    span = (X.max(axis=(1, 2, 3), keepdims=True) - X.min(axis=(1, 2, 3), keepdims=True)).astype(np.float32)
+    acc = np.zeros(X.shape, np.float32)
+    for _ in range(n_samples):
+        xn = X + rng.standard_normal(X.shape, dtype=np.float32) * (noise * span)
+        acc += np.asarray(grad(tf.constant(xn)))
+    return np.abs(acc / n_samples)[..., 0]
+
+
+def campaign_tiles(diff_infos, tile: int = 256):
+    """Tile labels of whole difference images: which of the 16 tiles hold a natural new blob.
+
+    Returns a list of dicts (one per difference image and tile) with the new blobs (x, y,
+    radius, residual depth) whose centre is in the tile.
+    """
+    from .preprocess import tile_origins
+
+    rows = []
+    for k, d in enumerate(diff_infos):
+        for (y0, x0) in tile_origins(1024, tile):
+            nat = d.natural
+            inside = (nat[:, 0] >= x0) & (nat[:, 0] < x0 + tile) & (nat[:, 1] >= y0) & (nat[:, 1] < y0 + tile) \
+                if len(nat) else np.zeros(0, bool)
+            rows.append({"diff": k, "date": d.date, "y0": y0, "x0": x0, "blobs": nat[inside].tolist(),
+                         "label": int(inside.any())})
+    return rows

@@ -1,0 +1,283 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: blobhelpers
+#     language: python
+#     name: blobhelpers
+# ---
+
+# %% [markdown]
+# # Stage 03 — evaluating the blob classifiers on data they never saw
+#
+# * **Held-out test subframes**: later days than any training or validation subframe, the whole
+#   frame, and blobs injected from 5 real cutouts that training never used. Thresholds are chosen
+#   on the VALIDATION set (0.5, and the one giving a 3 % validation false-positive rate) and
+#   applied unchanged here.
+# * **The campaign's own new blobs** (the ISR's planned regression test on historical cases):
+#   every test-day difference image is classified whole, tile by tile, exactly as
+#   `blobhelpers classify` does; tiles with a visible new blob are positives, quiet tiles negatives.
+# * Rates carry their number of cases and 95 % Wilson intervals, split by blob depth, size, edge,
+#   natural vs injected, and dip negatives. Saliency maps (vanilla gradients and SmoothGrad of the
+#   blob log-odds) explain true positives, false positives and false negatives (ISR Figure 9).
+
+# %% tags=["parameters"]
+base = {"seed": 0}
+train = {"models": {"isr2021": {}, "blobnet": {}}, "select_fpr": 0.03}
+evaluate = {"fpr_target": 0.03, "dip_threshold": 0.01, "saliency_examples": 3, "smoothgrad_samples": 8,
+            "smoothgrad_noise": 0.15}
+difference = {"history": 30}
+
+# %%
+# %matplotlib inline
+import json
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+from blobhelpers import plotting
+from blobhelpers.classify import classify_image
+from blobhelpers.config import ProjectPaths
+from blobhelpers.evaluation import (campaign_tiles, predict_logits, rates, saliency, strata_table,
+                                    threshold_for_fpr, wilson)
+from blobhelpers.io import read_frame
+from blobhelpers.models import load_model, probabilities
+from blobhelpers.paths import write_json, write_text
+from blobhelpers.prep import diff_infos, load_dataset
+from blobhelpers.report import show_header
+
+params = {"base": base, "train": train, "evaluate": evaluate}
+paths = ProjectPaths.default()
+PLOTS = paths.plots / "03_evaluate"
+MODELS = paths.root / "models"
+show_header("Stage 03 — evaluation", params, ["base", "evaluate"])
+fpr_target = float(evaluate.get("fpr_target", 0.03))
+
+# %%
+cache = {}
+val_ds = load_dataset("val", paths.datasets, paths.diffs, paths.cutouts, _cache=cache)
+test_ds = load_dataset("test", paths.datasets, paths.diffs, paths.cutouts, _cache=cache)
+Xv, yv = val_ds.arrays()
+Xt, yt = test_ds.arrays()
+best_info = json.loads((MODELS / "best.json").read_text())
+names = list(train["models"])
+models = {n: load_model(MODELS / f"{n}.keras") for n in names}
+pv = {n: probabilities(predict_logits(m, Xv)) for n, m in models.items()}
+pt = {n: probabilities(predict_logits(m, Xt)) for n, m in models.items()}
+thr = {n: threshold_for_fpr(yv, pv[n], fpr_target) for n in names}
+display(Markdown(f"Test set: {len(yt)} subframes, {int(yt.sum())} with a blob "
+                 f"({int((test_ds.recipe.crops['n_natural'] > 0).sum())} holding a natural new blob of the campaign). "
+                 f"Best model on validation (stage 02): **`{best_info['name']}`**."))
+
+# %% [markdown]
+# ## Side by side on the test set
+# The ISR's published validation rates next to the three models, all measured here on the same
+# test subframes. "val-chosen" thresholds give a 3 % false-positive rate on the validation set.
+
+# %%
+rows = [{"model": "ISR 2021-08 (published, its own validation set)", "threshold": "-", "TPR": 0.94,
+         "TNR": 0.88, "TPR 95% CI": "-", "TNR 95% CI": "-", "AUC": "-", "n_pos": "-", "n_neg": "-"}]
+summary = {}
+for n in names:
+    auc = roc_auc_score(yt, pt[n])
+    ap = average_precision_score(yt, pt[n])
+    for label, t in (("0.5", 0.5), (f"val-chosen ({t_:.3f})" if (t_ := thr[n]) else "val", thr[n])):
+        r = rates(yt, pt[n], t)
+        rows.append({"model": n, "threshold": label, "TPR": round(r["tpr"], 4), "TNR": round(r["tnr"], 4),
+                     "TPR 95% CI": f"{r['tpr_lo']:.3f}-{r['tpr_hi']:.3f}",
+                     "TNR 95% CI": f"{r['tnr_lo']:.3f}-{r['tnr_hi']:.3f}", "AUC": round(auc, 4),
+                     "n_pos": r["n_pos"], "n_neg": r["n_neg"]})
+        key = "t05" if t == 0.5 else "tval"
+        summary.update({f"{n}_{key}_tpr": r["tpr"], f"{n}_{key}_tnr": r["tnr"], f"{n}_{key}_fpr": r["fpr"],
+                        f"{n}_{key}_threshold": t})
+    summary.update({f"{n}_test_auc": auc, f"{n}_test_average_precision": ap})
+    # TPR at a TEST FPR of 3 % (what the target asks), for reference
+    t_test = threshold_for_fpr(yt, pt[n], fpr_target)
+    summary[f"{n}_tpr_at_test_fpr{fpr_target:g}"] = rates(yt, pt[n], t_test)["tpr"]
+side = pd.DataFrame(rows)
+display(side)
+write_text(PLOTS / "side_by_side.csv", side.to_csv(index=False))
+
+# %% [markdown]
+# ## ROC and precision-recall curves; confusion matrices (val-chosen thresholds)
+
+# %%
+fig, axs = plt.subplots(1, 2, figsize=(13, 4.5))
+for n in names:
+    f_, t_, _ = roc_curve(yt, pt[n])
+    axs[0].plot(f_, t_, label=f"{n} (AUC {summary[f'{n}_test_auc']:.3f})")
+    pr, rc, _ = precision_recall_curve(yt, pt[n])
+    axs[1].plot(rc, pr, label=f"{n} (AP {summary[f'{n}_test_average_precision']:.3f})")
+axs[0].plot([0.12], [0.94], "k*", ms=12, label="ISR published (0.12, 0.94)")
+axs[0].axvline(fpr_target, color="gray", ls=":")
+axs[0].set(xscale="log", xlim=(1e-3, 1), xlabel="false-positive rate", ylabel="true-positive rate", title="ROC (test)")
+axs[1].set(xlabel="recall", ylabel="precision", title="precision-recall (test)")
+for ax in axs:
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plotting.save_figure(fig, PLOTS / "roc_pr.png")
+plt.show()
+
+fig, axs = plt.subplots(2, len(names), figsize=(4 * len(names), 7), squeeze=False)
+for j, n in enumerate(names):
+    r = rates(yt, pt[n], thr[n])
+    cm = np.array([[r["tn"], r["fp"]], [r["fn"], r["tp"]]])
+    for i, (mat, fmt, title) in enumerate(((cm, "d", "counts"), (cm / cm.sum(axis=1, keepdims=True), ".3f", "normalised"))):
+        ax = axs[i, j]
+        ax.imshow(mat, cmap="Blues")
+        for (a, b), v in np.ndenumerate(mat):
+            ax.text(b, a, format(v, fmt), ha="center", va="center", fontsize=11)
+        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["no blob", "blob"], yticklabels=["no blob", "blob"],
+               xlabel="predicted", ylabel="actual", title=f"{n}: {title}")
+fig.tight_layout()
+plotting.save_figure(fig, PLOTS / "confusion_matrices.png")
+plt.show()
+best = best_info["name"]
+write_text(PLOTS / "confusion_best.csv", pd.DataFrame({
+    "actual": np.where(yt == 1, "blob", "no_blob"),
+    "predicted": np.where(pt[best] >= thr[best], "blob", "no_blob")}).to_csv(index=False))
+
+# %% [markdown]
+# ## Where the models fail: strata (val-chosen thresholds)
+
+# %%
+strata = []
+for n in names:
+    for r in strata_table(test_ds.recipe, pt[n], thr[n], float(evaluate.get("dip_threshold", 0.01))):
+        strata.append({"model": n, **r})
+st = pd.DataFrame(strata)
+st["value"] = st["value"].round(3)
+st["CI"] = [f"{a:.2f}-{b:.2f}" if n_ else "-" for a, b, n_ in zip(st["lo"], st["hi"], st["n"])]
+display(st.pivot_table(index=["group", "stratum", "rate", "n"], columns="model", values="value", sort=False))
+write_text(PLOTS / "strata.csv", st.to_csv(index=False))
+fig, ax = plt.subplots(figsize=(8, 4))
+dep = st[st["group"] == "depth"]
+for n in names:
+    s = dep[dep["model"] == n]
+    ax.errorbar(np.arange(len(s)) + 0.08 * names.index(n), s["value"], yerr=[s["value"] - s["lo"], s["hi"] - s["value"]],
+                fmt="o-", capsize=3, label=n)
+ax.set_xticks(np.arange(len(dep[dep["model"] == names[0]])))
+ax.set_xticklabels(dep[dep["model"] == names[0]]["stratum"])
+ax.set(xlabel="faintest blob in the subframe: central depth (fraction of the sky)", ylabel="TPR",
+       title="test TPR by blob depth (95 % Wilson)", ylim=(0, 1.02))
+ax.legend(fontsize=8)
+fig.tight_layout()
+plotting.save_figure(fig, PLOTS / "tpr_by_depth.png")
+plt.show()
+
+# %% [markdown]
+# ## The campaign's own new blobs, whole difference images
+# Every test-day difference image is classified as `blobhelpers classify` does (16 grid tiles +
+# 33 half-tile-offset tiles; a grid tile is positive when a new blob's centre is in it).
+
+# %%
+infos = diff_infos(paths.diffs, paths.campaign, "test", int(difference.get("history", 30)))
+tiles = campaign_tiles(infos)
+events, quiet, loc_err = {n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names}
+t0 = time.perf_counter()
+for k, d in enumerate(infos):
+    img = read_frame(d.path).data
+    for n in names:
+        res = classify_image(img, models[n], thr[n], overlap=True, with_saliency=False)
+        for tr, tl in zip(res["tiles"], [t for t in tiles if t["diff"] == k]):
+            visible = [b for b in tl["blobs"] if b[3] >= 0.01]
+            if visible:
+                for b in visible:
+                    hit = [c for c in res["candidates"] if np.hypot(c["x"] - b[0], c["y"] - b[1]) < max(10, 2 * b[2])]
+                    events[n].append({"day": d.date, "x": b[0], "y": b[1], "radius": b[2], "depth": b[3],
+                                      "tile_flagged": tr["blob"], "located": bool(hit)})
+                    if hit:
+                        loc_err[n].append(min(np.hypot(c["x"] - b[0], c["y"] - b[1]) for c in hit))
+            elif not tl["blobs"]:
+                quiet[n].append(tr["blob"])
+wall = time.perf_counter() - t0
+camp_rows = []
+for n in names:
+    ev = pd.DataFrame(events[n])
+    k_det = int(ev["tile_flagged"].sum()) if len(ev) else 0
+    k_loc = int(ev["located"].sum()) if len(ev) else 0
+    n_q, k_fa = len(quiet[n]), int(np.sum(quiet[n]))
+    deep = ev[ev["depth"] >= 0.03] if len(ev) else ev
+    camp_rows.append({"model": n, "new-blob tiles": len(ev), "detected": k_det,
+                      "detection rate": k_det / len(ev) if len(ev) else float("nan"),
+                      "95% CI": "%.2f-%.2f" % wilson(k_det, len(ev)),
+                      "located (<2r)": k_loc, "deeper than 3%": len(deep),
+                      "detected (>3%)": int(deep["tile_flagged"].sum()) if len(deep) else 0,
+                      "quiet tiles": n_q, "false alarms": k_fa,
+                      "false-alarm rate": k_fa / n_q if n_q else float("nan"),
+                      "median loc. error (px)": float(np.median(loc_err[n])) if loc_err[n] else float("nan")})
+    summary[f"{n}_campaign_detection_rate"] = camp_rows[-1]["detection rate"]
+    summary[f"{n}_campaign_false_alarm_rate"] = camp_rows[-1]["false-alarm rate"]
+    summary[f"{n}_campaign_median_loc_error_px"] = camp_rows[-1]["median loc. error (px)"]
+camp = pd.DataFrame(camp_rows)
+display(camp)
+summary["campaign_new_blob_tiles"] = int(camp_rows[0]["new-blob tiles"])
+summary["campaign_quiet_tiles"] = int(camp_rows[0]["quiet tiles"])
+display(Markdown(f"{len(infos)} test days classified whole by {len(names)} models in {wall:.1f} s."))
+if len(events[best]):
+    ev = pd.DataFrame(events[best])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.scatter(ev["radius"], ev["depth"], c=np.where(ev["tile_flagged"], "C2", "C3"), s=25)
+    ax.set(yscale="log", xlabel="radius (px)", ylabel="residual depth in the difference",
+           title=f"{best}: campaign new blobs (green detected, red missed)")
+    fig.tight_layout()
+    plotting.save_figure(fig, PLOTS / "campaign_events.png")
+    plt.show()
+
+# %% [markdown]
+# ## Saliency (ISR Figure 9): why the model says "blob"
+# For the best model and `isr2021`: true positives, false positives and false negatives of the
+# test set, with vanilla gradients and SmoothGrad of the blob log-odds. Injected blob positions are
+# circled.
+
+# %%
+n_ex = int(evaluate.get("saliency_examples", 3))
+rng = np.random.default_rng(int(base["seed"]))
+for n in dict.fromkeys([best, "isr2021"]):
+    if n not in models:
+        continue
+    pred = pt[n] >= thr[n]
+    groups = {"true positive": np.nonzero(pred & (yt == 1))[0], "false positive": np.nonzero(pred & (yt == 0))[0],
+              "false negative": np.nonzero(~pred & (yt == 1))[0]}
+    picks = [(g, int(i)) for g, idx in groups.items() for i in (rng.choice(idx, min(n_ex, len(idx)), replace=False)
+                                                             if len(idx) else [])]
+    if not picks:
+        continue
+    X = Xt[[i for _, i in picks]]
+    van = saliency(models[n], X, "vanilla")
+    smg = saliency(models[n], X, "smoothgrad", int(evaluate.get("smoothgrad_samples", 8)),
+                   float(evaluate.get("smoothgrad_noise", 0.15)), seed=int(base["seed"]))
+    fig, axs = plt.subplots(3, len(picks), figsize=(2.6 * len(picks), 8), squeeze=False)
+    for j, (g, i) in enumerate(picks):
+        axs[0, j].imshow(X[j], origin="lower", cmap="gray", vmin=-3, vmax=3)
+        axs[0, j].set_title(f"{g}\nP={pt[n][i]:.2f}", fontsize=8)
+        axs[1, j].imshow(van[j], origin="lower", cmap="inferno")
+        axs[2, j].imshow(smg[j], origin="lower", cmap="inferno")
+        for k_ in test_ds.injections_of(i):
+            for a in axs[:, j]:
+                a.add_patch(plt.Circle((test_ds.recipe.inj["x"][k_], test_ds.recipe.inj["y"][k_]),
+                                       2 * test_ds.recipe.inj["radius"][k_] + 3, fill=False, ec="lime", lw=0.7))
+        for a in axs[:, j]:
+            a.set_xticks([])
+            a.set_yticks([])
+    axs[1, 0].set_ylabel("vanilla gradient")
+    axs[2, 0].set_ylabel("SmoothGrad")
+    fig.suptitle(f"{n}: saliency of the blob log-odds", fontsize=10)
+    fig.tight_layout()
+    plotting.save_figure(fig, PLOTS / f"saliency_{n}.png")
+    plt.show()
+
+# %%
+summary["best"] = best
+summary["n_test"] = int(len(yt))
+summary["n_test_pos"] = int(yt.sum())
+write_json(paths.metrics / "03_evaluate.json", summary)
+display(pd.Series(summary, name="metrics/03_evaluate.json").to_frame())

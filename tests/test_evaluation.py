@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from blobhelpers.evaluation import rates, saliency, strata_table, threshold_for_fpr, wilson
+
+
+def test_wilson_interval():
+    lo, hi = wilson(0, 10)
+    assert lo == 0 and 0.25 < hi < 0.35
+    lo, hi = wilson(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    assert np.isnan(wilson(0, 0)[0])
+
+
+def test_rates_and_threshold_for_fpr(rng):
+    y = np.r_[np.ones(200), np.zeros(800)].astype(int)
+    p = np.r_[rng.uniform(0.3, 1, 200), rng.uniform(0, 0.7, 800)]
+    t = threshold_for_fpr(y, p, 0.03)
+    r = rates(y, p, t)
+    assert r["fpr"] <= 0.03 and r["fp"] == int(0.03 * 800)
+    assert r["tp"] + r["fn"] == 200 and r["tn"] + r["fp"] == 800
+    assert r["tpr_lo"] <= r["tpr"] <= r["tpr_hi"]
+
+
+def test_strata_cover_all_positives(easy_datasets):
+    ds = easy_datasets["test"]
+    p = np.where(ds.labels == 1, 0.9, 0.1)
+    rows = strata_table(ds.recipe, p, 0.5)
+    depth = [r for r in rows if r["group"] == "depth"]
+    assert sum(r["n"] for r in depth) == int(ds.labels.sum())
+    assert all(r["value"] == 1.0 for r in depth if r["n"])
+    neg = [r for r in rows if r["group"] == "negatives"]
+    assert sum(r["n"] for r in neg) == int((ds.labels == 0).sum())
+
+
+def test_saliency_peaks_on_an_injected_blob(trained_tiny, easy_datasets):
+    model, _, _ = trained_tiny
+    ds = easy_datasets["test"]
+    r = ds.recipe
+    hits, tried = 0, 0
+    for i in np.nonzero(r.crops["n_injected"] == 1)[0][:8]:
+        k = ds.injections_of(int(i))[0]
+        x, y = r.inj["x"][k], r.inj["y"][k]
+        if not (15 < x < 240 and 15 < y < 240):
+            continue
+        X, _ = ds.batch([int(i)])
+        for method in ("vanilla", "smoothgrad"):
+            s = ndimage.gaussian_filter(saliency(model, X, method, n_samples=4)[0], 3)
+            py, px = np.unravel_index(np.argmax(s), s.shape)
+            tried += 1
+            hits += np.hypot(px - x, py - y) < 3 * r.inj["radius"][k] + 5
+    assert tried >= 4 and hits >= 0.75 * tried

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from blobhelpers.errors import InputError
+from blobhelpers.evaluation import predict_logits
+from blobhelpers.models import load_model, probabilities
+from blobhelpers.training import SubframeSequence, TrainConfig, train_model
+
+
+def test_short_training_run_learns(trained_tiny, easy_datasets):
+    model, hist, _ = trained_tiny
+    assert hist["loss"][-1] < 0.8 * hist["loss"][0]
+    X, y = easy_datasets["test"].arrays()
+    p = probabilities(predict_logits(model, X))
+    acc = np.mean((p >= 0.5) == y)
+    assert acc > 0.75, acc  # chance is ~0.5
+    assert len(hist["samples_per_s"]) == 6 and all(s > 0 for s in hist["samples_per_s"])
+
+
+def test_saved_model_reloads_identically(trained_tiny, easy_datasets):
+    model, _, path = trained_tiny
+    X, _ = easy_datasets["val"].batch(np.arange(8))
+    np.testing.assert_allclose(predict_logits(load_model(path), X), predict_logits(model, X), atol=1e-5)
+
+
+def test_same_seed_same_training(easy_datasets):
+    cfg = TrainConfig(architecture="tiny", recipe="isr", epochs=2, adam_epochs=1, batch_size=50, n_train=100)
+    _, h1 = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=9, verbose=0)
+    _, h2 = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=9, verbose=0)
+    assert h1["loss"] == pytest.approx(h2["loss"], rel=1e-5)
+    assert h1["optimizer"] == ["adam", "sgd"]
+
+
+def test_sequence_augments_freshly_each_epoch(easy_datasets):
+    seq = SubframeSequence(easy_datasets["train"], batch_size=10, seed=1)
+    x0, y0 = seq[0]
+    assert x0.shape == (10, 256, 256, 1) and y0.dtype == np.int32
+    seq.on_epoch_end()
+    x1, _ = seq[0]
+    assert not np.array_equal(x0, x1)
+    assert len(seq) == 30
+
+
+def test_bad_training_config():
+    with pytest.raises(InputError, match="unknown parameter"):
+        TrainConfig.from_dict({"epoch": 3})
