@@ -71,7 +71,7 @@ def main() -> None:
             def __len__(self):
                 return len(self.y)
 
-            def batch(self, idx, rng=None, hard=0.0):
+            def batch(self, idx, rng=None, hard=0.0, noise=None):
                 return self.x[idx], self.y[idx]
 
         data = Fake(args.train_samples)
