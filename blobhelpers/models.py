@@ -37,18 +37,30 @@ def _keras():
     return keras
 
 
+def _torch_init(keras, fan_in: int) -> dict:
+    """PyTorch's default layer initialisation: weights and biases uniform in +-1/sqrt(fan_in).
+
+    The ISR's reference implementation is PyTorch, so the faithful models start from its
+    defaults rather than Keras' (Glorot weights, zero biases).
+    """
+    bound = 1.0 / float(fan_in) ** 0.5
+    return {"kernel_initializer": keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
+            "bias_initializer": keras.initializers.RandomUniform(-bound, bound)}
+
+
 def _isr(keras, pool: int, input_shape, name):
     L = keras.layers
     inp = keras.Input(input_shape, name="subframe")
-    x = L.Conv2D(8, 5, padding="same", activation="relu", name="conv1")(inp)
+    x = L.Conv2D(8, 5, padding="same", activation="relu", name="conv1", **_torch_init(keras, 25))(inp)
     x = L.MaxPooling2D(pool, name="pool1")(x)
-    x = L.Conv2D(16, 5, padding="same", activation="relu", name="conv2")(x)
+    x = L.Conv2D(16, 5, padding="same", activation="relu", name="conv2", **_torch_init(keras, 200))(x)
     x = L.MaxPooling2D(pool, name="pool2")(x)
+    flat = (input_shape[0] // pool // pool) * (input_shape[1] // pool // pool) * 16
     x = L.Flatten(name="flatten")(x)
     x = L.Dropout(0.15, name="dropout1")(x)
-    x = L.Dense(128, activation="relu", name="fc1")(x)
+    x = L.Dense(128, activation="relu", name="fc1", **_torch_init(keras, flat))(x)
     x = L.Dropout(0.3, name="dropout2")(x)
-    out = L.Dense(2, name="logits")(x)
+    out = L.Dense(2, name="logits", **_torch_init(keras, 128))(x)
     return keras.Model(inp, out, name=name)
 
 
