@@ -56,7 +56,8 @@ def _candidates_in_tile(img_tile: np.ndarray, sal: np.ndarray, max_peaks: int = 
 
 
 def classify_image(diff: np.ndarray, model, threshold: float = 0.5, overlap: bool = True,
-                   with_saliency: bool = True, merge_px: float = 12.0, border_rule: str = "symmetric") -> dict:
+                   with_saliency: bool = True, merge_px: float = 12.0, border_rule: str = "symmetric",
+                   clip_factor: float = 0.5) -> dict:
     """Classify a 1024x1024 or 1014x1014 difference image (blobs positive).
 
     Returns a dict with ``threshold``, ``new_blob``, ``tiles`` (the 16 grid tiles: row, col,
@@ -69,7 +70,7 @@ def classify_image(diff: np.ndarray, model, threshold: float = 0.5, overlap: boo
 
     offset = BORDER if diff.shape == (TRIMMED_SIZE, TRIMMED_SIZE) else 0
     full = to_full_frame(diff)
-    scaled, _ = scale_image(full, border_rule=border_rule)
+    scaled, _ = scale_image(full, clip_factor=clip_factor, border_rule=border_rule)
     grid = tile_origins(1024, TILE)
     origins = list(grid)
     if overlap:
@@ -148,13 +149,19 @@ def save_saliency_pngs(result: dict, outdir: str | Path, stem: str) -> list[Path
 
 
 def classify_file(path: str | Path, model_path: str | Path, threshold: float = 0.5, overlap: bool = True,
-                  saliency_dir: str | Path | None = None, model=None) -> dict:
-    """:func:`classify_image` on a FITS file; returns the JSON-ready result (schema in README)."""
+                  saliency_dir: str | Path | None = None, model=None, clip_factor: float = 0.5,
+                  border_rule: str = "symmetric") -> dict:
+    """:func:`classify_image` on a FITS file; returns the JSON-ready result (schema in README).
+
+    *clip_factor* and *border_rule* must be those the model was trained with (params.yaml
+    ``difference`` section; the CLI reads them from there).
+    """
     from .models import load_model
 
     frame = read_frame(path)
     model = model if model is not None else load_model(model_path)
-    res = classify_image(frame.data, model, threshold, overlap, with_saliency=saliency_dir is not None)
+    res = classify_image(frame.data, model, threshold, overlap, with_saliency=saliency_dir is not None,
+                         border_rule=border_rule, clip_factor=clip_factor)
     res["trimmed"] = frame.trimmed
     if saliency_dir is not None:
         res["saliency_pngs"] = [str(p) for p in save_saliency_pngs(res, saliency_dir, Path(path).stem)]

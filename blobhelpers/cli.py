@@ -104,8 +104,16 @@ def cmd_classify(a) -> int:
     from .classify import classify_file
     from .paths import write_text
 
+    from .config import load_params
+    from .paths import project_root
+
     model, thr = _default_model_and_threshold(a.model, a.threshold)
-    res = classify_file(a.diff, model, thr, overlap=not a.no_overlap, saliency_dir=a.saliency_dir)
+    dif = {}
+    if (project_root() / "params.yaml").exists():
+        dif = load_params(project_root() / "params.yaml").get("difference", {}) or {}
+    res = classify_file(a.diff, model, thr, overlap=not a.no_overlap, saliency_dir=a.saliency_dir,
+                        clip_factor=float(dif.get("clip_factor", 0.5)),
+                        border_rule=str(dif.get("border_rule", "symmetric")))
     text = json.dumps(res, indent=2)
     if a.json:
         write_text(a.json, text + "\n")

@@ -107,8 +107,9 @@ class DiffInfo:
     scale : ScaleParams
         ISR scaling of the whole image.
     natural : numpy.ndarray
-        ``(k, 4)``: x, y, radius, residual depth of the new blobs still (partly) in it (truth;
-        empty for real data). Those with residual depth >= VISIBLE_DEPTH count as positives.
+        ``(k, 5)``: x, y, radius, residual depth and frame index of appearance of the new blobs
+        still (partly) in it (truth; empty for real data). Those with residual depth >=
+        VISIBLE_DEPTH count as positives.
     existing : numpy.ndarray
         ``(m, 4)``: x, y, depth, radius of blobs already in the median stack (dip annotation).
     resid_shift : float
@@ -118,10 +119,11 @@ class DiffInfo:
 
     path: str
     scale: ScaleParams
-    natural: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    natural: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
     existing: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     resid_shift: float = float("nan")
     date: str = ""
+    frame_index: int = -1
 
 
 @dataclass
@@ -200,7 +202,7 @@ def _crop_origin(rng, region: str, size: int, tile: int) -> tuple[int, int]:
 def build_recipe(split: str, diffs: list[DiffInfo], n: int, seed: int, region: str,
                  injection: InjectionConfig, cutout_names: list[str], allowed_cutouts: list[str] | None = None,
                  positive_fraction: float = 0.5, size: int = 1024, tile: int = TILE,
-                 augment: bool = False, border_rule: str = "symmetric") -> Recipe:
+                 augment: bool = False, border_rule: str = "symmetric", known_before: int | None = None) -> Recipe:
     """Draw *n* crops from *diffs* in *region* and decide the blobs injected into each.
 
     Parameters
@@ -221,8 +223,11 @@ def build_recipe(split: str, diffs: list[DiffInfo], n: int, seed: int, region: s
     allowed_cutouts : list of str, optional
         Real cutouts this split may use (default: all).
     positive_fraction : float
-        Probability that a crop receives injected blobs. Crops that contain a natural new
-        blob of the campaign are positive whatever is injected.
+        Target fraction of positive crops. Crops that contain a natural new blob of the
+        campaign are positive whatever is injected.
+    known_before : int, optional
+        Natural blobs that appeared before this frame index are "known" (seen by another
+        split): crops touching one are redrawn and they are never labelled.
     """
     if not diffs:
         raise InputError(f"{split}: no difference images to draw subframes from")
@@ -249,7 +254,8 @@ def build_recipe(split: str, diffs: list[DiffInfo], n: int, seed: int, region: s
                          & (nat[:, 1] >= y0 - m_in) & (nat[:, 1] <= y0 + tile - 1 + m_in))
             touches = ((nat[:, 0] >= x0 - nat[:, 2]) & (nat[:, 0] <= x0 + tile - 1 + nat[:, 2])
                        & (nat[:, 1] >= y0 - nat[:, 2]) & (nat[:, 1] <= y0 + tile - 1 + nat[:, 2]))
-            visible = nat[:, 3] >= VISIBLE_DEPTH
+            known = (nat[:, 4] < known_before) if known_before is not None else np.zeros(len(nat), bool)
+            visible = (nat[:, 3] >= VISIBLE_DEPTH) & ~known
             faint = (nat[:, 3] >= AMBIGUOUS_DEPTH) & ~visible
             inside = centre_in & visible
             ambiguous = bool(((touches & visible & ~centre_in) | (touches & faint)).any())

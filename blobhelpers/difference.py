@@ -91,9 +91,10 @@ def median_stack(frames, fill: float = 1.0) -> np.ndarray:
     ``nanmedian``. A pixel NaN in every frame stays finite (= *fill*); the current frame's
     NaN propagate to the difference and are handled by the preprocessing.
     """
-    cube = np.stack([np.asarray(f, np.float32) for f in frames])
-    if cube.shape[0] == 0:
+    frames = list(frames)
+    if not frames:
         raise InputError("median_stack: no frames given")
+    cube = np.stack([np.asarray(f, np.float32) for f in frames])
     np.nan_to_num(cube, copy=False, nan=fill, posinf=fill, neginf=fill)
     n = cube.shape[0]
     k = n // 2

@@ -2,7 +2,8 @@
 
 Rates always come with the number of cases behind them and a 95 % Wilson interval.
 Operating thresholds are chosen on the VALIDATION set and then applied unchanged to the test
-set, so no test number is tuned on the test set.
+set. The one exception is labelled ``oracle`` in the metrics: the TPR at a false-positive rate
+measured on the test set itself, given only as a reference for targets phrased that way.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def campaign_tiles(diff_infos, tile: int = 256):
     """Tile labels of whole difference images: which of the 16 tiles hold a natural new blob.
 
     Returns a list of dicts (one per difference image and tile) with the new blobs (x, y,
-    radius, residual depth) whose centre is in the tile.
+    radius, residual depth, frame index of appearance) whose centre is in the tile.
     """
     from .preprocess import tile_origins
 

@@ -82,7 +82,7 @@ def _open(path: Path):
         raise InputError(f"{path}: file is empty")
     with open(path, "rb") as fh:
         magic = fh.read(9)
-    if magic != b"SIMPLE  =":
+    if magic != b"SIMPLE  =" and magic[:2] != b"\x1f\x8b":  # plain or gzip-compressed FITS
         raise InputError(f"{path}: not a FITS file (it does not start with a SIMPLE card)")
     try:
         with warnings.catch_warnings():
@@ -205,7 +205,10 @@ def frame_time(header: fits.Header, path: str | os.PathLike | None = None) -> _d
     if "EXPSTART" in header:
         from astropy.time import Time
 
-        return Time(float(header["EXPSTART"]), format="mjd").to_datetime()
+        try:
+            return Time(float(header["EXPSTART"]), format="mjd").to_datetime()
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}EXPSTART {header['EXPSTART']!r} is not an MJD") from exc
     raise InputError(f"{where}no DATE-OBS or EXPSTART keyword; cannot order the frame in time")
 
 

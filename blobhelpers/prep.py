@@ -130,7 +130,7 @@ def build_differences(frame_paths, outdir: str | Path, history: int = 30, regist
 
 
 def _natural_new(catalog, cur_truth: dict, hist_indices: list[int], sigma: float = 0.0) -> list[tuple]:
-    """(x, y, radius, residual depth, id, category) of new blobs (partly) left in a difference image.
+    """(x, y, radius, residual depth, id, category, appear_index) of new blobs left in a difference image.
 
     *sigma* is the per-pixel noise of a normalised frame (~1/sqrt(sky)); with it the residual
     follows :func:`~blobhelpers.dataset.median_residual_fraction`, without it the noiseless step.
@@ -146,7 +146,7 @@ def _natural_new(catalog, cur_truth: dict, hist_indices: list[int], sigma: float
         if float(r.depth) * frac < AMBIGUOUS_DEPTH:
             continue
         out.append((float(r.x) + cur_truth["shift_x"], float(r.y) + cur_truth["shift_y"], float(r.radius),
-                    float(r.depth) * frac, int(r.id), str(r.category)))
+                    float(r.depth) * frac, int(r.id), str(r.category), a))
     return out
 
 
@@ -171,7 +171,7 @@ def diff_infos(diff_dir: str | Path, campaign_dir: str | Path | None = None, spl
         if split is not None and r["split"] != split:
             continue
         sp = ScaleParams.from_dict(r)
-        natural = np.zeros((0, 4))
+        natural = np.zeros((0, 5))
         existing = np.zeros((0, 4))
         resid = float(r["resid_shift"]) if r["resid_shift"] != "" else float("nan")
         if catalog is not None and frames_truth is not None and r["true_dx"] != "":
@@ -182,7 +182,7 @@ def diff_infos(diff_dir: str | Path, campaign_dir: str | Path | None = None, spl
             cur["index"] = i
             sigma = 1.0 / np.sqrt(ft.loc[hist, "sky_e"].mean())
             nat = _natural_new(catalog, cur, hist, sigma)
-            natural = np.array([n[:4] for n in nat], float).reshape(-1, 4)
+            natural = np.array([(*n[:4], n[6]) for n in nat], float).reshape(-1, 5)
             med = np.median(ft.loc[hist, ["shift_x", "shift_y"]].to_numpy(), axis=0)
             olds = catalog[(catalog["appear_index"] < i)]
             keep = [median_residual_fraction(sum(h >= a for h in hist), len(hist), d, sigma) < 1
@@ -190,7 +190,8 @@ def diff_infos(diff_dir: str | Path, campaign_dir: str | Path | None = None, spl
             olds = olds[np.array(keep, bool)] if len(olds) else olds
             existing = np.c_[olds["x"].to_numpy() + med[0], olds["y"].to_numpy() + med[1], olds["depth"].to_numpy(),
                              olds["radius"].to_numpy()]
-        out.append(DiffInfo(str(diff_dir / r["file"]), sp, natural, existing, resid, str(r["date_obs"])))
+        out.append(DiffInfo(str(diff_dir / r["file"]), sp, natural, existing, resid, str(r["date_obs"]),
+                            int(r["frame_index"])))
     return out
 
 
@@ -218,8 +219,11 @@ def build_datasets(diff_dir: str | Path, cutouts_path: str | Path, outdir: str |
                               positive_fraction, augment=True, border_rule=border_rule),
         "val": build_recipe("val", train_days, n_val, seed, "right", injection, names, train_names,
                             positive_fraction, border_rule=border_rule),
+        # Blobs that appeared during the training days linger in the first test days: they are
+        # known by then, so test crops that hold one are not drawn (no blob is on both sides).
         "test": build_recipe("test", test_days, n_test, seed, "all", injection, names, test_names,
-                             positive_fraction, border_rule=border_rule),
+                             positive_fraction, border_rule=border_rule,
+                             known_before=min(d.frame_index for d in test_days)),
     }
     for name, r in recipes.items():
         r.diff_files = [str(Path(f).relative_to(Path(diff_dir))) if Path(f).is_relative_to(Path(diff_dir)) else f

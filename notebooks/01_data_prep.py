@@ -177,7 +177,7 @@ for d in infos:
     if not len(d.natural):
         continue
     img = apply_scaling(fill_bad(read_frame(d.path).data)[0], d.scale)
-    for x, y, r, depth in sorted(d.natural.tolist(), key=lambda b: -b[3]):
+    for x, y, r, depth, *_ in sorted(d.natural.tolist(), key=lambda b: -b[3]):
         ix, iy = int(round(x)), int(round(y))
         if 12 <= ix < 1012 and 12 <= iy < 1012:
             sim_gallery.append((img[iy - 12:iy + 13, ix - 12:ix + 13], f"sim d={depth:.3f} r={r:.1f}"))

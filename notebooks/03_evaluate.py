@@ -30,7 +30,7 @@ base = {"seed": 0}
 train = {"models": {"isr2021": {}, "blobnet": {}}, "select_fpr": 0.03}
 evaluate = {"fpr_target": 0.03, "dip_threshold": 0.01, "saliency_examples": 3, "smoothgrad_samples": 8,
             "smoothgrad_noise": 0.15}
-difference = {"history": 30}
+difference = {"history": 30, "clip_factor": 0.5, "border_rule": "symmetric"}
 
 # %%
 # %matplotlib inline
@@ -99,12 +99,13 @@ for n in names:
         summary.update({f"{n}_{key}_tpr": r["tpr"], f"{n}_{key}_tnr": r["tnr"], f"{n}_{key}_fpr": r["fpr"],
                         f"{n}_{key}_threshold": t})
     summary.update({f"{n}_test_auc": auc, f"{n}_test_average_precision": ap})
-    # TPR at a TEST FPR of 3 % (what the target asks), for reference; also for the subframes
-    # whose strongest blob is deeper than 3 % of the sky (the monitor's detection target)
+    # ORACLE reference only (threshold tuned on the test set itself, as the target "TPR at FPR
+    # <= 3 %" is phrased): the honest operating numbers are the val-chosen ones above. Also for
+    # the subframes whose strongest blob is deeper than 3 % of the sky.
     t_test = threshold_for_fpr(yt, pt[n], fpr_target)
-    summary[f"{n}_tpr_at_test_fpr{fpr_target:g}"] = rates(yt, pt[n], t_test)["tpr"]
+    summary[f"{n}_oracle_tpr_at_test_fpr{fpr_target:g}"] = rates(yt, pt[n], t_test)["tpr"]
     deep = (yt == 0) | (test_ds.recipe.crops["max_depth"] >= 0.03)
-    summary[f"{n}_tpr_at_test_fpr{fpr_target:g}_depth_ge_0.03"] = rates(yt[deep], pt[n][deep], t_test)["tpr"]
+    summary[f"{n}_oracle_tpr_at_test_fpr{fpr_target:g}_depth_ge_0.03"] = rates(yt[deep], pt[n][deep], t_test)["tpr"]
     summary["n_test_pos_depth_ge_0.03"] = int((deep & (yt == 1)).sum())
 side = pd.DataFrame(rows)
 display(side)
@@ -185,13 +186,18 @@ plt.show()
 # %%
 infos = diff_infos(paths.diffs, paths.campaign, "test", int(difference.get("history", 30)))
 tiles = campaign_tiles(infos)
+first_test_frame = min(d.frame_index for d in infos)  # blobs that appeared earlier are known: skipped
 events, quiet, loc_err = {n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names}
 t0 = time.perf_counter()
 for k, d in enumerate(infos):
     img = read_frame(d.path).data
     for n in names:
-        res = classify_image(img, models[n], thr[n], overlap=True, with_saliency=False)
+        res = classify_image(img, models[n], thr[n], overlap=True, with_saliency=False,
+                             clip_factor=float(difference.get("clip_factor", 0.5)),
+                             border_rule=difference.get("border_rule", "symmetric"))
         for tr, tl in zip(res["tiles"], [t for t in tiles if t["diff"] == k]):
+            if any(b[4] < first_test_frame and b[3] >= 0.003 for b in tl["blobs"]):
+                continue  # a blob already seen in the training days: neither event nor quiet
             visible = [b for b in tl["blobs"] if b[3] >= 0.01]
             if visible:
                 for b in visible:

@@ -126,3 +126,21 @@ def test_augmentation(rng):
     assert len(set(k.tolist())) == 4
     np.testing.assert_array_equal(dihedral(b[:2], np.array([1, 0]), np.array([False, True]))[0], np.rot90(b[0]))
     np.testing.assert_array_equal(dihedral(b[:2], np.array([1, 0]), np.array([False, True]))[1], b[1][:, ::-1])
+
+
+def test_no_natural_blob_on_both_sides_of_the_time_split(datasets, diff_dir, campaign_dir):
+    """Blobs that appeared during the training days are known by the test days: no test crop holds one."""
+    ds, _ = datasets
+    test_infos = diff_infos(diff_dir, campaign_dir, "test", 5)
+    first = min(d.frame_index for d in test_infos)
+    te = ds["test"].recipe
+    n_old = 0
+    for i in range(len(te)):
+        d = test_infos[[p.endswith(te.diff_files[te.crops["diff_index"][i]]) for p in (x.path for x in test_infos)].index(True)]
+        old = d.natural[(d.natural[:, 4] < first) & (d.natural[:, 3] >= 0.003)]
+        n_old += len(old)
+        x0, y0 = te.crops["x0"][i], te.crops["y0"][i]
+        touches = ((old[:, 0] >= x0 - old[:, 2]) & (old[:, 0] <= x0 + 255 + old[:, 2])
+                   & (old[:, 1] >= y0 - old[:, 2]) & (old[:, 1] <= y0 + 255 + old[:, 2]))
+        assert not touches.any()
+    assert n_old > 0  # the campaign does have lingering blobs from the training days

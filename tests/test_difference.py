@@ -105,3 +105,8 @@ def test_difference_needs_history(tmp_path):
     a = _dated(tmp_path / "a.fits", "2022-01-03")
     with pytest.raises(InputError, match="no earlier frames"):
         difference_from_files([a])
+
+
+def test_median_stack_of_nothing_is_a_clear_error():
+    with pytest.raises(InputError, match="no frames"):
+        median_stack([])

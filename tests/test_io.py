@@ -98,3 +98,16 @@ def test_cli_reports_bad_input_with_nonzero_exit(tmp_path):
     assert r.returncode == 2
     assert "bad.fits" in r.stderr and "not a FITS file" in r.stderr
     assert not (tmp_path / "d.fits").exists()
+
+
+def test_gzipped_fits_and_bad_expstart(tmp_path):
+    import gzip as gz
+
+    p = tmp_path / "f.fits"
+    _write(p, np.ones((1014, 1014), "f4"), header={"DATE-OBS": "2024-01-01"})
+    g = tmp_path / "f.fits.gz"
+    g.write_bytes(gz.compress(p.read_bytes()))
+    assert read_frame(g).data.shape == (1014, 1014)
+    h = fits.Header({"EXPSTART": "N/A"})
+    with pytest.raises(InputError, match="x.fits: EXPSTART"):
+        frame_time(h, "x.fits")
