@@ -122,20 +122,19 @@ def save_saliency_pngs(result: dict, outdir: str | Path, stem: str) -> list[Path
     from .paths import atomic_path
 
     outdir = Path(outdir)
+    off = BORDER if result.get("trimmed") else 0  # tile origins are full-frame, results input-frame
+    prob = {(t["y0"] + off, t["x0"] + off): t["probability"] for t in result["tiles"]}
     paths = []
     for (y0, x0), (img, sal) in sorted(result.get("saliency", {}).items()):
         fig, axs = plt.subplots(1, 2, figsize=(8, 4))
         axs[0].imshow(img, origin="lower", cmap="gray", vmin=-3, vmax=3)
         axs[1].imshow(sal, origin="lower", cmap="inferno")
         for c in result["candidates"]:
-            off = BORDER if result.get("trimmed") else 0
             cx, cy = c["x"] + off - x0, c["y"] + off - y0
             if 0 <= cx < TILE and 0 <= cy < TILE:
                 for ax in axs:
                     ax.plot(cx, cy, "o", mfc="none", mec="lime", ms=14)
-        p = next(t["probability"] for t in result["tiles"] if t["y0"] + (BORDER if result.get("trimmed") else 0) == y0
-                 and t["x0"] + (BORDER if result.get("trimmed") else 0) == x0)
-        axs[0].set_title(f"tile row {y0 // TILE} col {x0 // TILE}: P(blob) = {p:.3f}", fontsize=9)
+        axs[0].set_title(f"tile row {y0 // TILE} col {x0 // TILE}: P(blob) = {prob[(y0, x0)]:.3f}", fontsize=9)
         axs[1].set_title("saliency |d log-odds / d pixel|", fontsize=9)
         for ax in axs:
             ax.set_xticks([])

@@ -11,7 +11,7 @@ import yaml
 from .errors import InputError
 from .paths import project_root, write_text
 
-__all__ = ["load_params", "deep_merge", "apply_profile", "ProjectPaths"]
+__all__ = ["load_params", "deep_merge", "apply_profile", "dataclass_from_params", "ProjectPaths"]
 
 
 def load_params(path: str | Path | None = None) -> dict:
@@ -27,6 +27,18 @@ def load_params(path: str | Path | None = None) -> dict:
     if not isinstance(params, dict):
         raise InputError(f"{path}: expected a mapping of sections at the top level")
     return params
+
+
+def dataclass_from_params(cls, params: dict | None, section: str, ignore: tuple = ()):
+    """Build dataclass *cls* from a params.yaml *section*; unknown keys are an error (typos must not pass)."""
+    import dataclasses
+
+    params = dict(params or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - names - set(ignore))
+    if unknown:
+        raise InputError(f"{section}: unknown parameter(s) {unknown}; known: {sorted(names)}")
+    return cls(**{k: v for k, v in params.items() if k in names})
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -107,11 +107,9 @@ class InjectionConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "InjectionConfig":
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"dataset.injection: unknown parameter(s) {sorted(unknown)}")
-        return cls(**d)
+        from .config import dataclass_from_params
+
+        return dataclass_from_params(cls, d, "dataset.injection")
 
 
 def make_stamp(source: int, cutout: np.ndarray | None, radius: float, profile: int, axis_ratio: float,

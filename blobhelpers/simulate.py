@@ -25,13 +25,11 @@ many frames are made.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from . import __version__
 from .blobs import BlobShape, render, sample_depths, sample_shapes
@@ -83,13 +81,10 @@ class CampaignConfig:
 
     @classmethod
     def from_dict(cls, params: dict | None) -> "CampaignConfig":
-        """Build from a params.yaml section; unknown keys are an error (typos must not pass)."""
-        params = dict(params or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names - {"seed", "source", "frames_glob"})
-        if unknown:
-            raise InputError(f"simulate: unknown parameter(s) {unknown}; known: {sorted(names)}")
-        return cls(**{k: v for k, v in params.items() if k in names})
+        """Build from a params.yaml ``simulate`` section (``source`` is the data stage's, not ours)."""
+        from .config import dataclass_from_params
+
+        return dataclass_from_params(cls, params, "simulate", ignore=("seed", "source", "frames_glob"))
 
 
 @dataclass

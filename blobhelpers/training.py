@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +42,12 @@ class TrainConfig:
     hard_negatives: float = 0.0  # fraction of blob-free training subframes given a negative feature
     noise_sigma: float | None = None  # augmentation noise (None: the dataset's, ISR 0.75)
     n_train: int | None = None  # use only the first n training subframes (None: all)
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainConfig":
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"train: unknown parameter(s) {sorted(unknown)}")
-        return cls(**d)
+        from .config import dataclass_from_params
+
+        return dataclass_from_params(cls, d, "train.models.<name>")
 
 
 def set_determinism(seed: int) -> None:

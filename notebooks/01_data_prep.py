@@ -51,7 +51,6 @@ from IPython.display import Markdown, display  # noqa: E402
 from blobhelpers import plotting  # noqa: E402
 from blobhelpers.config import ProjectPaths  # noqa: E402
 from blobhelpers.difference import blob_difference, normalize  # noqa: E402
-from blobhelpers.injection import load_real_stamps  # noqa: E402
 from blobhelpers.io import read_frame  # noqa: E402
 from blobhelpers.paths import write_json  # noqa: E402
 from blobhelpers.prep import diff_infos, dip_statistics, load_dataset, read_diff_table, run_data_stage  # noqa: E402

@@ -47,7 +47,6 @@ dataset = {"noise_sigma": 0.75}
 
 # %%
 # %matplotlib inline
-import json
 import shutil
 
 import matplotlib.pyplot as plt
