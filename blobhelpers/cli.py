@@ -122,6 +122,58 @@ def cmd_classify(a) -> int:
     return EXIT_OK
 
 
+def _monitor_config(a):
+    from .config import load_params
+    from .monitor import MonitorConfig
+    from .paths import project_root
+
+    params = {}
+    src = a.params if a.params else (project_root() / "params.yaml")
+    if Path(src).exists():
+        params = load_params(src)
+    elif a.params:
+        raise BlobhelpersError(f"{a.params}: parameter file not found")
+    cfg = MonitorConfig.from_dict(params.get("monitor", {}) or {})
+    dif = params.get("difference", {}) or {}
+    cfg.clip_factor = float(dif.get("clip_factor", cfg.clip_factor))
+    cfg.border_rule = str(dif.get("border_rule", cfg.border_rule))
+    cfg.history = a.history if a.history is not None else cfg.history
+    if a.min_history is not None:
+        cfg.min_history = a.min_history
+    cfg.min_history = min(cfg.min_history, cfg.history)
+    if a.no_register:
+        cfg.register = False
+    if a.snr_min is not None:
+        cfg.snr_min = a.snr_min
+    return cfg
+
+
+def cmd_monitor(a) -> int:
+    import logging
+
+    from .monitor import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, run_monitor
+
+    logging.basicConfig(level=logging.WARNING, format="blobhelpers monitor: warning: %(message)s")
+    cfg = _monitor_config(a)
+    model, thr = _default_model_and_threshold(a.model, a.threshold)
+    cfg.threshold = thr
+    recs = run_monitor(a.frames, model, a.out, cfg, a.known, all_frames=a.all, progress=not a.quiet,
+                       html=not a.no_html)
+    for r in recs:
+        print(json.dumps({"frame": r["frame"], "date_obs": r["date_obs"], "verdict": r["verdict"],
+                          "alerts": [{k: c[k] for k in ("x", "y", "radius", "depth", "probability")}
+                                     for c in r["candidates"] if c["new"]]}))
+    return EXIT_NEW_BLOB if any(r["new_blob"] for r in recs) else EXIT_NOTHING_NEW
+
+
+def cmd_confirm(a) -> int:
+    from .monitor import confirm
+
+    rows = confirm(a.catalog, a.log, a.frame, a.candidate, a.x, a.y, a.radius, a.depth, a.note or "")
+    print(json.dumps({"catalog": str(a.catalog), "added": rows}))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blobhelpers", description="WFC3/IR blob and HST SVM data-quality ML tools.")
     p.add_argument("--version", action="version", version=f"blobhelpers {__version__}")
@@ -153,6 +205,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--saliency-dir", type=Path, default=None, help="write one saliency PNG per flagged tile")
     s.add_argument("--no-overlap", action="store_true", help="classify only the 16 grid tiles")
     s.set_defaults(func=cmd_classify)
+
+    s = sub.add_parser("monitor", help="daily new-blob monitor: newest frame vs the median of its history",
+                       description="Exit status: 0 nothing new; 3 new blob(s) found; 2 bad input; 1 internal error.")
+    s.add_argument("frames", nargs="+", help="FITS frames, folders or globs (ordered by DATE-OBS, not by name)")
+    s.add_argument("--model", type=Path, default=None, help="a .keras model (default: models/best.keras)")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="CNN P(blob) threshold (default: the validation-chosen one of models/best.json)")
+    s.add_argument("--history", type=int, default=None, help="frames in the median stack (default: params, 30)")
+    s.add_argument("--min-history", type=int, default=None, help="fewest usable history frames for a verdict")
+    s.add_argument("--known", type=Path, default=None, help="known-blob catalog CSV (x, y, radius columns)")
+    s.add_argument("-o", "--out", type=Path, default=Path("monitor_out"),
+                   help="output folder: monitor_log.jsonl, saliency/, summary/ (default ./monitor_out)")
+    s.add_argument("--all", action="store_true", help="process every frame with enough history, not only the newest")
+    s.add_argument("--snr-min", type=float, default=None, help="matched-filter detection threshold (sigma)")
+    s.add_argument("--no-register", action="store_true", help="skip the sub-pixel dip correction")
+    s.add_argument("--no-html", action="store_true", help="no daily HTML summary")
+    s.add_argument("--params", type=Path, default=None, help="params.yaml for the monitor section (default: project's)")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_monitor)
+
+    s = sub.add_parser("confirm", help="add confirmed blob(s) to a known-blob catalog (so they are no longer new)")
+    s.add_argument("catalog", type=Path, help="known-blob catalog CSV (created if absent)")
+    s.add_argument("--log", type=Path, default=None, help="a monitor_log.jsonl")
+    s.add_argument("--frame", default=None, help="frame file name in the log whose alerts are confirmed")
+    s.add_argument("--candidate", type=int, action="append", default=None,
+                   help="candidate index in that frame's entry (repeatable; default: all its alerts)")
+    s.add_argument("--x", type=float, default=None)
+    s.add_argument("--y", type=float, default=None)
+    s.add_argument("--radius", type=float, default=None)
+    s.add_argument("--depth", type=float, default=None)
+    s.add_argument("--note", default=None)
+    s.set_defaults(func=cmd_confirm)
 
     s = sub.add_parser("prepare", help="run the data stage (campaign, differences, datasets) without the report")
     s.add_argument("--params", type=Path, default=None)

@@ -103,6 +103,14 @@ class ProjectPaths:
         return self.root / "build" / "datasets"
 
     @property
+    def monitor_campaign(self) -> Path:
+        return self.root / "build" / "monitor_campaign"
+
+    @property
+    def monitor_out(self) -> Path:
+        return self.root / "build" / "monitor"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

@@ -8,6 +8,8 @@ measured on the test set itself, given only as a reference for targets phrased t
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 __all__ = ["wilson", "rates", "threshold_for_fpr", "predict_logits", "strata_table", "saliency",
@@ -108,6 +110,9 @@ def strata_table(recipe, p: np.ndarray, threshold: float, dip_threshold: float =
     return rows
 
 
+_GRAD_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def saliency(model, X: np.ndarray, method: str = "vanilla", n_samples: int = 16, noise: float = 0.15,
              seed: int = 0) -> np.ndarray:
     """Absolute input gradients of the blob log-odds (logit[1] - logit[0]).
@@ -121,13 +126,17 @@ def saliency(model, X: np.ndarray, method: str = "vanilla", n_samples: int = 16,
     if X.ndim == 3:
         X = X[..., None]
 
-    @tf.function(reduce_retracing=True)
-    def grad(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = model(x, training=False)
-            score = logits[:, 1] - logits[:, 0]
-        return tape.gradient(score, x)
+    grad = _GRAD_FNS.get(model)
+    if grad is None:  # one traced function per model (no retracing across calls)
+        @tf.function(reduce_retracing=True)
+        def grad(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                logits = model(x, training=False)
+                score = logits[:, 1] - logits[:, 0]
+            return tape.gradient(score, x)
+
+        _GRAD_FNS[model] = grad
 
     if method == "vanilla":
         return np.abs(np.asarray(grad(tf.constant(X))))[..., 0]

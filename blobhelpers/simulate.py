@@ -67,6 +67,9 @@ class CampaignConfig:
     # blobs
     n_existing: int = 120
     new_blob_rate: float = 0.3
+    # If set: a day has new blobs with this probability, then 1 + Poisson(new_blob_rate) of them
+    # (clustered events, so a campaign has both many events and many quiet days).
+    event_day_fraction: float | None = None
     faint_small_fraction: float = 0.25
     edge_fraction: float = 0.2
     depth_min: float = 0.015
@@ -184,7 +187,11 @@ class Campaign:
             self.sky[i] = cfg.sky_e * np.exp(cfg.sky_day_sigma * r.standard_normal() - 0.5 * cfg.sky_day_sigma ** 2)
             self.gradients[i] = r.normal(0.0, cfg.illum_gradient_sigma, 3)
             # The first frame defines the "before" state: new blobs appear from frame 1 on.
-            for _ in range(int(r.poisson(cfg.new_blob_rate)) if i > 0 else 0):
+            if cfg.event_day_fraction is None:
+                n_new = int(r.poisson(cfg.new_blob_rate)) if i > 0 else 0
+            else:
+                n_new = (1 + int(r.poisson(cfg.new_blob_rate))) if (i > 0 and r.random() < cfg.event_day_fraction) else 0
+            for _ in range(n_new):
                 self._new_blob(r, i, lo, hi)
         for b in self.blobs:
             b.appear_date = (self.date(b.appear_index).date().isoformat() if b.appear_index >= 0 else "")

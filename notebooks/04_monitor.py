@@ -1,0 +1,303 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: blobhelpers
+#     language: python
+#     name: blobhelpers
+# ---
+
+# %% [markdown]
+# # Stage 04 — the daily new-blob monitor and its regression over a simulated campaign
+#
+# The ISR's deployment plan, run for real: every day the newest CSM-monitor frame is compared
+# with the median of the previous 30, and the team is told whether a new blob appeared, where,
+# how strong, and why the model thinks so (`blobhelpers monitor`, `blobhelpers.monitor`).
+#
+# **How a verdict is made.** Registered blob difference image -> multi-scale matched filter
+# (candidates: positive, blob-sized residuals above `snr_min` sigma of a local robust noise
+# level) -> candidates on blobs of the known-blob catalog dropped -> each remaining candidate
+# verified by the CNN (`models/best.keras`) on a 256x256 subframe centred on it, known blobs
+# masked -> radius and depth measured -> saliency of the CNN's log-odds for every alert.
+#
+# **Regression (the ISR's future work).** A campaign simulated with a different seed from the
+# training campaign (so a different detector realisation and different blobs), with clustered
+# new-blob events so that it has both many events and many quiet days. The monitor runs on every
+# day with 30 frames of history, in date order. The known-blob catalog starts with the blobs that
+# existed before the campaign; alerts that coincide with a real new blob are "confirmed" by the
+# team (added to the catalog at the measured position), false alerts are not. A missed blob stays
+# uncatalogued, so finding it on a later day counts as a *late* detection, never as a false alarm.
+#
+# Two simpler monitors are scored on the same days for comparison: the matched filter alone (every
+# uncatalogued candidate is an alert) and the ISR-style tile classifier alone (a day is flagged when
+# any of the 16 grid tiles reaches the threshold; tiles holding any blob that appeared within the
+# history window are not counted as false).
+
+# %% tags=["parameters"]
+base = {"seed": 0}
+simulate = {}
+difference = {"clip_factor": 0.5, "border_rule": "symmetric"}
+monitor = {"history": 30, "min_history": 30, "threshold": None, "snr_min": 5.5,
+           "campaign": {"seed": 1, "n_frames": 60, "event_day_fraction": 0.5, "new_blob_rate": 0.5},
+           "regression": {"match_px": 2.0, "min_depth": 0.03}}
+interactive = False  # True in JupyterLab: show the interactive ginga viewer
+
+# %%
+# %matplotlib inline
+import json
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from blobhelpers.config import ProjectPaths
+from blobhelpers.evaluation import wilson
+from blobhelpers.io import read_frame
+from blobhelpers.models import load_model
+from blobhelpers.monitor import KnownCatalog, Monitor, MonitorConfig, MonitorLog, run_monitor
+from blobhelpers.paths import write_json, write_text
+from blobhelpers.regression import run_regression, summarize
+from blobhelpers.report import show_header
+from blobhelpers.review import overlay_shapes, render_ginga, review_figure
+from blobhelpers.simulate import CampaignConfig, simulate_campaign
+
+paths = ProjectPaths.default()
+PLOTS = paths.plots / "04_monitor"
+PLOTS.mkdir(parents=True, exist_ok=True)
+params = {"base": base, "monitor": monitor, "difference": difference}
+show_header("Stage 04 — daily monitor", params, ["base", "monitor"])
+
+MODEL = paths.root / "models" / "best.keras"
+best_info = json.loads((paths.root / "models" / "best.json").read_text())
+cfg = MonitorConfig.from_dict(monitor)
+cfg.clip_factor = float(difference.get("clip_factor", 0.5))
+cfg.border_rule = str(difference.get("border_rule", "symmetric"))
+if monitor.get("threshold") is None:
+    cfg.threshold = float(best_info["val_threshold"])
+display(Markdown(f"Model: `models/best.keras` = **{best_info['name']}**; CNN threshold {cfg.threshold:.3f} "
+                 f"({'validation-chosen, models/best.json' if monitor.get('threshold') is None else 'params.yaml'}); "
+                 f"matched-filter threshold {cfg.snr_min} sigma; history {cfg.history} frames."))
+
+# %% [markdown]
+# ## The regression campaign
+
+# %%
+camp_params = dict(simulate)
+camp_params.pop("source", None)
+camp_params.update({k: v for k, v in monitor["campaign"].items() if k != "seed"})
+ccfg = CampaignConfig.from_dict(camp_params)
+t0 = time.perf_counter()
+camp = simulate_campaign(paths.monitor_campaign, ccfg, seed=int(monitor["campaign"]["seed"]), progress=True)
+t_sim = time.perf_counter() - t0
+catalog = pd.read_csv(paths.monitor_campaign / "catalog.csv")
+n_mon = ccfg.n_frames - cfg.min_history
+new_in_window = catalog[catalog["appear_index"] >= cfg.min_history]
+display(Markdown(f"{ccfg.n_frames} frames simulated in {t_sim:.0f} s (seed {monitor['campaign']['seed']}); "
+                 f"{n_mon} monitored days; {len(new_in_window)} new blobs appear on monitored days "
+                 f"({(new_in_window['depth'] > cfg_min if (cfg_min := monitor['regression']['min_depth']) else 0).sum()} "
+                 f"deeper than {100 * cfg_min:.0f} %)."))
+
+# %%
+t0 = time.perf_counter()
+res = run_regression(paths.monitor_campaign, MODEL, cfg, match_px=float(monitor["regression"]["match_px"]),
+                     progress=True)
+t_reg = time.perf_counter() - t0
+summary = summarize(res, min_depth=float(monitor["regression"]["min_depth"]))
+ev = pd.DataFrame(res.events)
+days = pd.DataFrame(res.days)
+
+
+def fmt_rate(r):
+    if not r["n"]:
+        return "n/a"
+    return f"{r['rate']:.3f} [{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}] ({r['k']}/{r['n']})"
+
+
+fa = summary["false_alarm_days_per_100_quiet"]
+head = pd.DataFrame([
+    ("detection, new blobs deeper than 3 % (first day)", fmt_rate(summary["detection_deeper"]), ">= 0.95"),
+    ("detection, all new blobs (first day)", fmt_rate(summary["detection_all"]), ""),
+    ("detected eventually (first day or later)", fmt_rate(summary["detection_eventually"]), ""),
+    ("false-alarm days per 100 quiet days", f"{fa['per_100']} [{100 * fa['ci95'][0]:.1f}-{100 * fa['ci95'][1]:.1f}] "
+                                             f"({fa['k']}/{fa['n']})", "<= 2"),
+    ("false alerts per 100 days (all days)", summary["false_alerts_per_100_days"], ""),
+    ("median localisation error (px)", summary["median_loc_error_px"], "<= 2"),
+    ("90th percentile localisation error (px)", summary["p90_loc_error_px"], ""),
+    ("matched filter alone: false-alarm days per 100 quiet", summary["baseline_detector_only_fa_per_100_quiet"], ""),
+    ("tile CNN alone (ISR style): false-alarm days per 100 quiet", summary["baseline_tile_cnn_fa_per_100_quiet"], ""),
+    ("median seconds per day (frames cached)", summary["seconds_per_day_median"], ""),
+], columns=["metric", "measured", "target"])
+display(head)
+
+# %% [markdown]
+# ## Detection by blob depth, size and kind
+#
+# Depth is the simulated central obscuration (fraction of the sky); rates are per new blob on
+# the day it appears, with 95 % Wilson intervals.
+
+# %%
+fig, axs = plt.subplots(1, 3, figsize=(15, 4))
+for ax, key in zip(axs, ("depth", "radius", "category")):
+    st = summary["strata"][key]
+    labels = list(st)
+    r = np.array([st[k]["rate"] if st[k]["n"] else np.nan for k in labels])
+    lo = np.array([st[k]["ci95"][0] for k in labels])
+    hi = np.array([st[k]["ci95"][1] for k in labels])
+    ax.bar(range(len(labels)), r, color="tab:blue", alpha=0.7)
+    ax.errorbar(range(len(labels)), r, yerr=[r - lo, hi - r], fmt="none", ecolor="k", capsize=3)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([f"{k}\n(n={st[k]['n']})" for k in labels], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.axhline(0.95, color="r", ls=":", lw=1)
+    ax.set_title(f"detection rate by {key}")
+fig.tight_layout()
+fig.savefig(PLOTS / "detection_strata.png", dpi=80)
+plt.show()
+strata_rows = [{"stratum": key, "bin": b, "k": v["k"], "n": v["n"], "rate": v["rate"]}
+               for key, st in summary["strata"].items() for b, v in st.items()]
+pd.DataFrame(strata_rows).to_csv(PLOTS / "detection_strata.csv", index=False)
+display(pd.DataFrame(strata_rows))
+
+# %% [markdown]
+# ## Localisation and the day-by-day record
+
+# %%
+fig, axs = plt.subplots(1, 2, figsize=(14, 4))
+det = ev[ev["detected"]]
+axs[0].hist(det["loc_error"], bins=np.arange(0, 8.5, 0.5), color="tab:green")
+axs[0].set_xlabel("alert position - true centre (px)")
+axs[0].set_ylabel("new blobs")
+axs[0].set_title(f"localisation error (median {summary['median_loc_error_px']} px)")
+axs[1].bar(days["day"], days["n_events"], color="tab:blue", alpha=0.5, label="new blobs that day")
+axs[1].scatter(days["day"], days["true_alerts"], s=12, c="tab:green", label="alerts on them")
+axs[1].scatter(days["day"], -days["false_alerts"], s=12, c="tab:red", label="false alerts (negative)")
+axs[1].scatter(days["day"], days["late_alerts"] + 0.1, s=8, c="tab:orange", marker="^", label="late alerts")
+axs[1].set_xlabel("campaign day")
+axs[1].legend(fontsize=8)
+axs[1].set_title("events and alerts per day")
+fig.tight_layout()
+fig.savefig(PLOTS / "days.png", dpi=80)
+plt.show()
+days.to_csv(PLOTS / "days.csv", index=False)
+ev.to_csv(PLOTS / "events.csv", index=False)
+
+# %% [markdown]
+# ## The days it missed and the days it cried wolf
+#
+# 64x64-px cut-outs of the difference image (median - current, sky-fraction units, +-5 %) around
+# missed new blobs (their true position) and false alerts.
+
+# %%
+missed = ev[~ev["detected"]].sort_values("depth", ascending=False)
+display(Markdown(f"**Missed on their first day: {len(missed)}** of {len(ev)}; the deepest:"))
+display(missed.head(12)[["id", "appear_index", "x", "y", "radius", "depth", "category", "candidate",
+                         "first_alert_day"]])
+fa_days = days[days["false_alerts"] > 0]
+display(Markdown(f"**Days with false alerts: {len(fa_days)}** ({int(fa_days['quiet'].sum())} of them quiet)."))
+display(fa_days[["day", "date", "quiet", "false_alerts", "persistence", "shift", "candidates"]])
+for kind in ("missed", "false"):
+    keys = [k for k in res.crops if k[0] == kind]
+    if not keys:
+        continue
+    fig, axs = plt.subplots(1, len(keys), figsize=(2.1 * len(keys), 2.4), squeeze=False)
+    for ax, k in zip(axs[0], keys):
+        ax.imshow(res.crops[k], origin="lower", cmap="gray", vmin=-0.05, vmax=0.05)
+        if kind == "missed":
+            e = ev[ev["id"] == k[2]].iloc[0]
+            ax.set_title(f"day {k[1]}\nd={100 * e['depth']:.1f}% r={e['radius']:.1f}", fontsize=7)
+        else:
+            ax.set_title(f"day {k[1]} cand {k[2]}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{kind} ({len(keys)} shown)", fontsize=9)
+    fig.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# ## One day through `blobhelpers monitor`, reviewed
+#
+# The last day of the campaign with an alert is rerun through `run_monitor` -- the function behind
+# `blobhelpers monitor FRAMES --known CATALOG --out DIR` -- with the known-blob catalog as it stood
+# that morning. It writes `build/monitor/monitor_log.jsonl`, a saliency PNG per alert and a daily
+# HTML summary. Below: the review view (known blobs cyan, alerts red, rejected candidates yellow),
+# rendered by ginga off-screen and as the static matplotlib fallback.
+
+# %%
+alert_days = days[days["true_alerts"] > 0]
+demo = alert_days.iloc[-1] if len(alert_days) else days.iloc[-1]
+frames_sorted = sorted((paths.monitor_campaign / "frames").glob("*.fits"))
+upto = [p for p in frames_sorted if int(p.stem.split("_")[-1]) <= int(demo["day"])]
+known_then = KnownCatalog([r for r in res.known.rows
+                           if not str(r.get("first_seen", "")) or str(r["first_seen"]) < str(demo["date"])])
+known_csv = paths.monitor_out / "known_blobs.csv"
+known_then.write(known_csv)
+t0 = time.perf_counter()
+recs = run_monitor(upto, MODEL, paths.monitor_out, cfg, known_csv)
+t_cli = time.perf_counter() - t0
+rec = recs[-1]
+display(Markdown(f"`run_monitor` on {rec['frame']} ({t_cli:.1f} s incl. model load and 31 frame reads): verdict "
+                 f"**{rec['verdict']}**, {rec['n_alerts']} alert(s); log has "
+                 f"{len(MonitorLog(paths.monitor_out / 'monitor_log.jsonl').read())} line(s)."))
+display(pd.DataFrame(rec["candidates"]))
+
+mon = Monitor(upto, load_model(MODEL), cfg, known_then)
+one = mon.process(len(mon.ordered) - 1, with_arrays=True)
+frame = read_frame(upto[-1]).data
+shapes = overlay_shapes(one.record, known_then)
+alert = next((c for c in one.record["candidates"] if c["new"]), None)
+fig = review_figure(frame, one.diff, shapes, title=f"{one.record['frame']}: {one.record['verdict']}",
+                    zoom_on=alert)
+fig.savefig(PLOTS / "review_static.png", dpi=70)
+plt.show()
+rgb, to_win = render_ginga(one.diff, shapes, size=600)
+fig, ax = plt.subplots(figsize=(7, 7))
+ax.imshow(rgb)
+ax.set_axis_off()
+ax.set_title("the same view rendered by ginga (off-screen PIL renderer)", fontsize=9)
+plt.show()
+if interactive:  # JupyterLab: pan, zoom and change cuts with ginga's bindings
+    from blobhelpers.review import ginga_viewer
+
+    viewer, widget = ginga_viewer(one.diff, shapes)
+    display(widget)
+
+# %% [markdown]
+# ## Saliency of the alert (why the CNN agrees)
+
+# %%
+for p in rec.get("saliency_pngs", [])[:3]:
+    img = plt.imread(p)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.imshow(img)
+    ax.set_axis_off()
+    plt.show()
+
+# %%
+metrics = {
+    "campaign": {"seed": int(monitor["campaign"]["seed"]), "n_frames": ccfg.n_frames,
+                 "n_days": summary["n_days"], "n_quiet_days": summary["n_quiet_days"],
+                 "n_events": summary["n_events"], "n_events_deeper": summary["n_events_deeper"]},
+    "model": best_info["name"],
+    "threshold": cfg.threshold,
+    "snr_min": cfg.snr_min,
+    "detection_deeper_3pct": summary["detection_deeper"],
+    "detection_all": summary["detection_all"],
+    "detection_eventually": summary["detection_eventually"],
+    "false_alarm_days_per_100_quiet": fa["per_100"],
+    "false_alarm_days": {k: fa[k] for k in ("k", "n", "ci95")},
+    "false_alerts_per_100_days": summary["false_alerts_per_100_days"],
+    "median_loc_error_px": summary["median_loc_error_px"],
+    "p90_loc_error_px": summary["p90_loc_error_px"],
+    "baseline_detector_only_fa_per_100_quiet": summary["baseline_detector_only_fa_per_100_quiet"],
+    "baseline_tile_cnn_fa_per_100_quiet": summary["baseline_tile_cnn_fa_per_100_quiet"],
+    "seconds_per_day_median": summary["seconds_per_day_median"],
+    "seconds_regression_total": round(t_reg, 1),
+}
+write_json(paths.metrics / "04_monitor.json", metrics)
+print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))

@@ -1,0 +1,158 @@
+"""The daily monitor: ordering, detection + localisation, known-blob catalog, log idempotence,
+exit codes, corrupt history frames, too little history."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from blobhelpers.blobs import BlobShape, render
+from blobhelpers.cli import main
+from blobhelpers.io import write_image
+from blobhelpers.monitor import (EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog,
+                                 confirm, detect_candidates, run_monitor)
+from blobhelpers.simulate import Campaign, CampaignConfig
+
+BLOB = (612.0, 401.0, 7.0, 0.12)  # x, y, radius, depth of the blob that appears in the last frame
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """8 simulated frames; the last one gets a new 12 % blob. File names sort AGAINST the dates."""
+    cfg = CampaignConfig(n_frames=8, n_existing=25, new_blob_rate=0.0, persistence_prob=0.0,
+                         snowballs_per_frame=0.0, start_date="2024-05-01T01:00:00")
+    camp = Campaign(cfg, seed=11)
+    out = tmp_path_factory.mktemp("mon_frames")
+    paths = []
+    for i in range(cfg.n_frames):
+        img, hdr, _ = camp.frame(i)
+        if i == cfg.n_frames - 1:
+            occ = np.zeros_like(img)
+            sx, sy = camp.shifts[i]
+            render(occ, BLOB[0] + sx, BLOB[1] + sy, BlobShape(BLOB[2]), BLOB[3])
+            img = img * (1 - occ)
+        p = out / f"frame_{cfg.n_frames - i:02d}.fits"  # newest frame has the smallest name
+        write_image(p, img, hdr)
+        paths.append(p)
+    known = KnownCatalog([{"id": b.id, "x": b.x, "y": b.y, "radius": b.shape.radius} for b in camp.blobs])
+    known_csv = out.parent / f"{out.name}_known.csv"
+    known.write(known_csv)
+    return out, paths, known_csv
+
+
+def _cfg(**kw):
+    base = dict(history=6, min_history=4, threshold=0.0)
+    base.update(kw)
+    return MonitorConfig(**base)
+
+
+def test_detect_candidates_ignores_single_hot_pixels(rng):
+    d = rng.normal(0, 0.02, (512, 512)).astype(np.float32)
+    d[100, 100] = 3.0   # a hot pixel 150 sigma high
+    d[300, 50] = 1.0
+    assert detect_candidates(d) == []
+
+
+def test_orders_by_date_and_localises_new_blob(frames, trained_tiny):
+    folder, paths, known_csv = frames
+    mon = Monitor([folder], trained_tiny[2], _cfg(), KnownCatalog.read(known_csv))
+    assert [p for p, _ in mon.ordered] == paths  # by DATE-OBS, not by (reversed) name
+    res = mon.process(len(paths) - 1)
+    rec = res.record
+    assert rec["frame"] == paths[-1].name and rec["history"]["n"] == 6
+    assert rec["new_blob"] and rec["verdict"] == "new_blob"
+    alerts = [c for c in rec["candidates"] if c["new"]]
+    best = min(alerts, key=lambda c: np.hypot(c["x"] - BLOB[0], c["y"] - BLOB[1]))
+    assert np.hypot(best["x"] - BLOB[0], best["y"] - BLOB[1]) < 2.0
+    assert abs(best["radius"] - BLOB[2]) < 2.5
+    assert 0.06 < best["depth"] < 0.18
+    assert len(alerts) <= 2
+
+
+def test_previous_day_is_quiet(frames, trained_tiny):
+    folder, paths, known_csv = frames
+    mon = Monitor(paths[:-1], trained_tiny[2], _cfg(threshold=0.5), KnownCatalog.read(known_csv))
+    rec = mon.process(len(paths) - 2).record
+    assert not rec["new_blob"], rec["candidates"]
+
+
+def test_cli_exit_codes_log_idempotent_and_confirm(frames, trained_tiny, tmp_path, capsys):
+    folder, paths, known_csv = frames
+    out = tmp_path / "out"
+    model = str(trained_tiny[2])
+    args = [str(folder), "--model", model, "--threshold", "0.0", "--history", "6", "--min-history", "4",
+            "--known", str(known_csv), "-o", str(out), "-q"]
+    assert main(["monitor", *args]) == EXIT_NEW_BLOB
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["verdict"] == "new_blob" and line["frame"] == paths[-1].name
+    log = out / "monitor_log.jsonl"
+    assert len(log.read_text().splitlines()) == 1
+    assert main(["monitor", *args]) == EXIT_NEW_BLOB  # same frame again: no duplicate line
+    assert len(log.read_text().splitlines()) == 1
+    entry = MonitorLog(log).read()[0]
+    assert entry["versions"]["blobhelpers"] and entry["model_sha256"]
+    assert entry["saliency_pngs"] and all((tmp_path / p).exists() or __import__("os").path.exists(p)
+                                          for p in entry["saliency_pngs"])
+    assert (out / "summary" / f"{paths[-1].stem}.html").read_text().count("data:image/png;base64") >= 2
+    # the team confirms the blob -> tomorrow (here: the same frame again) it is not news
+    cat = tmp_path / "known.csv"
+    cat.write_text(known_csv.read_text())
+    assert main(["confirm", str(cat), "--log", str(log), "--frame", paths[-1].name]) == 0
+    rows = KnownCatalog.read(cat).rows
+    assert any(np.hypot(float(r["x"]) - BLOB[0], float(r["y"]) - BLOB[1]) < 2 for r in rows)
+    args2 = [a if a != str(known_csv) else str(cat) for a in args]
+    capsys.readouterr()
+    assert main(["monitor", *args2, "--threshold", "0.5"]) == EXIT_NOTHING_NEW
+    assert len(log.read_text().splitlines()) == 1  # replaced, not appended
+
+
+def test_confirm_by_position_and_bad_catalog(tmp_path):
+    cat = tmp_path / "k.csv"
+    added = confirm(cat, x=10.0, y=20.0, radius=5.0, note="by eye")
+    assert added[0]["x"] == 10.0 and KnownCatalog.read(cat).rows[0]["note"] == "by eye"
+    confirm(cat, x=11.0, y=20.5, radius=5.0)  # within 3 px: not duplicated
+    assert len(KnownCatalog.read(cat)) == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n")
+    assert main(["monitor", str(tmp_path), "--known", str(bad)]) == 2
+    assert main(["confirm", str(cat), "--x", "3"]) == 2
+
+
+def test_corrupt_history_frame_is_skipped_with_warning(frames, trained_tiny, tmp_path, caplog):
+    folder, paths, known_csv = frames
+    import shutil
+
+    work = tmp_path / "f"
+    shutil.copytree(folder, work)
+    victim = work / paths[3].name
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 3])  # truncated FITS: header fine, data missing
+    (work / "notes.fits").write_text("not a fits file")
+    with caplog.at_level(logging.WARNING, logger="blobhelpers.monitor"):
+        recs = run_monitor([work], trained_tiny[2], tmp_path / "o", _cfg(), known_csv, html=False)
+    assert recs and recs[0]["new_blob"]
+    skipped = {s["file"] for s in recs[0]["skipped_frames"]}
+    assert str(victim) in skipped and str(work / "notes.fits") in skipped
+    assert recs[0]["history"]["n"] == 6  # 7 earlier frames, one unreadable: reaches one further back
+    assert recs[0]["history"]["first"] == paths[0].name
+    assert "notes.fits" in caplog.text and victim.name in caplog.text
+
+
+def test_too_little_history_is_a_clear_error(frames, trained_tiny, tmp_path, capsys):
+    folder, paths, known_csv = frames
+    code = main(["monitor", *map(str, paths[:3]), "--model", str(trained_tiny[2]), "--history", "6",
+                 "--min-history", "4", "-o", str(tmp_path / "o"), "-q"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert paths[2].name in err and "at least 4" in err
+    assert not (tmp_path / "o" / "monitor_log.jsonl").exists()
+
+
+def test_log_rejects_corrupt_lines(tmp_path):
+    log = tmp_path / "monitor_log.jsonl"
+    log.write_text('{"frame": "a", "date_obs": "2024"}\nnot json\n')
+    with pytest.raises(Exception, match="line 2"):
+        MonitorLog(log).read()
