@@ -37,6 +37,7 @@ class RegressionResult:
     records: list = field(default_factory=list)  # the monitor's JSON records
     crops: dict = field(default_factory=dict)    # (kind, day, k) -> 64x64 difference crop
     seconds_per_day: list = field(default_factory=list)
+    known: KnownCatalog | None = None           # the catalog at the end (existing + confirmed)
 
 
 def _crop(img: np.ndarray, x: float, y: float, half: int = 32) -> np.ndarray:
@@ -163,6 +164,7 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
         rec.pop("config", None)
         res.records.append(rec)
     res.events = [e for e in event_rows.values() if e["processed"]]
+    res.known = mon.known
     return res
 
 

@@ -1,0 +1,39 @@
+"""Review helpers: overlay geometry and a headless ginga rendering."""
+
+import numpy as np
+
+from blobhelpers.monitor import KnownCatalog
+from blobhelpers.review import overlay_shapes, render_ginga, review_figure
+
+
+def test_overlay_geometry_and_ginga_render(rng):
+    rec = {"candidates": [{"x": 150.0, "y": 60.0, "radius": 6.0, "new": True, "probability": 0.97},
+                          {"x": 40.0, "y": 200.0, "radius": 3.0, "new": False, "probability": 0.2}]}
+    known = KnownCatalog([{"x": 200.0, "y": 180.0, "radius": 10.0}])
+    shapes = overlay_shapes(rec, known)
+    assert [(s["kind"], s["color"]) for s in shapes] == [("alert", "red"), ("candidate", "yellow"), ("known", "cyan")]
+    assert shapes[0]["r"] == 9.0 and shapes[2]["r"] == 13.0 and shapes[2]["x"] == 200.0
+    img = rng.normal(0, 1, (256, 256)).astype(np.float32)
+    rgb, to_win = render_ginga(img, shapes, size=256, cuts=(-3, 3))
+    assert rgb.shape == (256, 256, 3) and rgb.dtype == np.uint8
+    # a pixel on the alert circle (right-most point) is red; its centre is grey (image)
+    wx, wy = to_win(150.0 + 9.0, 60.0)
+    patch = rgb[max(0, wy - 1):wy + 2, max(0, wx - 1):wx + 2].reshape(-1, 3).astype(int)
+    assert any(p[0] > 200 and p[1] < 60 and p[2] < 60 for p in patch)
+    cx, cy = to_win(150.0, 60.0)
+    c = rgb[cy, cx].astype(int)
+    assert abs(c[0] - c[1]) < 5 and abs(c[1] - c[2]) < 5  # grey image pixel, not overlay
+    # the y axis is not flipped: the known blob (larger y) is drawn above the alert in the window
+    assert to_win(200.0, 180.0)[1] < to_win(150.0, 60.0)[1]
+
+
+def test_static_review_figure(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    diff = rng.normal(0, 0.02, (128, 128)).astype(np.float32)
+    shapes = overlay_shapes({"candidates": [{"x": 64.0, "y": 64.0, "radius": 5.0, "new": True, "probability": 0.9}]})
+    fig = review_figure(diff + 1, diff, shapes, title="t", zoom_on={"x": 64.0, "y": 64.0}, half=20)
+    assert len(fig.axes) == 3
+    assert len(fig.axes[1].patches) == 1
+    assert fig.axes[2].get_xlim() == (44.0, 84.0)
