@@ -255,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--params", type=Path, default=None)
     s.set_defaults(func=cmd_profile)
+
+    from .svm.cli import register as register_svm
+
+    register_svm(sub)
     return p
 
 

@@ -83,6 +83,26 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     res = json.loads(r.stdout)
     assert len(res["tiles"]) == 16 and res["threshold"] == pytest.approx(best["val_threshold"])
 
+    # Stage 04: the monitor regression and one `blobhelpers monitor` run with its log.
+    mon = json.loads((repo / "metrics" / "04_monitor.json").read_text())
+    assert mon["campaign"]["n_days"] == 16 - 10 and mon["model"] == best["name"]
+    assert 0 <= mon["false_alarm_days_per_100_quiet"] <= 100
+    assert (repo / "build" / "monitor" / "monitor_log.jsonl").read_text().count("\n") == 1
+    html = (repo / "reports" / "04_monitor.html").read_text()
+    assert "Traceback" not in html and html.count("data:image/png;base64") >= 3
+    r = sh([sys.executable, "-m", "blobhelpers", "monitor", repo / "build" / "monitor_campaign" / "frames",
+            "--out", repo / "build" / "mon_cli", "--no-html", "-q"], repo, env, check=False)
+    assert r.returncode in (0, 3), r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["verdict"] in ("new_blob", "nothing_new")
+
+    # Stages 10-12: SVM prep, models (grouped CV), screening.
+    svm = json.loads((repo / "metrics" / "11_svm_models.json").read_text())
+    assert svm and (repo / "build" / "svm" / "model").is_dir()
+    for report in ("10_svm_prep", "11_svm_models", "12_svm_screen"):
+        html = (repo / "reports" / f"{report}.html").read_text()
+        assert "Traceback" not in html and "https://cdn" not in html
+    assert (repo / "metrics" / "12_svm_screen.json").is_file()
+
     # Nothing changed: a second repro reruns nothing.
     out = sh([*dvc, "repro"], repo, env).stdout
     assert "Running stage" not in out

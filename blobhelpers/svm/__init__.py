@@ -1,0 +1,24 @@
+"""HST single-visit-mosaic (SVM) alignment classification, compatible with spacekit's ``skopes.hst.svm``.
+
+Modules
+-------
+features
+    spacekit's 10-feature schema, the category/detector/WCS-type encodings (current spacekit and
+    the 2021 training files), validation of feature CSVs, engineered features, visit keys.
+prep
+    drizzlepac SVM quality-analysis JSON + total detection FITS header -> raw table -> features.
+models
+    spacekit's MLP (faithful baseline), logistic regression and gradient boosting on engineered
+    features; saving and loading without pickle.
+evaluate
+    grouped (by visit) cross-validation, thresholds for a stated false-alarm rate, rates with
+    Wilson intervals split by real/synthetic and detector, calibration, feature importance.
+images
+    spacekit's 3-frame PNG layout -> ``(n, 3, 128, 128, 3)`` arrays; spacekit's released model.
+predict
+    ``predictions.csv``, ``clf_report.txt`` and ``compromised.txt`` (spacekit's outputs).
+cli
+    ``blobhelpers svm prep|train|predict``.
+"""
+
+__all__ = ["features", "prep", "models", "evaluate", "images", "predict", "cli"]

@@ -1,0 +1,113 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: blobhelpers
+#     language: python
+#     name: blobhelpers
+# ---
+
+# %% [markdown]
+# # Stage 12 — screening a new SVM run, and spacekit's released model side by side
+#
+# * **Screening**: the best model of stage 11 (`build/svm/model`, its threshold for a 5 %
+#   false-alarm rate) on `svm_unlabeled_2021-10-06.csv`, the same kind of visits reprocessed with
+#   a newer drizzlepac, through `blobhelpers svm predict`'s code (`predictions.csv`,
+#   `clf_report.txt`, `compromised.txt` in `build/svm/screen/`). spacekit's model of that era
+#   flagged 32 % of all visits of that run (29.5 % of the visits labelled aligned in July).
+# * **The 12 real image samples**: spacekit's released ensemble (`svm_align.zip`, features +
+#   3-frame images; loaded by Keras 3 in safe mode) and ours on the same visits. The released model
+#   was trained on a random split of the full labelled set, so it has seen some of these visits.
+
+# %% tags=["parameters"]
+base = {"seed": 0}
+svm = {"labelled": "data/svm/svm_labeled_2021-07-28_dev.csv", "labelled_cat_encoding": "spacekit-2021",
+       "unlabelled": "data/svm/svm_unlabeled_2021-10-06.csv"}
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from blobhelpers.config import ProjectPaths
+from blobhelpers.paths import write_json
+from blobhelpers.report import show_header
+from blobhelpers.svm.evaluate import rate
+from blobhelpers.svm.features import detector_name, read_features
+from blobhelpers.svm.images import load_images, load_spacekit_model, spacekit_predict
+from blobhelpers.svm.models import load_model
+from blobhelpers.svm.predict import predict_file
+
+paths = ProjectPaths.default()
+DATA = paths.root / "data" / "svm"
+OUT = paths.root / "build" / "svm" / "screen"
+show_header("Stage 12 — SVM screening", {"base": base, "svm": svm}, ["base", "svm"])
+model = load_model(paths.root / "build" / "svm" / "model")
+display(Markdown(f"Model: `{model.name}` ({model.kind}), threshold {model.threshold:.4f} "
+                 f"({model.info.get('threshold_rule', '')})."))
+
+
+def fmt(r):
+    return f"{r['rate']:.3f} ({r['k']}/{r['n']}) [{r['lo']:.3f}, {r['hi']:.3f}]"
+
+
+# %% [markdown]
+# ## Fraction flagged on the October 2021 run, per detector
+
+# %%
+preds = predict_file(paths.root / svm["unlabelled"], OUT, model=paths.root / "build" / "svm" / "model",
+                     cat_encoding=svm["labelled_cat_encoding"], group="SVM-2021-10-06")
+metrics = {"model": model.name, "threshold": model.threshold, "n_screened": int(len(preds))}
+rows = []
+for det in sorted(preds["det"].unique()):
+    s = preds["det"] == det
+    r = rate(preds.loc[s, "y_pred"].sum(), s.sum())
+    rows.append({"detector": detector_name(det), "flagged": fmt(r)})
+    metrics[f"flagged_{detector_name(det)}"] = r["rate"]
+allr = rate(preds["y_pred"].sum(), len(preds))
+rows.append({"detector": "all", "flagged": fmt(allr)})
+metrics["flagged_all"] = allr["rate"]
+lab = read_features(paths.root / svm["labelled"], svm["labelled_cat_encoding"], require_label=True)
+aligned_july = set(lab.loc[lab["label"] == 0, "index"])
+s = preds["index"].isin(aligned_july)
+ra = rate(preds.loc[s, "y_pred"].sum(), s.sum())
+rows.append({"detector": "labelled aligned in July", "flagged": fmt(ra)})
+metrics["flagged_aligned_in_july"] = ra["rate"]
+display(pd.DataFrame(rows))
+display(Markdown(f"spacekit's model flagged 32 % of this run (29.5 % of July-aligned visits); ours flags "
+                 f"**{allr['rate']:.1%}** ({ra['rate']:.1%} of July-aligned). Our operating point was set for a 5 % "
+                 f"false-alarm rate on real aligned visits of the labelled (July) processing."))
+print((OUT / "clf_report.txt").read_text())
+
+# %% [markdown]
+# ## The 12 real image samples: spacekit's released ensemble and ours on the same inputs
+
+# %%
+feats = read_features(DATA / "images" / "svm_images_12.csv", svm["labelled_cat_encoding"], require_label=True)
+found, imgs = load_images(DATA / "images" / "svm_images_12.npz", feats["index"])
+feats = feats.set_index("index").loc[found].reset_index()
+ens = load_spacekit_model(DATA / "pretrained_spacekit" / "svm_align.zip")
+p_sk = spacekit_predict(ens, feats, imgs)
+p_ours = model.predict_proba(feats)
+kind = np.where(feats["index"].str.split("_").str.len() > 7, "synthetic", np.where(feats["label"] == 1, "real", ""))
+side = pd.DataFrame({"index": feats["index"], "label": feats["label"].astype(int), "kind": kind,
+                     "nmatches": feats["nmatches"].astype(int), "rms_ra": feats["rms_ra"].round(2),
+                     "spacekit P": p_sk.round(4), "spacekit flag (0.5)": (p_sk > 0.5).astype(int),
+                     f"{model.name} P": p_ours.round(4), f"{model.name} flag": (p_ours > model.threshold).astype(int)})
+display(side)
+metrics["samples12_spacekit_correct"] = int(((p_sk > 0.5).astype(int) == feats["label"]).sum())
+metrics["samples12_ours_correct"] = int(((p_ours > model.threshold).astype(int) == feats["label"]).sum())
+real = kind == "real"
+metrics["samples12_real_misaligned_spacekit_flagged"] = int((p_sk[real] > 0.5).sum())
+metrics["samples12_real_misaligned_ours_flagged"] = int((p_ours[real] > model.threshold).sum())
+display(Markdown(f"Correct of 12: spacekit {metrics['samples12_spacekit_correct']}, ours "
+                 f"{metrics['samples12_ours_correct']}; of the 3 real misalignments spacekit flags "
+                 f"{metrics['samples12_real_misaligned_spacekit_flagged']}, ours "
+                 f"{metrics['samples12_real_misaligned_ours_flagged']}. spacekit's model was trained on a random "
+                 "split of the whole labelled set (these visits included), so its numbers here are not an "
+                 "independent test; ours were trained on the labelled rows too (stage 11's CV gives its honest rates)."))
+write_json(paths.metrics / "12_svm_screen.json", metrics)
