@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,8 +95,7 @@ def test_cli_exit_codes_log_idempotent_and_confirm(frames, trained_tiny, tmp_pat
     assert len(log.read_text().splitlines()) == 1
     entry = MonitorLog(log).read()[0]
     assert entry["versions"]["blobhelpers"] and entry["model_sha256"]
-    assert entry["saliency_pngs"] and all((tmp_path / p).exists() or __import__("os").path.exists(p)
-                                          for p in entry["saliency_pngs"])
+    assert entry["saliency_pngs"] and all(Path(p).is_file() for p in entry["saliency_pngs"])
     assert (out / "summary" / f"{paths[-1].stem}.html").read_text().count("data:image/png;base64") >= 2
     # the team confirms the blob -> tomorrow (here: the same frame again) it is not news
     cat = tmp_path / "known.csv"
