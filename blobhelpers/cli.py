@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import BlobhelpersError
+from .errors import BlobhelpersError, InputError
 
 __all__ = ["main", "build_parser"]
 
@@ -124,7 +124,7 @@ def cmd_classify(a) -> int:
 
 def _monitor_config(a):
     from .config import load_params
-    from .monitor import MonitorConfig
+    from .monitor import TUNED, MonitorConfig
     from .paths import project_root
 
     params = {}
@@ -133,7 +133,9 @@ def _monitor_config(a):
         params = load_params(src)
     elif a.params:
         raise BlobhelpersError(f"{a.params}: parameter file not found")
-    cfg = MonitorConfig.from_dict(params.get("monitor", {}) or {})
+    mon = params.get("monitor", {}) or {}
+    cfg = MonitorConfig.from_dict(mon)
+    fixed = {k for k in TUNED if mon.get(k) is not None}  # set in params.yaml: tuned values do not apply
     dif = params.get("difference", {}) or {}
     cfg.clip_factor = float(dif.get("clip_factor", cfg.clip_factor))
     cfg.border_rule = str(dif.get("border_rule", cfg.border_rule))
@@ -145,18 +147,30 @@ def _monitor_config(a):
         cfg.register = False
     if a.snr_min is not None:
         cfg.snr_min = a.snr_min
-    return cfg
+        fixed.add("snr_min")
+    if a.threshold is not None:
+        fixed.add("threshold")
+    return cfg, fixed
 
 
 def cmd_monitor(a) -> int:
     import logging
 
-    from .monitor import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, run_monitor
+    from .monitor import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, apply_tuned, run_monitor
+    from .paths import project_root
 
     logging.basicConfig(level=logging.WARNING, format="blobhelpers monitor: warning: %(message)s")
-    cfg = _monitor_config(a)
+    cfg, fixed = _monitor_config(a)
     model, thr = _default_model_and_threshold(a.model, a.threshold)
-    cfg.threshold = thr
+    if "threshold" not in fixed or a.threshold is not None:
+        cfg.threshold = thr  # the flag, else best.json's validation-chosen threshold (or 0.5)
+    if a.tuned is not None and not a.tuned.exists():
+        raise InputError(f"{a.tuned}: tuned-thresholds file not found")
+    tuned = None if a.no_tuned else (a.tuned or project_root() / "build" / "monitor" / "thresholds.json")
+    applied = apply_tuned(cfg, tuned, model, keep=tuple(fixed))
+    if applied and not a.quiet:
+        print(f"blobhelpers monitor: thresholds tuned on the development campaign ({tuned}): "
+              + ", ".join(applied), file=sys.stderr)
     recs = run_monitor(a.frames, model, a.out, cfg, a.known, all_frames=a.all, progress=not a.quiet,
                        html=not a.no_html)
     for r in recs:
@@ -219,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder: monitor_log.jsonl, saliency/, summary/ (default ./monitor_out)")
     s.add_argument("--all", action="store_true", help="process every frame with enough history, not only the newest")
     s.add_argument("--snr-min", type=float, default=None, help="matched-filter detection threshold (sigma)")
+    s.add_argument("--tuned", type=Path, default=None,
+                   help="alert thresholds tuned on a development campaign (default: build/monitor/thresholds.json "
+                        "when it exists and was tuned for this model)")
+    s.add_argument("--no-tuned", action="store_true", help="ignore tuned thresholds (params.yaml / defaults only)")
     s.add_argument("--no-register", action="store_true", help="skip the sub-pixel dip correction")
     s.add_argument("--no-html", action="store_true", help="no daily HTML summary")
     s.add_argument("--params", type=Path, default=None, help="params.yaml for the monitor section (default: project's)")

@@ -377,8 +377,11 @@ class BlobDataset:
         b = np.searchsorted(self._inj_crop_sorted, i, "right")
         return self._inj_order[a:b]
 
-    def raw(self, indices, out: np.ndarray | None = None) -> np.ndarray:
-        """Crops with blobs injected, in difference-image units (before scaling)."""
+    def raw(self, indices, out: np.ndarray | None = None, boost: float = 1.0) -> np.ndarray:
+        """Crops with blobs injected, in difference-image units (before scaling).
+
+        *boost* multiplies the depth of every injected blob (training curricula only; 1 = as drawn).
+        """
         r = self.recipe
         indices = np.asarray(indices, dtype=np.int64)
         out = np.empty((indices.size, TILE, TILE), np.float32) if out is None else out
@@ -395,21 +398,23 @@ class BlobDataset:
                                 float(inj["edge"][k]), float(inj["spot"][k]), float(inj["zoom"][k]),
                                 int(inj["rot"][k]), int(inj["flip"][k]), float(inj["frac_x"][k]),
                                 float(inj["frac_y"][k]))
-                add_stamp(out[j], st, float(inj["x"][k]), float(inj["y"][k]), float(inj["depth"][k]))
+                add_stamp(out[j], st, float(inj["x"][k]), float(inj["y"][k]), float(inj["depth"][k]) * boost)
         return out
 
     def batch(self, indices, augment_rng: np.random.Generator | None = None,
-              hard_negatives: float = 0.0, noise_sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+              hard_negatives: float = 0.0, noise_sigma: float | None = None,
+              boost: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Scaled (and, with *augment_rng*, augmented) subframes ``(n, 256, 256)`` and labels.
 
         *hard_negatives* (training only, needs *augment_rng*): this fraction of the blob-free
         subframes gets a NEGATIVE feature added in difference units before the scaling -- an
         inverted blob or a broad persistence-like dip (a bright transient in the current frame)
         -- so a model learns that only positive, blob-shaped signal means "new blob".
-        *noise_sigma* overrides the dataset's augmentation noise.
+        *noise_sigma* overrides the dataset's augmentation noise. *boost* scales the injected
+        blobs' depths (a training curriculum: easy, strong blobs first).
         """
         indices = np.asarray(indices, dtype=np.int64)
-        x = self.raw(indices)
+        x = self.raw(indices, boost=boost)
         if hard_negatives > 0 and augment_rng is not None:
             _add_hard_negatives(x, self.labels[indices], augment_rng, hard_negatives)
         di = self.recipe.crops["diff_index"][indices]

@@ -52,6 +52,10 @@ __all__ = [
     "EXIT_NOTHING_NEW",
     "EXIT_NEW_BLOB",
     "run_monitor",
+    "TUNED",
+    "write_tuned",
+    "read_tuned",
+    "apply_tuned",
 ]
 
 log = logging.getLogger("blobhelpers.monitor")
@@ -61,6 +65,10 @@ EXIT_NOTHING_NEW = 0
 EXIT_NEW_BLOB = 3
 
 CATALOG_COLUMNS = ["id", "x", "y", "radius", "depth", "first_seen", "source", "note"]
+
+#: Alert thresholds chosen on a development campaign (stage 04 writes them with
+#: :func:`write_tuned`); ``null`` in params.yaml means "use the tuned value".
+TUNED = ("snr_min", "threshold", "neg_veto")
 
 
 @dataclass
@@ -85,8 +93,8 @@ class MonitorConfig:
     def from_dict(cls, params: dict | None) -> "MonitorConfig":
         from .config import dataclass_from_params
 
-        params = {k: v for k, v in (params or {}).items() if not (k == "threshold" and v is None)}
-        cfg = dataclass_from_params(cls, params, "monitor", ignore=("campaign", "seed", "regression"))
+        params = {k: v for k, v in (params or {}).items() if not (k in TUNED and v is None)}
+        cfg = dataclass_from_params(cls, params, "monitor", ignore=("campaign", "seed", "regression", "tune"))
         cfg.radii = tuple(float(r) for r in cfg.radii)
         return cfg
 
@@ -558,7 +566,7 @@ class Monitor:
             if c["new"]:
                 alerts.append(c)
         explain = {}
-        if alerts and (cfg.saliency or with_arrays):
+        if alerts and cfg.saliency:
             idx = [k for k, c in enumerate(cands) if c["new"]]
             sub = X[[len(grid) + k for k in idx]]
             smaps = saliency(self.model, sub)
@@ -797,3 +805,55 @@ def known_from_truth(catalog_csv: str | Path, before_index: int = 0) -> KnownCat
              "note": r.category} for r in df.itertuples()]
     return KnownCatalog(rows)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# thresholds tuned on a development campaign
+def write_tuned(path: str | Path, chosen: dict, model_path: str | Path, provenance: dict | None = None) -> Path:
+    """Write the tuned alert thresholds (``snr_min``, ``threshold``, ``neg_veto``) for *model_path*."""
+    from .paths import write_json
+
+    model_path = Path(model_path)
+    doc = {k: float(chosen[k]) for k in TUNED}
+    doc.update(model=model_path.name, model_sha256=_sha256(model_path), provenance=provenance or {})
+    write_json(path, doc)
+    return Path(path)
+
+
+def read_tuned(path: str | Path) -> dict:
+    """Read a tuned-thresholds JSON; :class:`InputError` naming the file when it is malformed."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the tuned monitor thresholds ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: tuned monitor thresholds must be a JSON object")
+    for k in TUNED:
+        v = doc.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise InputError(f"{path}: '{k}' must be a finite number, got {v!r}")
+    return doc
+
+
+def apply_tuned(cfg: MonitorConfig, tuned_path: str | Path | None, model_path: str | Path,
+                keep: tuple = ()) -> list[str]:
+    """Set ``cfg``'s alert thresholds from *tuned_path* (keys in *keep* stay as they are).
+
+    The file applies only to the model it was tuned for (same SHA-256); otherwise, or when the
+    file does not exist, nothing changes and the reason is returned. Returns what was applied.
+    """
+    if tuned_path is None or not Path(tuned_path).exists():
+        return []
+    doc = read_tuned(tuned_path)
+    mp = Path(model_path)
+    if not mp.is_file() or doc.get("model_sha256") != _sha256(mp):
+        log.warning("%s: tuned for another model (%s); using the untuned thresholds", tuned_path,
+                    doc.get("model", "?"))
+        return []
+    done = []
+    for k in TUNED:
+        if k not in keep:
+            setattr(cfg, k, float(doc[k]))
+            done.append(f"{k}={float(doc[k]):g}")
+    return done

@@ -24,7 +24,7 @@ import numpy as np
 from .evaluation import wilson
 from .monitor import KnownCatalog, Monitor, MonitorConfig
 
-__all__ = ["RegressionResult", "run_regression", "summarize"]
+__all__ = ["RegressionResult", "run_regression", "summarize", "tune_thresholds"]
 
 DEPTH_BINS = (0.0, 0.02, 0.03, 0.05, 0.10, 1.0)
 RADIUS_BINS = (0.0, 4.0, 7.0, 10.0, 100.0)
@@ -109,20 +109,24 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
 
         for k, c in enumerate(rec["candidates"]):
             j, dist = nearest(c)
-            if j is not None and int(lid[j]) in todays:
-                ev = event_rows[int(lid[j])]
-                ev["candidate"] = True
+            # every candidate, alert or not, gets its truth (threshold tuning uses them all)
+            if j is None:
+                c["truth"] = "false"
+            else:
+                b = int(lid[j])
+                c["truth"] = "new today" if b in todays else "late"
+                c["truth_id"] = b
+                c["truth_dist"] = round(dist, 3)
+                if b in todays:
+                    event_rows[b]["candidate"] = True
             if not c["new"]:
                 continue
             if j is None:
                 n_false += 1
                 false_alerts.append(k)
-                c["truth"] = "false"
                 continue
             b = int(lid[j])
             ev = event_rows[b]
-            c["truth"] = "new today" if b in todays else "late"
-            c["truth_id"] = b
             if b in todays:
                 n_true += 1
                 if not ev["detected"]:
@@ -227,3 +231,60 @@ def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
         "strata": strata,
     }
     return out
+
+
+def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_depth: float = 0.03,
+                    fa_target: float = 2.0, depth_floor: float = 0.0) -> dict:
+    """Choose the monitor's alert thresholds on a DEVELOPMENT campaign, never the regression one.
+
+    *res* must come from :func:`run_regression` with permissive settings (``snr_min`` at most
+    ``min(snr_grid)``, CNN ``threshold`` 0, no veto), so that every candidate a stricter setting
+    would raise is in the records with its truth. For each combination of matched-filter
+    significance ``snr_min``, CNN probability ``threshold`` and bright-transient veto ``neg_veto``
+    the alerts are re-derived offline and scored: first-day detection of new blobs deeper than
+    *min_depth*, and false-alarm days per 100 quiet days. (Re-deriving is exact for both: an
+    event counts only on its first day, and a false alarm matches no real blob, so neither depends
+    on which real blobs the permissive run confirmed earlier.)
+
+    The chosen setting maximises that detection subject to a *conservative* false-alarm estimate
+    ``100 (k + 1) / n_quiet <= fa_target`` (k false-alarm days of n_quiet; the +1 guards against
+    picking a setting that merely got lucky on a short development campaign -- with 100 quiet days
+    and a target of 2, at most one false-alarm day is allowed); ties go to fewer false alarms, then
+    to the stricter setting. Returns ``{"chosen": {...}, "table": [row per setting], ...}``.
+    """
+    days = res.days
+    if len(days) != len(res.records):
+        raise ValueError("tune_thresholds: days and records differ in length")
+    deep = {e["id"]: e for e in res.events if e["depth"] > min_depth}
+    day_of = {e["id"]: e["appear_index"] for e in deep.values()}
+    quiet = [k for k, d in enumerate(days) if d["quiet"]]
+    if not quiet or not deep:
+        raise ValueError("tune_thresholds: the development campaign needs quiet days and new blobs "
+                         f"deeper than {min_depth} (has {len(quiet)} quiet days, {len(deep)} such blobs)")
+    cands = []  # (day position, snr, p, neg_snr, depth, truth, truth_id)
+    for k, (d, rec) in enumerate(zip(days, res.records)):
+        for c in rec["candidates"]:
+            cands.append((k, d["day"], c["snr"], c["probability"], c["neg_snr"], c["depth"], c.get("truth", ""),
+                          c.get("truth_id", -1)))
+    if not cands:
+        raise ValueError("tune_thresholds: the development run has no candidates")
+    pos, day, snr, prob, neg, depth, truth, tid = (np.asarray(v) for v in zip(*cands))
+    quiet_set = np.isin(pos, quiet)
+    rows = []
+    for s in snr_grid:
+        for p in p_grid:
+            for v in veto_grid:
+                alert = (snr >= s) & (prob >= p) & (neg >= -v) & (depth >= depth_floor)
+                fa_days = len(set(pos[alert & quiet_set & (truth == "false")].tolist()))
+                hit = alert & (truth == "new today")
+                found = {int(t) for t, dd in zip(tid[hit], day[hit]) if int(t) in day_of and day_of[int(t)] == dd}
+                rows.append({"snr_min": float(s), "threshold": float(p), "neg_veto": float(v),
+                             "detection_deeper": len(found) / len(deep), "detected": len(found),
+                             "fa_days": fa_days, "fa_days_per_100_quiet": 100.0 * fa_days / len(quiet)})
+    ok = [r for r in rows if 100.0 * (r["fa_days"] + 1) / len(quiet) <= fa_target]
+    if not ok:
+        ok = sorted(rows, key=lambda r: r["fa_days"])[:1]
+    chosen = max(ok, key=lambda r: (r["detection_deeper"], -r["fa_days"], r["snr_min"], r["threshold"],
+                                    -r["neg_veto"]))
+    return {"chosen": chosen, "table": rows, "n_quiet_days": len(quiet), "n_events_deeper": len(deep),
+            "fa_target": fa_target, "min_depth": min_depth}

@@ -23,7 +23,7 @@ import numpy as np
 from .errors import InputError
 from .models import _keras, build_model
 
-__all__ = ["TrainConfig", "SubframeSequence", "train_model", "save_model", "set_determinism"]
+__all__ = ["TrainConfig", "SubframeSequence", "train_model", "save_model", "set_determinism", "relu_activity"]
 
 
 @dataclass
@@ -42,6 +42,15 @@ class TrainConfig:
     hard_negatives: float = 0.0  # fraction of blob-free training subframes given a negative feature
     noise_sigma: float | None = None  # augmentation noise (None: the dataset's, ISR 0.75)
     n_train: int | None = None  # use only the first n training subframes (None: all)
+    curriculum_boost: float = 1.0  # injected depths x this factor in epoch 0, decaying linearly ...
+    curriculum_epochs: int = 0  # ... to x1 at this epoch (0: no curriculum)
+
+    def boost(self, epoch: int) -> float:
+        """Depth multiplier of the injected blobs in *epoch* (0-based) under the curriculum."""
+        if self.curriculum_epochs <= 0 or self.curriculum_boost == 1.0:
+            return 1.0
+        f = max(0.0, 1.0 - epoch / self.curriculum_epochs)
+        return 1.0 + (self.curriculum_boost - 1.0) * f
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainConfig":
@@ -69,8 +78,9 @@ class SubframeSequence(_sequence_base()):
 
     def __init__(self, dataset, batch_size: int = 100, seed: int = 0, augment: bool = True,
                  shuffle: bool = True, n: int | None = None, hard_negatives: float = 0.0,
-                 noise_sigma: float | None = None):
+                 noise_sigma: float | None = None, boost=None):
         super().__init__(workers=1, use_multiprocessing=False)
+        self.boost = boost  # callable epoch -> depth multiplier of the injected blobs, or None
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -92,7 +102,8 @@ class SubframeSequence(_sequence_base()):
     def __getitem__(self, i):
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, int(i)]) if self.augment else None
-        x, y = self.dataset.batch(idx, rng, self.hard_negatives, self.noise_sigma)
+        b = float(self.boost(self.epoch)) if self.boost is not None else 1.0
+        x, y = self.dataset.batch(idx, rng, self.hard_negatives, self.noise_sigma, boost=b)
         return x[..., None], y.astype(np.int32)
 
     def on_epoch_end(self):
@@ -129,7 +140,7 @@ def train_model(cfg: TrainConfig, train_ds, val_ds, seed: int, verbose: int = 2)
     set_determinism(seed)
     model = build_model(cfg.architecture, seed=seed)
     train_seq = SubframeSequence(train_ds, cfg.batch_size, seed, augment=True, shuffle=True, n=cfg.n_train,
-                                 hard_negatives=cfg.hard_negatives, noise_sigma=cfg.noise_sigma)
+                                 hard_negatives=cfg.hard_negatives, noise_sigma=cfg.noise_sigma, boost=cfg.boost)
     xv, yv = val_ds.arrays()
     val = (xv[..., None], yv.astype(np.int32))
     hist = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "optimizer": [], "seconds": []}
@@ -188,3 +199,35 @@ def save_model(model, path: str | Path, architecture: str | None = None) -> Path
     with atomic_path(path, suffix=".keras") as tmp:
         clean.save(tmp)
     return Path(path)
+
+
+def relu_activity(model, X, layers=None, batch: int = 50) -> dict:
+    """How alive the ReLU layers of *model* are on inputs *X* ``(n, 256, 256)``.
+
+    For each ReLU layer (default: every Conv2D/Dense layer with a ReLU activation) returns
+    ``{"active": mean fraction of positive outputs, "dead": fraction of units (channels) that are
+    never positive on any input}``. A network stuck at the ln 2 loss plateau shows most units of
+    its second convolution or first dense layer dead.
+    """
+    keras = _keras()
+    if layers is None:
+        layers = [l.name for l in model.layers
+                  if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))
+                  and getattr(l.activation, "__name__", "") == "relu"]
+    if not layers:
+        return {}
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in layers])
+    pos = {n: 0.0 for n in layers}
+    ever = {n: None for n in layers}
+    total = 0
+    X = np.asarray(X, np.float32)
+    for a in range(0, len(X), batch):
+        outs = probe(X[a:a + batch, ..., None], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for n, o in zip(layers, outs):
+            o = np.asarray(o) > 0
+            pos[n] += float(o.reshape(len(o), -1).mean(axis=1).sum())
+            unit = o.reshape(-1, o.shape[-1]).any(axis=0)
+            ever[n] = unit if ever[n] is None else (ever[n] | unit)
+        total += min(batch, len(X) - a)
+    return {n: {"active": pos[n] / total, "dead": float(1.0 - ever[n].mean())} for n in layers}

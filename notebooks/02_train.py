@@ -20,7 +20,8 @@
 # * **`isr2021`** — the ISR 2021-08 model as the report describes it (conv 8 and 16 filters 5x5,
 #   4x4 max pools, FC 128, FC 2, dropout 0.15/0.3; 528,098 parameters), trained with the report's
 #   recipe: batch 100, Adam for the first 5 epochs, then SGD, cross entropy.
-# * **`deepwfc3`** — the released code's variant with 2x2 pools (8,392,418 parameters), same recipe.
+# * **`deepwfc3`** — the released code's variant with 2x2 pools (8,392,418 parameters), trained as
+#   the released code does by default: Adam only, 5 epochs (`epochs` = `adam_epochs` = 5).
 # * **`blobnet`** — this project's model: a 2x2 average pool first (a blob is >= 5 px across, so
 #   averaging 2x2 pixels doubles the per-pixel S/N at no loss of signal), four small conv + ReLU
 #   blocks, then global max + average pooling so that a blob counts wherever it sits in the tile,
@@ -62,7 +63,7 @@ from blobhelpers.models import probabilities
 from blobhelpers.paths import write_json, write_text
 from blobhelpers.prep import load_dataset
 from blobhelpers.report import show_header
-from blobhelpers.training import TrainConfig, save_model, train_model
+from blobhelpers.training import TrainConfig, relu_activity, save_model, train_model
 
 params = {"base": base, "train": train, "dataset": dataset}
 paths = ProjectPaths.default()
@@ -101,6 +102,9 @@ for name, cfg_d in train["models"].items():
         "train_samples_per_s": float(np.median(hist["samples_per_s"])),
         "restored_epoch": hist.get("restored_epoch", -1),
     }
+    # dead ReLU units (never positive on 200 validation subframes): the signature of the ln 2 plateau
+    for layer, a in relu_activity(model, Xv[:200]).items():
+        results[name][f"dead_{layer}"] = a["dead"]
     histories[name] = hist
     h = pd.DataFrame({k: hist[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "optimizer")})
     h.insert(0, "epoch", np.arange(1, len(h) + 1))
@@ -150,13 +154,21 @@ display(Markdown(
     "only in stage 03."))
 
 # %% [markdown]
-# **Reading the table.** The ISR models flatten a 16x16x16 (or 64x64x16) feature map into a
-# fully connected layer, so they must learn a blob at every position separately; the report
-# needed 16,000 subframes x 200 epochs (32,000 updates) for that. At the small default scale
-# (2,000 subframes, ~300 updates) they can stay near chance (validation AUC ~0.5, loss at ln 2
-# with most ReLUs inactive) -- run the `isr_full` profile to train them at the report's scale.
-# `blobnet` is translation invariant by construction (convolutions + global pooling), averages
-# 2x2 pixels before looking for blobs, and learns from the same data in a few epochs.
+# **Reading the table.** The `dead_*` columns give the fraction of each ReLU layer's units that
+# are never positive on 200 validation subframes. When the ISR models sit at the ln 2 loss
+# (validation AUC ~0.5), most units of `fc1` are dead: after ReLU and a max pool every input of
+# `fc1` is non-negative, so the first Adam updates (each weight moves by about the learning rate,
+# in the direction set by the unit's upstream gradient) shift a unit's pre-activation by up to
+# fan-in (4,096) x learning rate per step and push it below zero for every input; a dead unit gets
+# no gradient again. The dead units are a symptom, not the whole cause: `benchmarks/isr_plateau.py`
+# retrains `isr2021` with a curriculum (injected blobs 4x deeper at first, the collapse happens in
+# the first steps anyway) and with Adam at 1e-4 (fewer dead units), and every variant stays at
+# chance at this scale (2,000 subframes, 15 epochs): a position-specific FC layer has to find
+# faint, noise-level blobs at each of its 16x16 positions separately. The report trained 16,000
+# subframes x 200 epochs (`profiles/isr_full.yaml`, hours on 2 cores). `blobnet` is translation
+# invariant by construction (convolutions + global pooling), averages 2x2 pixels before looking for
+# blobs, starts from Keras' Glorot weights with zero biases, uses AdamW with a decaying rate, and
+# learns from the same data in a few epochs.
 
 # %%
 metrics = {f"{name}_{k}": v for name, r in results.items() for k, v in r.items()

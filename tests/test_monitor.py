@@ -156,3 +156,74 @@ def test_log_rejects_corrupt_lines(tmp_path):
     log.write_text('{"frame": "a", "date_obs": "2024"}\nnot json\n')
     with pytest.raises(Exception, match="line 2"):
         MonitorLog(log).read()
+
+
+def _fake_regression():
+    """Three monitored days: a quiet day with a weak-CNN false candidate, an event day whose blob
+    has S/N 5.0, and a quiet day with a strong false candidate next to a bright transient."""
+    from blobhelpers.regression import RegressionResult
+
+    def cand(snr, p, neg, truth, tid=None):
+        c = {"snr": snr, "probability": p, "neg_snr": neg, "depth": 0.04, "truth": truth}
+        if tid is not None:
+            c["truth_id"] = tid
+        return c
+
+    res = RegressionResult()
+    res.days = [{"day": 30, "quiet": True}, {"day": 31, "quiet": False}, {"day": 32, "quiet": True}]
+    res.records = [{"candidates": [cand(6.0, 0.6, -1.0, "false")]},
+                   {"candidates": [cand(5.0, 0.95, -2.0, "new today", 7), cand(9.0, 0.99, -1.0, "late", 3)]},
+                   {"candidates": [cand(8.0, 0.99, -20.0, "false")]}]
+    res.events = [{"id": 7, "appear_index": 31, "depth": 0.05}, {"id": 8, "appear_index": 31, "depth": 0.01}]
+    return res
+
+
+def test_tune_thresholds_picks_the_best_setting_within_the_false_alarm_budget():
+    from blobhelpers.regression import tune_thresholds
+
+    res = _fake_regression()
+    out = tune_thresholds(res, [4.5, 5.5], [0.5, 0.9], [8.0, 1000.0], min_depth=0.03, fa_target=50.0)
+    assert out["n_quiet_days"] == 2 and out["n_events_deeper"] == 1 and len(out["table"]) == 8
+    # detecting blob 7 needs snr_min <= 5; p >= 0.9 drops day 30's false candidate; the veto drops day 32's
+    assert {k: out["chosen"][k] for k in ("snr_min", "threshold", "neg_veto")} == \
+        {"snr_min": 4.5, "threshold": 0.9, "neg_veto": 8.0}
+    assert out["chosen"]["detection_deeper"] == 1.0 and out["chosen"]["fa_days"] == 0
+    row = next(r for r in out["table"] if (r["snr_min"], r["threshold"], r["neg_veto"]) == (4.5, 0.5, 1000.0))
+    assert row["fa_days"] == 2 and row["fa_days_per_100_quiet"] == 100.0
+    # a "late" alert (an older, still uncatalogued blob) is neither a detection nor a false alarm
+    row = next(r for r in out["table"] if (r["snr_min"], r["threshold"], r["neg_veto"]) == (5.5, 0.9, 8.0))
+    assert row["detected"] == 0 and row["fa_days"] == 0
+    # the budget uses the conservative estimate (k + 1) / n quiet days: when the blob's CNN
+    # probability (0.6) is no higher than that of day 30's false candidate, detecting it costs one
+    # false-alarm day, which 2 quiet days can afford only for a target of 100 per 100
+    res.records[1]["candidates"][0]["probability"] = 0.6
+    loose = tune_thresholds(res, [4.5, 5.5], [0.5, 0.9], [8.0, 1000.0], min_depth=0.03, fa_target=100.0)
+    assert (loose["chosen"]["detected"], loose["chosen"]["fa_days"]) == (1, 1)
+    strict = tune_thresholds(res, [4.5, 5.5], [0.5, 0.9], [8.0, 1000.0], min_depth=0.03, fa_target=50.0)
+    assert (strict["chosen"]["detected"], strict["chosen"]["fa_days"]) == (0, 0)
+    res.days = [dict(d, quiet=False) for d in res.days]
+    with pytest.raises(ValueError, match="quiet days"):
+        tune_thresholds(res, [5.0], [0.5], [8.0])
+
+
+def test_tuned_thresholds_apply_only_to_their_model(tmp_path):
+    from blobhelpers.errors import InputError
+    from blobhelpers.monitor import apply_tuned, read_tuned, write_tuned
+
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"model A")
+    other = tmp_path / "other.keras"
+    other.write_bytes(b"model B")
+    f = write_tuned(tmp_path / "thresholds.json", {"snr_min": 4.5, "threshold": 0.9, "neg_veto": 6.0}, model,
+                    {"seed": 1})
+    cfg = MonitorConfig()
+    assert apply_tuned(cfg, f, model, keep=("snr_min",)) == ["threshold=0.9", "neg_veto=6"]
+    assert (cfg.snr_min, cfg.threshold, cfg.neg_veto) == (5.5, 0.9, 6.0)
+    cfg2 = MonitorConfig()
+    assert apply_tuned(cfg2, f, other) == [] and cfg2.threshold == 0.5
+    assert apply_tuned(cfg2, tmp_path / "absent.json", model) == []
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"snr_min": "high", "threshold": 0.5, "neg_veto": 8}))
+    with pytest.raises(InputError, match="bad.json.*snr_min"):
+        read_tuned(bad)
+    assert MonitorConfig.from_dict({"snr_min": None, "threshold": None, "neg_veto": None, "tune": {}}).snr_min == 5.5

@@ -94,6 +94,14 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
             "--out", repo / "build" / "mon_cli", "--no-html", "-q"], repo, env, check=False)
     assert r.returncode in (0, 3), r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["verdict"] in ("new_blob", "nothing_new")
+    # the thresholds tuned on the development campaign are recorded and used by the CLI
+    tuned = json.loads((repo / "build" / "monitor" / "thresholds.json").read_text())
+    assert mon["thresholds_tuned_on_development_campaign"]["n_quiet_days"] >= 1
+    assert (mon["snr_min"], mon["threshold"], mon["neg_veto"]) == (tuned["snr_min"], tuned["threshold"],
+                                                                   tuned["neg_veto"])
+    used = json.loads((repo / "build" / "mon_cli" / "monitor_log.jsonl").read_text().splitlines()[-1])["config"]
+    assert (used["snr_min"], used["threshold"], used["neg_veto"]) == (tuned["snr_min"], tuned["threshold"],
+                                                                     tuned["neg_veto"])
 
     # Stages 10-12: SVM prep, models (grouped CV), screening.
     svm = json.loads((repo / "metrics" / "11_svm_models.json").read_text())
@@ -102,6 +110,16 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
         html = (repo / "reports" / f"{report}.html").read_text()
         assert "Traceback" not in html and "https://cdn" not in html
     assert (repo / "metrics" / "12_svm_screen.json").is_file()
+
+    # Stages 13-14: simulated SVM visits (drizzle, measured corruption labels), images vs tables.
+    sim = json.loads((repo / "metrics" / "13_svm_simulate.json").read_text())
+    assert sim["n_visits"] == 5 and sim["n_corrupted"] == 20 and 0 <= sim["frac_corrupted_labelled_1"] <= 1
+    img = json.loads((repo / "metrics" / "14_svm_images.json").read_text())
+    assert img["n_products"] == 25 and {"tabular_roc_auc", "stacked_roc_auc", "spacekit_roc_auc"} <= set(img)
+    assert (repo / "build" / "svm" / "image_model" / "ensemble.json").is_file()
+    for report in ("13_svm_simulate", "14_svm_images"):
+        html = (repo / "reports" / f"{report}.html").read_text()
+        assert "Traceback" not in html and "https://cdn" not in html
 
     # Nothing changed: a second repro reruns nothing.
     out = sh([*dvc, "repro"], repo, env).stdout

@@ -44,3 +44,36 @@ def test_sequence_augments_freshly_each_epoch(easy_datasets):
 def test_bad_training_config():
     with pytest.raises(InputError, match="unknown parameter"):
         TrainConfig.from_dict({"epoch": 3})
+
+
+def test_curriculum_boost_scales_injected_blobs_only(easy_datasets):
+    cfg = TrainConfig(curriculum_boost=3.0, curriculum_epochs=4)
+    assert [cfg.boost(e) for e in (0, 2, 4, 9)] == pytest.approx([3.0, 2.0, 1.0, 1.0])
+    assert TrainConfig().boost(0) == 1.0
+    ds = easy_datasets["train"]
+    pos = np.array([i for i in np.nonzero(ds.labels == 1)[0] if len(ds.injections_of(int(i)))][:3])
+    neg = np.array([i for i in np.nonzero(ds.labels == 0)[0] if not len(ds.injections_of(int(i)))][:3])
+    assert len(pos) == 3 and len(neg) == 3
+    base, strong = ds.raw(pos), ds.raw(pos, boost=3.0)
+    # the injected signal (raw minus the blob-free crop) triples; blob-free crops are unchanged
+    signal = base - ds.raw(pos, boost=0.0)
+    np.testing.assert_allclose(strong - ds.raw(pos, boost=0.0), 3.0 * signal, atol=1e-4)
+    assert np.abs(signal).max() > 0.01
+    np.testing.assert_array_equal(ds.raw(neg), ds.raw(neg, boost=3.0))
+
+
+def test_relu_activity_finds_dead_units():
+    from blobhelpers.models import build_model
+    from blobhelpers.training import relu_activity
+
+    model = build_model("isr2021", seed=1)
+    X = np.random.default_rng(0).normal(size=(4, 256, 256)).astype(np.float32)
+    alive = relu_activity(model, X)
+    assert set(alive) == {"conv1", "conv2", "fc1"}
+    assert all(0.1 < v["active"] < 0.95 and v["dead"] < 0.5 for v in alive.values())
+    conv2 = model.get_layer("conv2")
+    w, b = conv2.get_weights()
+    conv2.set_weights([w, np.full_like(b, -1e3)])  # every conv2 unit pushed below zero
+    dead = relu_activity(model, X)
+    assert dead["conv2"] == {"active": 0.0, "dead": 1.0}
+    assert dead["conv1"] == pytest.approx(alive["conv1"])

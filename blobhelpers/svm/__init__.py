@@ -17,8 +17,17 @@ images
     spacekit's 3-frame PNG layout -> ``(n, 3, 128, 128, 3)`` arrays; spacekit's released model.
 predict
     ``predictions.csv``, ``clf_report.txt`` and ``compromised.txt`` (spacekit's outputs).
+simulate
+    simulated visits for the five detectors: exposures with a priori WCS errors, relative and
+    Gaia-like absolute alignment with drizzlepac's failure modes, the real ``drizzle`` package,
+    photutils catalogs, drizzlepac's QA JSON layout and a ``truth.json`` per visit.
+corrupt
+    spacekit's corruption modes (stat/stoc x all/sub), rigid with cos(Dec), re-processed and
+    labelled by the misalignment measured in the combined product.
+render
+    spacekit's 3 PNG renderings (plain, point/segment overlay, Gaia overlay) of total products.
 cli
-    ``blobhelpers svm prep|train|predict``.
+    ``blobhelpers svm prep|train|predict|simulate|corrupt|render``.
 """
 
-__all__ = ["features", "prep", "models", "evaluate", "images", "predict", "cli"]
+__all__ = ["features", "prep", "models", "evaluate", "images", "predict", "simulate", "corrupt", "render", "cli"]

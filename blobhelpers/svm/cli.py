@@ -1,4 +1,6 @@
-"""``blobhelpers svm prep|train|predict`` (registered by :func:`register`); also ``python -m blobhelpers.svm``.
+"""``blobhelpers svm prep|train|predict|simulate|corrupt|render`` (registered by :func:`register`).
+
+Also ``python -m blobhelpers.svm``.
 
 Exit status as the main CLI: 0 success; 2 bad input (the message names the file and the
 problem); 1 unexpected internal error. ``prep`` succeeds when at least one visit was prepared
@@ -67,12 +69,51 @@ def cmd_predict(a) -> int:
     return 0
 
 
+def cmd_simulate(a) -> int:
+    from .simulate import SimConfig, simulate
+
+    cfg = SimConfig(size=a.size, min_matches=a.min_matches, threshold_px=a.threshold_px)
+    rows = simulate(a.out, n_visits=a.n_visits, seed=a.seed, detectors=a.detectors, size=a.size, config=cfg,
+                    field_kinds=a.field_kind, progress=not a.quiet)
+    print(json.dumps({"out": str(a.out), "visits": len(rows), "misaligned": sum(r[2] for r in rows)}))
+    return 0
+
+
+def cmd_corrupt(a) -> int:
+    import pandas as pd
+
+    from .corrupt import corrupt
+    from .simulate import SimConfig
+
+    if a.shift_min > a.shift_max:
+        raise InputError(f"--shift-min {a.shift_min} > --shift-max {a.shift_max}")
+    cfg = None if a.threshold_px is None else SimConfig(threshold_px=a.threshold_px)
+    rows = corrupt(a.visits, a.out, modes=a.mode or ["stat"], expos=a.expo or ["all"], filt=a.filter,
+                   shift_range=(a.shift_min, a.shift_max), rot_max=a.rot_max, seed=a.seed,
+                   shift=a.shift, config=cfg, write_exposures=not a.no_exposures)
+    table = pd.DataFrame(rows)
+    from ..paths import write_text
+
+    write_text(Path(a.out) / "corruptions.csv", table.to_csv(index=False))
+    print(json.dumps({"out": str(a.out), "corrupted": len(rows), "labelled_misaligned": int(table["label"].sum())}))
+    return 0
+
+
+def cmd_render(a) -> int:
+    from .render import render
+
+    done = render(a.path, a.out, dpi=a.dpi)
+    print(json.dumps({"out": str(a.out), "rendered": len(done)}))
+    return 0
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``svm`` command (subcommands prep, train, predict) to the main CLI's subparsers."""
     from .features import CAT_SCHEMES
 
     enc = sorted(CAT_SCHEMES)
-    p = subparsers.add_parser("svm", help="HST SVM alignment: prep (JSON+FITS -> features), train, predict")
+    p = subparsers.add_parser("svm", help="HST SVM alignment: prep (JSON+FITS -> features), train, predict, "
+                                          "simulate, corrupt, render")
     sub = p.add_subparsers(dest="svm_command", required=True, metavar="SVM_COMMAND")
 
     s = sub.add_parser("prep", help="drizzlepac SVM quality-analysis JSON + FITS headers -> raw table and features")
@@ -116,6 +157,48 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, default=None, help="override the model's operating threshold")
     s.add_argument("--group", default=None, help="name of this data set in clf_report.txt")
     s.set_defaults(func=cmd_predict)
+
+    from .simulate import DETECTOR_SPECS, FIELD_KINDS
+
+    s = sub.add_parser("simulate", help="simulated SVM visits (exposures, drizzled total product, QA JSON, truth)")
+    s.add_argument("out", type=Path, help="output folder (one sub-folder per visit)")
+    s.add_argument("--n-visits", type=int, default=5, help="number of visits (default 5; detectors in turn)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--detectors", nargs="+", choices=sorted(DETECTOR_SPECS),
+                   default=["ir", "uvis", "wfc", "hrc", "sbc"], help="detectors in turn (default: all five)")
+    s.add_argument("--size", type=int, default=256, help="simulated chip width in pixels (real: 1014-4096)")
+    s.add_argument("--field-kind", nargs="+", choices=sorted(FIELD_KINDS), default=None,
+                   help="field kinds in turn (default: drawn at random)")
+    s.add_argument("--min-matches", type=int, default=1, help="fewest Gaia matches of an accepted fit (default 1)")
+    s.add_argument("--threshold-px", type=float, default=1.0, help="label threshold, native pixels (default 1)")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("corrupt", help="misalign exposures of simulated visits, re-process, measure and label")
+    s.add_argument("visits", type=Path, nargs="+", help="simulated visit folders (with truth.json)")
+    s.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    s.add_argument("--mode", choices=("stat", "stoc"), action="append", default=None,
+                   help="stat: one shift for all chosen exposures; stoc: per exposure and axis (repeatable)")
+    s.add_argument("--expo", choices=("all", "sub"), action="append", default=None,
+                   help="all exposures of the filter or a random subset (repeatable)")
+    s.add_argument("--filter", default=None, help="filter to corrupt (default: drawn per visit)")
+    s.add_argument("--shift-min", type=float, default=0.0, help="smallest |shift| per axis, arcsec (default 0)")
+    s.add_argument("--shift-max", type=float, default=0.8, help="largest |shift| per axis, arcsec (default 0.8)")
+    s.add_argument("--rot-max", type=float, default=0.02, help="largest |rotation|, degrees (default 0.02)")
+    s.add_argument("--shift", type=float, nargs=2, default=None, metavar=("EAST", "NORTH"),
+                   help="apply exactly this shift (arcsec) instead of drawing one")
+    s.add_argument("--threshold-px", type=float, default=None, help="label threshold, native pixels (default 1)")
+    s.add_argument("--no-exposures", action="store_true",
+                   help="do not copy the exposure files into the corrupted visits (saves space)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_corrupt)
+
+    s = sub.add_parser("render", help="spacekit's 3 PNG renderings of total detection products")
+    s.add_argument("path", type=Path, help="a *_total_*_drz.fits / _drc.fits file or a folder tree of them")
+    s.add_argument("-o", "--out", type=Path, required=True,
+                   help="output folder: OUT/<index>/<index>{,_source,_gaia}.png")
+    s.add_argument("--dpi", type=int, default=64, help="PNG size = 4 x dpi pixels (default 64 -> 256 px)")
+    s.set_defaults(func=cmd_render)
     return p
 
 

@@ -1,0 +1,230 @@
+"""SVM image models: spacekit's ensemble architecture, our image CNN and stacked ensemble, grouped comparison."""
+
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from blobhelpers.errors import InputError
+from blobhelpers.svm.ensemble import (SPACEKIT_PARAMS, build_cnn2d, build_spacekit_ensemble, check_images,
+                                      compare_models, fit_image_model, image_channels, load_image_model, metrics,
+                                      predict_proba, side_by_side)
+from blobhelpers.svm.features import FEATURES, read_features, visit_of
+
+RELEASED = "data/svm/pretrained_spacekit/svm_align.zip"
+IMAGES_12 = "data/svm/images/svm_images_12"
+FAST = {"epochs": 6, "width": 8}
+
+
+def _render(rng, misaligned: bool) -> np.ndarray:
+    """(3, 128, 128, 3) uint8: plain sources; catalog circles (red); Gaia circles (green).
+
+    Misaligned visits have doubled sources (two exposures offset by ~5 px) and Gaia circles
+    ~6 px off the sources: the gross failure a thumbnail can show.
+    """
+    yy, xx = np.mgrid[:128, :128].astype(np.float32)
+    k = 8
+    pos = rng.uniform(12, 116, (k, 2)).astype(np.float32)
+    amp = rng.uniform(120, 220, k).astype(np.float32)[:, None, None]
+
+    def blobs(p, a):
+        return (a * np.exp(-((yy - p[:, 0, None, None]) ** 2 + (xx - p[:, 1, None, None]) ** 2) / 4.5)).sum(0)
+
+    def rings(p, r=5.0):
+        d = np.sqrt((yy - p[:, 0, None, None]) ** 2 + (xx - p[:, 1, None, None]) ** 2)
+        return (np.abs(d - r) < 0.8).any(0)
+
+    plain = blobs(pos, amp)
+    gaia = pos.copy()
+    if misaligned:
+        ang = rng.uniform(0, 2 * np.pi)
+        plain = 0.6 * plain + 0.6 * blobs(pos + 5 * np.array([np.cos(ang), np.sin(ang)], np.float32), amp)
+        ang = rng.uniform(0, 2 * np.pi)
+        gaia = pos + 6 * np.array([np.cos(ang), np.sin(ang)], np.float32)
+    plain = np.clip(plain + rng.normal(20, 6, plain.shape), 0, 255)
+    frames = np.repeat(plain[None, :, :, None], 3, axis=0).repeat(3, axis=3)
+    frames[1][rings(pos)] = (255, 0, 0)
+    frames[2][rings(gaia)] = (0, 255, 0)
+    return frames.astype(np.uint8)
+
+
+def synth(n_visits: int = 40, seed: int = 0, variants: bool = True):
+    """Feature rows (weakly informative per class) + images (class-dependent pattern); some visits have a synthetic variant."""
+    rng = np.random.default_rng(seed)
+    rows, imgs = [], []
+    for v in range(n_visits):
+        bad = v % 2 == 1
+        base = f"hst_{2000 + v}_{v % 90:02d}_acs_wfc_total_j{v:05d}"
+        rms = rng.uniform(3, 25, 2) * (1.6 if bad else 1.0)
+        rows.append(dict(numexp=int(rng.integers(1, 10)), rms_ra=rms[0], rms_dec=rms[1],
+                         nmatches=int(rng.integers(2, 40 if bad else 80)), point=int(rng.integers(10, 900)),
+                         segment=int(rng.integers(10, 900)), gaia=float(rng.integers(1, 100)),
+                         det=int(rng.integers(0, 5)), wcs=0, cat=int(rng.integers(0, 8)), label=int(bad), index=base))
+        imgs.append(_render(rng, bad))
+        if variants and v % 5 == 0:  # a synthetic misaligned variant of the visit
+            rows.append(dict(rows[-1], rms_ra=rng.uniform(20, 60), rms_dec=rng.uniform(20, 60), label=1,
+                             index=f"{base}_f814w_all_stoc"))
+            imgs.append(_render(rng, True))
+    return pd.DataFrame(rows), np.stack(imgs)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synth(40, seed=0)
+
+
+@pytest.fixture(scope="module")
+def stacked(data):
+    df, img = data
+    return fit_image_model("stacked", df, img, df["label"], seed=1, epochs=4,
+                           params={"width": 8, "inner_splits": 2})
+
+
+@pytest.fixture(scope="module")
+def real12(root):
+    df = read_features(root / f"{IMAGES_12}.csv", "spacekit-2021")
+    with np.load(root / f"{IMAGES_12}.npz", allow_pickle=False) as z:
+        idx, img = [str(i) for i in z["index"]], z["images"].astype(np.float32)
+    assert idx == df["index"].tolist()
+    return df, img
+
+
+def test_spacekit_ensemble_architecture(root):
+    m = build_spacekit_ensemble(compile=False)
+    assert [i.name for i in m.inputs] == ["svm_inputs", "img3d_inputs"]
+    assert tuple(m.inputs[0].shape[1:]) == (10,) and tuple(m.inputs[1].shape[1:]) == (3, 128, 128, 3)
+    assert tuple(m.outputs[0].shape[1:]) == (1,)
+    assert m.count_params() == SPACEKIT_PARAMS == 1_335_981
+    from blobhelpers.svm.images import load_spacekit_model
+
+    released = load_spacekit_model(root / RELEASED)
+    assert [l.name for l in m.layers if l.weights] == [l.name for l in released.layers if l.weights]
+    assert [w.shape for w in m.get_weights()] == [w.shape for w in released.get_weights()]
+    assert build_cnn2d().count_params() < 100_000
+
+
+def test_spacekit_ensemble_trains_with_its_recipe(tmp_path, data):
+    df, img = data
+    m = fit_image_model("spacekit", df.head(8), img[:8], df["label"].head(8), seed=0, epochs=1)
+    assert m.net.count_params() == SPACEKIT_PARAMS
+    assert m.net.loss == "binary_crossentropy" and m.params["batch_size"] == 32
+    assert m.net.optimizer.get_config()["learning_rate"] == pytest.approx(1e-4)
+    assert m.tx is not None and len(m.tx["lambdas"]) == 7  # feature transform fitted on the 8 training rows
+    p = m.predict_proba(df.head(8), img[:8])
+    assert ((p >= 0) & (p <= 1)).all()
+    back = load_image_model(m.save(tmp_path / "sk"))
+    np.testing.assert_array_equal(back.predict_proba(df.head(8), img[:8]), p)
+
+
+def test_cnn_learns_a_class_dependent_pattern():
+    df, img = synth(48, seed=3, variants=False)
+    test_df, test_img = synth(24, seed=9, variants=False)
+    m = fit_image_model("cnn2d", df, img, df["label"], seed=0, params=FAST)
+    p = predict_proba(m, test_df, test_img)
+    assert p.shape == (24,) and ((p >= 0) & (p <= 1)).all()
+    assert metrics(test_df["label"], p)["roc_auc"] > 0.8
+
+
+def test_images_are_optional_for_the_stacked_model(data, stacked):
+    df, img = data
+    p_tab = stacked.tabular.predict_proba(df)
+    no_img = predict_proba(stacked, df)
+    np.testing.assert_array_equal(no_img, p_tab)
+    with_img = predict_proba(stacked, df, img)
+    assert with_img.shape == (len(df),) and np.isfinite(with_img).all() and ((with_img >= 0) & (with_img <= 1)).all()
+    mask = np.arange(len(df)) % 2 == 0
+    mixed = predict_proba(stacked, df, img, has_image=mask)
+    np.testing.assert_allclose(mixed[mask], with_img[mask], rtol=1e-6)
+    np.testing.assert_array_equal(mixed[~mask], p_tab[~mask])
+    assert len(stacked.stack["coef"]) == 2
+    with pytest.raises(InputError, match="needs images"):
+        predict_proba(fit_image_model("cnn2d", df, img, df["label"], seed=0, epochs=1, params={"width": 4}), df)
+
+
+def test_save_load_roundtrip(tmp_path, data, stacked):
+    df, img = data
+    folder = stacked.save(tmp_path / "ens")
+    assert (folder / "image.keras").exists() and (folder / "tabular" / "model.json").exists()
+    assert not list(folder.rglob("*.pkl")) and not list(folder.glob(".*"))
+    back = load_image_model(folder)
+    np.testing.assert_array_equal(back.predict_proba(df, img), stacked.predict_proba(df, img))
+    np.testing.assert_array_equal(back.predict_proba(df), stacked.predict_proba(df))
+    with pytest.raises(InputError, match="no ensemble.json"):
+        load_image_model(tmp_path)
+
+
+def test_same_seed_same_result(data):
+    df, img = data
+    a = fit_image_model("cnn2d", df, img, df["label"], seed=5, epochs=1, params={"width": 4})
+    b = fit_image_model("cnn2d", df, img, df["label"], seed=5, epochs=1, params={"width": 4})
+    np.testing.assert_array_equal(a.predict_proba(df, img), b.predict_proba(df, img))
+
+
+def test_compare_models_never_splits_a_visit(data):
+    df, img = data
+    res = compare_models(df, img, models=("tabular", "cnn2d"), n_splits=3, seed=0, epochs=2,
+                         params={"cnn2d": {"width": 4}})
+    visits = visit_of(df["index"]).to_numpy()
+    covered = np.zeros(len(df), int)
+    for tr, te in res["folds"]:
+        assert not set(visits[tr]) & set(visits[te])
+        covered[te] += 1
+    assert (covered == 1).all()
+    for name in ("tabular", "cnn2d"):
+        r = res["models"][name]
+        assert np.isfinite(r["proba"]).all() and (r["fold"] >= 0).all()
+        m = r["metrics"]
+        assert 0 <= m["roc_auc"] <= 1 and 0 <= m["pr_auc"] <= 1
+        assert m["recall_at_fa"]["lo"] <= m["recall_at_fa"]["rate"] <= m["recall_at_fa"]["hi"]
+        assert m["recall_synthetic_at_fa"]["n"] == int((df["index"].str.count("_") > 6).sum())
+    again = compare_models(df, img, models=("tabular",), n_splits=3, seed=0)
+    np.testing.assert_array_equal(again["models"]["tabular"]["proba"], res["models"]["tabular"]["proba"])
+
+
+def test_bad_inputs(data):
+    df, img = data
+    y = df["label"]
+    with pytest.raises(InputError, match="shape"):
+        fit_image_model("cnn2d", df, img[:, :2], y)
+    with pytest.raises(InputError, match="shape"):
+        check_images(np.zeros((2, 128, 128, 9)))
+    with pytest.raises(InputError, match="image stacks for"):
+        fit_image_model("cnn2d", df, img[:-1], y)
+    with pytest.raises(InputError, match=r"missing column\(s\) \['rms_ra'\]"):
+        fit_image_model("cnn2d", df.drop(columns="rms_ra"), img, y)
+    with pytest.raises(InputError, match="NaN"):
+        fit_image_model("cnn2d", df.assign(rms_dec=np.where(np.arange(len(df)) == 3, np.nan, df["rms_dec"])), img, y)
+    bad = img.astype(np.float32)
+    bad[0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        fit_image_model("cnn2d", df, bad, y)
+    with pytest.raises(InputError, match="0-255"):
+        check_images(img.astype(np.float32) * 2)
+    with pytest.raises(InputError, match="unknown image model kind"):
+        fit_image_model("resnet", df, img, y)
+    with pytest.raises(InputError, match="unknown parameter"):
+        fit_image_model("cnn2d", df, img, y, params={"widht": 3})
+    with pytest.raises(InputError, match="grouped folds"):
+        compare_models(df.head(4), img[:4], n_splits=5)
+
+
+def test_image_channels_are_fixed_scaling():
+    x = np.full((1, 3, 128, 128, 3), 51.0, np.float32)
+    x[0, 1] = 102.0
+    c = image_channels(x)
+    np.testing.assert_allclose(c[0, 0, 0], [0.2] * 3 + [0.2] * 3 + [0.0] * 3, atol=1e-6)
+
+
+def test_released_model_on_the_12_real_samples(root, real12):
+    df, img = real12
+    out = side_by_side(df.assign(cat=0.0), img, spacekit_model=root / RELEASED)  # any valid cat code
+    p = out["p_spacekit_released"].to_numpy()
+    assert len(p) == 12 and np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+    assert out["index"].tolist() == df["index"].tolist()
+    # our build with the released weights gives the released model's probabilities
+    from blobhelpers.svm.images import load_spacekit_model, spacekit_predict
+
+    released = load_spacekit_model(root / RELEASED)
+    ours = build_spacekit_ensemble(compile=False)
+    ours.set_weights(released.get_weights())
+    np.testing.assert_allclose(spacekit_predict(ours, df, img), spacekit_predict(released, df, img), atol=1e-6)
