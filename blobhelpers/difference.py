@@ -47,17 +47,26 @@ def block_medians(image: np.ndarray, block: int = 32) -> np.ndarray:
     if ny % block or nx % block:
         raise ValueError(f"image shape {image.shape} is not a multiple of block={block}")
     work = np.asarray(image, np.float32).reshape(ny // block, block, nx // block, block)
-    work = work.transpose(0, 2, 1, 3).reshape(ny // block, nx // block, block * block)
+    work = np.ascontiguousarray(work.transpose(0, 2, 1, 3)).reshape(ny // block, nx // block, block * block)
     bad = ~np.isfinite(work)
     if bad.any():
         # NaN-aware median without nanmedian's slow per-block loop: the bad values of each
         # block become alternately +inf and -inf, which drops equal numbers from both ends of
         # the sorted block -- the median of the good values (exact for an even count of bad
-        # values, within half a rank otherwise). An all-bad block gives NaN.
-        rank = np.cumsum(bad, axis=-1, dtype=np.int32)
-        work = np.where(bad, np.where(rank % 2 == 1, np.float32(np.inf), np.float32(-np.inf)), work)
+        # values, within half a rank otherwise). An all-bad block gives NaN. Only the blocks
+        # holding bad values are touched.
+        sel = bad.any(axis=-1)
+        wb, bb = work[sel], bad[sel]
+        rank = np.cumsum(bb, axis=-1, dtype=np.int32)
+        work[sel] = np.where(bb, np.where(rank % 2 == 1, np.float32(np.inf), np.float32(-np.inf)), wb)
+    # The median as np.median computes it (mean of the two middle values for an even count),
+    # from ONE partition: the upper middle value at k, the lower one the maximum left of it.
+    n = work.shape[-1]
+    k = n // 2
+    part = np.partition(work, k, axis=-1)
     with np.errstate(invalid="ignore"):
-        med = np.median(work, axis=-1)
+        med = part[..., k] if n % 2 else (part[..., :k].max(axis=-1) + part[..., k]) / np.float32(2)
+    med = np.asarray(med, np.float32)
     med[~np.isfinite(med)] = np.nan
     return med
 
@@ -226,7 +235,35 @@ def _blob_pattern(image: np.ndarray) -> np.ndarray:
         # it; left in, it would be "shifted" into a strong false dipole along the edges.
         filled[:BORDER, :] = filled[-BORDER:, :] = 1.0
         filled[:, :BORDER] = filled[:, -BORDER:] = 1.0
-    return np.minimum(ndimage.median_filter(filled, size=3), 1.0)
+    return np.minimum(median3x3(filled), 1.0)
+
+
+def median3x3(image: np.ndarray) -> np.ndarray:
+    """3x3 median filter, identical to ``scipy.ndimage.median_filter(image, size=3)`` (mode
+    "reflect") for finite input, ~5x faster: a median-of-9 selection network of elementwise
+    minima and maxima over the 9 shifted views (19 exchanges; the median is selected exactly,
+    nothing is averaged).
+
+    >>> import numpy as np
+    >>> from scipy import ndimage
+    >>> a = np.random.default_rng(1).normal(size=(40, 33)).astype("f4")
+    >>> bool(np.array_equal(median3x3(a), ndimage.median_filter(a, size=3)))
+    True
+    """
+    a = np.asarray(image, np.float32)
+    p = np.pad(a, 1, mode="symmetric")  # scipy's "reflect" (edge value repeated)
+    ny, nx = a.shape
+    v = [p[dy:dy + ny, dx:dx + nx] for dy in range(3) for dx in range(3)]
+
+    def sort2(i, j):
+        lo, hi = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
+        v[i], v[j] = lo, hi
+
+    # Paeth's median-of-9 network (the median ends in v[4])
+    for i, j in ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8), (4, 7),
+                 (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)):
+        sort2(i, j)
+    return np.ascontiguousarray(v[4])
 
 
 def estimate_shift(stack: np.ndarray, current: np.ndarray, sigma: float = 1.5, iterations: int = 5,

@@ -110,3 +110,29 @@ def test_difference_needs_history(tmp_path):
 def test_median_stack_of_nothing_is_a_clear_error():
     with pytest.raises(InputError, match="no frames"):
         median_stack([])
+
+
+def test_block_medians_equal_numpy_medians(rng):
+    from blobhelpers.difference import block_medians
+
+    img = rng.normal(1.0, 0.02, (128, 96)).astype(np.float32)
+    img[rng.random(img.shape) < 0.05] = 1.0  # ties
+    ref = np.median(img.reshape(4, 32, 3, 32).transpose(0, 2, 1, 3).reshape(4, 3, -1), axis=-1)
+    np.testing.assert_array_equal(block_medians(img), ref)
+    # two NaN in a block: the median of its good values, exactly; an all-NaN block: NaN
+    img[3, 5] = img[17, 20] = np.nan
+    img[64:96, 32:64] = np.nan
+    med = block_medians(img)
+    np.testing.assert_array_equal(med[0, 0], np.nanmedian(img[:32, :32]))
+    assert np.isnan(med[2, 1]) and np.isfinite(np.delete(med.ravel(), 2 * 3 + 1)).all()
+
+
+def test_median3x3_equals_scipy_median_filter(rng):
+    from scipy import ndimage
+
+    from blobhelpers.difference import median3x3
+
+    for shape in ((64, 80), (5, 3), (3, 3)):
+        a = rng.normal(size=shape).astype(np.float32)
+        a[rng.random(shape) < 0.2] = 0.25  # ties
+        np.testing.assert_array_equal(median3x3(a), ndimage.median_filter(a, size=3))
