@@ -48,7 +48,6 @@ spacekit's released model and fitted models of this module on the same arrays.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -240,15 +239,9 @@ def _logit(p):
 
 def _folds(y, groups, n_splits: int, seed: int, strata=None):
     """Stratified folds grouped by *groups* (a group is never split); :class:`InputError` if impossible."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    from .evaluate import stratified_group_folds
 
-    n_groups = len(np.unique(groups))
-    if n_splits < 2 or n_splits > n_groups:
-        raise InputError(f"cannot make {n_splits} grouped folds from {n_groups} visits")
-    sgk = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=int(seed))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        folds = [(tr, te) for tr, te in sgk.split(np.zeros(len(y)), strata if strata is not None else y, groups)]
+    folds = stratified_group_folds(strata if strata is not None else y, groups, n_splits, seed)
     for tr, te in folds:
         if set(groups[tr]) & set(groups[te]):  # pragma: no cover - StratifiedGroupKFold guarantees it
             raise AssertionError("a visit is on both sides of a split")

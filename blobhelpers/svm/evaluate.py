@@ -26,7 +26,7 @@ from ..evaluation import wilson
 from .features import FEATURES, detector_name, sample_kind, visit_of
 from .models import build_model
 
-__all__ = ["grouped_folds", "assert_grouped", "threshold_for_fa", "CVResult", "cross_validate", "rate",
+__all__ = ["grouped_folds", "stratified_group_folds", "assert_grouped", "threshold_for_fa", "CVResult", "cross_validate", "rate",
            "summarize", "calibration_table", "permutation_importance", "misclassified", "select_best",
            "train_final", "run_cv", "DEFAULT_SVM", "train_and_select"]
 
@@ -42,10 +42,17 @@ def grouped_folds(df: pd.DataFrame, n_splits: int, seed: int) -> list[tuple[np.n
     >>> assert_grouped(df, folds)
     True
     """
+    return stratified_group_folds(sample_kind(df), visit_of(df["index"]).to_numpy(), n_splits, seed)
+
+
+def stratified_group_folds(strata, groups, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``StratifiedGroupKFold`` folds (shuffled with *seed*): a group (visit) is never split.
+
+    :class:`InputError` when there are fewer groups than folds.
+    """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    kind = sample_kind(df)
-    groups = visit_of(df["index"]).to_numpy()
+    groups = np.asarray(groups)
     n_groups = len(np.unique(groups))
     if n_splits < 2 or n_splits > n_groups:
         raise InputError(f"cannot make {n_splits} grouped folds from {n_groups} visits")
@@ -53,7 +60,7 @@ def grouped_folds(df: pd.DataFrame, n_splits: int, seed: int) -> list[tuple[np.n
     with warnings.catch_warnings():
         # a kind rarer than n_splits (few real misalignments in a small set) is expected: some folds lack it
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        return [(tr, te) for tr, te in sgk.split(np.zeros(len(df)), kind, groups)]
+        return [(tr, te) for tr, te in sgk.split(np.zeros(len(groups)), np.asarray(strata), groups)]
 
 
 def assert_grouped(df: pd.DataFrame, folds) -> bool:

@@ -764,7 +764,7 @@ def _cr_masks(visit, final, out_wcs, sources=None):
     for filt, idx in byf.items():
         if len(idx) < 2:
             continue
-        singles, whts = [], []
+        singles = []
         for i in idx:
             img, wht = _drizzle(visit, final, out_wcs, which={i})
             singles.append(np.where(wht > 0, img, np.nan))
