@@ -228,3 +228,25 @@ def test_released_model_on_the_12_real_samples(root, real12):
     ours = build_spacekit_ensemble(compile=False)
     ours.set_weights(released.get_weights())
     np.testing.assert_allclose(spacekit_predict(ours, df, img), spacekit_predict(released, df, img), atol=1e-6)
+
+
+def test_svm_predict_with_the_stacked_model_images_optional(tmp_path, data, stacked):
+    from blobhelpers.svm.predict import predict_file
+
+    df, img = data
+    rows = df.head(10).reset_index(drop=True)
+    folder = stacked.save(tmp_path / "image_model")
+    csv = tmp_path / "features.csv"
+    rows.to_csv(csv, index=False)
+    npz = tmp_path / "images.npz"
+    np.savez(npz, index=np.array(rows["index"][:6], dtype=str), images=img[:6].astype(np.uint8))
+    preds = predict_file(csv, tmp_path / "out", model=folder, images=npz)
+    assert (tmp_path / "out" / "predictions.csv").is_file() and (tmp_path / "out" / "compromised.txt").is_file()
+    assert list(preds["decided_by"]) == ["stacked:image+tabular"] * 6 + ["stacked:tabular"] * 4
+    np.testing.assert_allclose(preds["y_proba"][6:], stacked.tabular.predict_proba(rows.iloc[6:]), rtol=1e-6)
+    np.testing.assert_allclose(preds["y_proba"][:6], predict_proba(stacked, rows.iloc[:6], img[:6].astype(np.uint8)
+                                                                   .astype(np.float32)), rtol=1e-5)
+    assert (preds["y_pred"] == (preds["y_proba"] > stacked.threshold)).all()
+    # without --images the tabular part decides every visit
+    preds = predict_file(csv, tmp_path / "out2", model=folder)
+    np.testing.assert_allclose(preds["y_proba"], stacked.tabular.predict_proba(rows), rtol=1e-6)

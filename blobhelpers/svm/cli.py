@@ -148,7 +148,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("features", type=Path, help="CSV with spacekit's 10 feature columns and index (label ignored)")
     s.add_argument("--images", type=Path, default=None, help="spacekit PNG folder or .npz (index, images)")
     s.add_argument("--model", type=Path, default=None,
-                   help="model folder (default build/svm/model) or spacekit's svm_align.zip / .keras")
+                   help="model folder (default build/svm/model; an image-model folder such as build/svm/image_model) "
+                        "or spacekit's svm_align.zip / .keras")
     s.add_argument("--image-model", type=Path, default=None,
                    help="ensemble used for image_model_proba (default data/svm/pretrained_spacekit/svm_align.zip)")
     s.add_argument("-o", "--out", type=Path, default=Path("predictions"), help="output folder (default ./predictions)")

@@ -5,9 +5,11 @@ The outputs mean what spacekit's do: ``y_proba`` is P(misaligned), ``y_pred`` 1 
 and ``clf_report.txt`` summarises the run (mean probability, counts, flagged per detector).
 
 Deciding model: a blobhelpers tabular model folder (default ``build/svm/model``, written by
-``dvc repro`` or ``blobhelpers svm train``) with its operating threshold, or spacekit's released
-ensemble (``--model svm_align.zip``) for the visits that have images (threshold 0.5, as
-spacekit), the tabular model deciding the others. With a tabular model and ``--images``, the
+``dvc repro`` or ``blobhelpers svm train``) with its operating threshold; a blobhelpers image
+model folder (``ensemble.json``, e.g. ``build/svm/image_model`` from stage 14): ``stacked``
+combines the tabular and image probabilities for the visits that have images and falls back to
+its tabular part for the others; or spacekit's released ensemble (``--model svm_align.zip``) for
+the visits that have images (threshold 0.5, as spacekit), the tabular model deciding the others. With a tabular model and ``--images``, the
 released ensemble's probability is added as ``image_model_proba`` for the visits with images.
 """
 
@@ -72,7 +74,29 @@ def predict_file(features_csv: str | Path, out: str | Path, model: str | Path | 
     proba, decided = np.full(n, np.nan), np.array([""] * n, dtype=object)
     thr = np.full(n, np.nan)
     extra = {}
-    if is_image_model(model):
+    if (model / "ensemble.json").is_file():  # this project's image model (stage 14)
+        from .ensemble import load_image_model
+
+        im = load_image_model(model)
+        has = np.zeros(n, bool)
+        arr = None
+        if images is not None:
+            found, got = load_images(images, df["index"])
+            if found:
+                pos = {k: i for i, k in enumerate(df["index"])}
+                at = [pos[i] for i in found]
+                has[at] = True
+                arr = np.zeros((n, *got.shape[1:]), np.float32)
+                arr[at] = got
+        if im.kind != "stacked" and not has.all():
+            raise InputError(f"{model}: the {im.kind} image model needs images for every visit "
+                             f"({int((~has).sum())} without)")
+        proba = im.predict_proba(df, arr, has_image=has if arr is not None else None)
+        thr[:] = im.threshold if threshold is None else threshold
+        decided[:] = np.where(has, f"{im.kind}:image+tabular" if im.kind == "stacked" else f"{im.kind}:image",
+                              f"{im.kind}:tabular")
+        name = f"{model.name} ({im.kind})"
+    elif is_image_model(model):
         if images is None:
             raise InputError(f"{model}: spacekit's ensemble needs --images (the tabular model decides without them)")
         ens = load_spacekit_model(model)
