@@ -33,9 +33,9 @@ def main() -> None:
     ap.add_argument("--skip-training", action="store_true")
     args = ap.parse_args()
 
-    from blobhelpers.classify import classify_image
-    from blobhelpers.io import read_frame
-    from blobhelpers.models import build_model, load_model
+    from blobhelpers.blob.classify import classify_image
+    from blobhelpers.blob.fitsio import read_frame
+    from blobhelpers.blob.cnn import build_model, load_model
 
     best = ROOT / "models" / "best.keras"
     model = load_model(best) if best.exists() else build_model("blobnet")
@@ -57,7 +57,7 @@ def main() -> None:
             ts.append(time.perf_counter() - t0)
         res[label + "_s"] = stats(ts)
     if not args.skip_training:
-        from blobhelpers.training import SubframeSequence, _compile
+        from blobhelpers.blob.training import SubframeSequence, _compile
         import keras
 
         rng = np.random.default_rng(0)

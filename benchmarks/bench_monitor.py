@@ -29,9 +29,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
 
-    from blobhelpers.models import build_model, load_model
-    from blobhelpers.monitor import Monitor, MonitorConfig
-    from blobhelpers.simulate import CampaignConfig, simulate_campaign
+    from blobhelpers.blob.cnn import build_model, load_model
+    from blobhelpers.blob.monitor import Monitor, MonitorConfig
+    from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
 
     frames = None
     for d in (ROOT / "build" / "monitor_campaign" / "frames", ROOT / "build" / "campaign" / "frames"):

@@ -31,9 +31,9 @@ def main() -> None:
     ap.add_argument("--use-build", action="store_true", help="use build/ from `dvc repro` instead of a temp campaign")
     args = ap.parse_args()
 
-    from blobhelpers.injection import InjectionConfig
-    from blobhelpers.prep import build_datasets, build_differences, load_dataset
-    from blobhelpers.simulate import CampaignConfig, simulate_campaign
+    from blobhelpers.blob.injection import InjectionConfig
+    from blobhelpers.blob.datastage import build_datasets, build_differences, load_dataset
+    from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
 
     cutouts = ROOT / "data" / "blob_cutouts" / "real_blob_cutouts.npz"
     with tempfile.TemporaryDirectory() as tmp:

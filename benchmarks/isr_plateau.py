@@ -45,11 +45,11 @@ def main() -> None:
     import yaml
     from sklearn.metrics import roc_auc_score
 
-    from blobhelpers.config import ProjectPaths
-    from blobhelpers.evaluation import predict_logits
-    from blobhelpers.models import probabilities
-    from blobhelpers.prep import load_dataset
-    from blobhelpers.training import TrainConfig, relu_activity, train_model
+    from blobhelpers.core.config import ProjectPaths
+    from blobhelpers.blob.scoring import predict_logits
+    from blobhelpers.blob.cnn import probabilities
+    from blobhelpers.blob.datastage import load_dataset
+    from blobhelpers.blob.training import TrainConfig, relu_activity, train_model
 
     paths = ProjectPaths.default()
     params = yaml.safe_load((paths.root / "params.yaml").read_text())
@@ -94,8 +94,8 @@ def main() -> None:
 
 def _easy_sets(paths, params, tmp: Path):
     """Train/val recipes on the stage-01 difference images with one strong (8-25 %) blob per positive."""
-    from blobhelpers.injection import InjectionConfig
-    from blobhelpers.prep import build_datasets, load_dataset
+    from blobhelpers.blob.injection import InjectionConfig
+    from blobhelpers.blob.datastage import build_datasets, load_dataset
 
     ds = params["dataset"]
     build_datasets(paths.diffs, paths.cutouts, tmp, seed=int(params["base"]["seed"]) + 1, n_train=int(ds["n_train"]),

@@ -12,21 +12,20 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import BlobhelpersError, InputError
+from .core.errors import EXIT_OK, BlobhelpersError, InputError, run_guarded
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
 def _params(path):
-    from .config import load_params
+    from .core.config import load_params
 
     return load_params(path)
 
 
 def cmd_simulate(a) -> int:
-    from .simulate import CampaignConfig, simulate_campaign
+    from .blob.campaign import CampaignConfig, simulate_campaign
 
     params = _params(a.params) if a.params else {}
     sim = dict(params.get("simulate", {}))
@@ -44,9 +43,9 @@ def cmd_simulate(a) -> int:
 
 
 def cmd_difference(a) -> int:
-    from .difference import difference_from_files
-    from .io import expand_frame_paths, write_image
-    from .preprocess import scaling_params
+    from .blob.difference import difference_from_files
+    from .blob.fitsio import expand_frame_paths, write_image
+    from .blob.scaling import scaling_params
 
     paths = expand_frame_paths(a.frames)
     if not paths:
@@ -62,7 +61,7 @@ def cmd_difference(a) -> int:
 
 
 def cmd_prepare(a) -> int:
-    from .prep import run_data_stage
+    from .blob.datastage import run_data_stage
 
     out = run_data_stage(_params(a.params), progress=not a.quiet)
     print(json.dumps({"source": out["source"], "difference_images": out["n_diffs"],
@@ -72,7 +71,7 @@ def cmd_prepare(a) -> int:
 
 
 def cmd_run_notebook(a) -> int:
-    from .report import run_notebook
+    from .core.report import run_notebook
 
     run_notebook(a.notebook, a.params, a.html, a.ipynb, kernel=a.kernel)
     print(str(a.html))
@@ -80,14 +79,14 @@ def cmd_run_notebook(a) -> int:
 
 
 def cmd_profile(a) -> int:
-    from .config import apply_profile
+    from .core.config import apply_profile
 
     print(apply_profile(a.name, a.params))
     return EXIT_OK
 
 
 def _default_model_and_threshold(model, threshold):
-    from .paths import project_root
+    from .core.paths import project_root
 
     models = project_root() / "models"
     if model is None:
@@ -101,11 +100,11 @@ def _default_model_and_threshold(model, threshold):
 
 
 def cmd_classify(a) -> int:
-    from .classify import classify_file
-    from .paths import write_text
+    from .blob.classify import classify_file
+    from .core.paths import write_text
 
-    from .config import load_params
-    from .paths import project_root
+    from .core.config import load_params
+    from .core.paths import project_root
 
     model, thr = _default_model_and_threshold(a.model, a.threshold)
     dif = {}
@@ -123,9 +122,9 @@ def cmd_classify(a) -> int:
 
 
 def _monitor_config(a):
-    from .config import load_params
-    from .monitor import TUNED, MonitorConfig
-    from .paths import project_root
+    from .core.config import load_params
+    from .blob.monitor import TUNED, MonitorConfig
+    from .core.paths import project_root
 
     params = {}
     src = a.params if a.params else (project_root() / "params.yaml")
@@ -156,8 +155,8 @@ def _monitor_config(a):
 def cmd_monitor(a) -> int:
     import logging
 
-    from .monitor import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, apply_tuned, run_monitor
-    from .paths import project_root
+    from .blob.monitor import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, apply_tuned, run_monitor
+    from .core.paths import project_root
 
     logging.basicConfig(level=logging.WARNING, format="blobhelpers monitor: warning: %(message)s")
     cfg, fixed = _monitor_config(a)
@@ -181,7 +180,7 @@ def cmd_monitor(a) -> int:
 
 
 def cmd_confirm(a) -> int:
-    from .monitor import confirm
+    from .blob.monitor import confirm
 
     rows = confirm(a.catalog, a.log, a.frame, a.candidate, a.x, a.y, a.radius, a.depth, a.note or "")
     print(json.dumps({"catalog": str(a.catalog), "added": rows}))
@@ -274,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", type=Path, default=None)
     s.set_defaults(func=cmd_profile)
 
-    from .svm.cli import register as register_svm
+    from .svm.commands import register as register_svm
 
     register_svm(sub)
     return p
@@ -283,14 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except BlobhelpersError as exc:
-        print(f"blobhelpers {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_guarded(args.func, args, f"blobhelpers {args.command}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@
 # This stage reproduces the data preparation of WFC3 ISR 2021-08 (Dauphin, Medina, McCullough):
 #
 # 1. a campaign of daily CSM-monitor blob frames: by default a physically grounded **simulation**
-#    with ground truth (`blobhelpers.simulate`), or your own FITS frames (`simulate.source`);
+#    with ground truth (`blobhelpers.blob.campaign`), or your own FITS frames (`simulate.source`);
 # 2. for every frame with enough history, the **blob difference image**: median of the previous 30
 #    frames minus the frame (blobs positive), each frame first divided by its smooth illumination,
 #    with an optional sub-pixel registration that removes most of the mis-registration dips;
@@ -48,14 +48,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from IPython.display import Markdown, display  # noqa: E402
 
-from blobhelpers import plotting  # noqa: E402
-from blobhelpers.config import ProjectPaths  # noqa: E402
-from blobhelpers.difference import blob_difference, normalize  # noqa: E402
-from blobhelpers.io import read_frame  # noqa: E402
-from blobhelpers.paths import write_json  # noqa: E402
-from blobhelpers.prep import diff_infos, dip_statistics, load_dataset, read_diff_table, run_data_stage  # noqa: E402
-from blobhelpers.preprocess import apply_scaling, fill_bad  # noqa: E402
-from blobhelpers.report import show_header  # noqa: E402
+from blobhelpers.blob import figures as plotting  # noqa: E402
+from blobhelpers.core.config import ProjectPaths  # noqa: E402
+from blobhelpers.blob.difference import blob_difference, normalize  # noqa: E402
+from blobhelpers.blob.fitsio import read_frame  # noqa: E402
+from blobhelpers.core.paths import write_json  # noqa: E402
+from blobhelpers.blob.datastage import diff_infos, dip_statistics, load_dataset, read_diff_table, run_data_stage  # noqa: E402
+from blobhelpers.blob.scaling import apply_scaling, fill_bad  # noqa: E402
+from blobhelpers.core.report import show_header  # noqa: E402
 
 params = {"base": base, "simulate": simulate, "difference": difference, "dataset": dataset}
 paths = ProjectPaths.default()

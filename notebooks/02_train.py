@@ -56,14 +56,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from blobhelpers import plotting
-from blobhelpers.config import ProjectPaths
-from blobhelpers.evaluation import predict_logits, rates, threshold_for_fpr
-from blobhelpers.models import probabilities
-from blobhelpers.paths import write_json, write_text
-from blobhelpers.prep import load_dataset
-from blobhelpers.report import show_header
-from blobhelpers.training import TrainConfig, relu_activity, save_model, train_model
+from blobhelpers.blob import figures as plotting
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.blob.scoring import predict_logits, rates, threshold_for_fpr
+from blobhelpers.blob.cnn import probabilities
+from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.blob.datastage import load_dataset
+from blobhelpers.core.report import show_header
+from blobhelpers.blob.training import TrainConfig, relu_activity, save_model, train_model
 
 params = {"base": base, "train": train, "dataset": dataset}
 paths = ProjectPaths.default()

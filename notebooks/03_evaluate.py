@@ -43,16 +43,16 @@ import pandas as pd
 from IPython.display import Markdown, display
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from blobhelpers import plotting
-from blobhelpers.classify import classify_image
-from blobhelpers.config import ProjectPaths
-from blobhelpers.evaluation import (campaign_tiles, predict_logits, rates, saliency, strata_table,
+from blobhelpers.blob import figures as plotting
+from blobhelpers.blob.classify import classify_image
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.blob.scoring import (campaign_tiles, predict_logits, rates, saliency, strata_table,
                                     threshold_for_fpr, wilson)
-from blobhelpers.io import read_frame
-from blobhelpers.models import load_model, probabilities
-from blobhelpers.paths import write_json, write_text
-from blobhelpers.prep import diff_infos, load_dataset
-from blobhelpers.report import show_header
+from blobhelpers.blob.fitsio import read_frame
+from blobhelpers.blob.cnn import load_model, probabilities
+from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.blob.datastage import diff_infos, load_dataset
+from blobhelpers.core.report import show_header
 
 params = {"base": base, "train": train, "evaluate": evaluate}
 paths = ProjectPaths.default()

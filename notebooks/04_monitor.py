@@ -16,7 +16,7 @@
 #
 # The ISR's deployment plan, run for real: every day the newest CSM-monitor frame is compared
 # with the median of the previous 30, and the team is told whether a new blob appeared, where,
-# how strong, and why the model thinks so (`blobhelpers monitor`, `blobhelpers.monitor`).
+# how strong, and why the model thinks so (`blobhelpers monitor`, `blobhelpers.blob.monitor`).
 #
 # **How a verdict is made.** Registered blob difference image -> multi-scale matched filter
 # (candidates: positive, blob-sized residuals above `snr_min` sigma of a local robust noise
@@ -59,16 +59,15 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from blobhelpers.config import ProjectPaths
-from blobhelpers.evaluation import wilson
-from blobhelpers.io import read_frame
-from blobhelpers.models import load_model
-from blobhelpers.monitor import TUNED, KnownCatalog, Monitor, MonitorConfig, MonitorLog, run_monitor, write_tuned
-from blobhelpers.paths import write_json, write_text
-from blobhelpers.regression import run_regression, summarize, tune_thresholds
-from blobhelpers.report import show_header
-from blobhelpers.review import overlay_shapes, render_ginga, review_figure
-from blobhelpers.simulate import CampaignConfig, simulate_campaign
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.blob.fitsio import read_frame
+from blobhelpers.blob.cnn import load_model
+from blobhelpers.blob.monitor import TUNED, KnownCatalog, Monitor, MonitorConfig, MonitorLog, run_monitor, write_tuned
+from blobhelpers.core.paths import write_json
+from blobhelpers.blob.regression import run_regression, summarize, tune_thresholds
+from blobhelpers.core.report import show_header
+from blobhelpers.blob.review import overlay_shapes, render_ginga, review_figure
+from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
 
 paths = ProjectPaths.default()
 PLOTS = paths.plots / "04_monitor"
@@ -339,7 +338,7 @@ ax.set_axis_off()
 ax.set_title("the same view rendered by ginga (off-screen PIL renderer)", fontsize=9)
 plt.show()
 if interactive:  # JupyterLab: pan, zoom and change cuts with ginga's bindings
-    from blobhelpers.review import ginga_viewer
+    from blobhelpers.blob.review import ginga_viewer
 
     viewer, widget = ginga_viewer(one.diff, shapes)
     display(widget)

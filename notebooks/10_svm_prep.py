@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from blobhelpers.config import ProjectPaths
-from blobhelpers.paths import write_json, write_text
-from blobhelpers.report import show_header
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.core.report import show_header
 from blobhelpers.svm.evaluate import rate
 from blobhelpers.svm.features import encode_raw, read_features, sample_kind
 from blobhelpers.svm.prep import prep, write_visit

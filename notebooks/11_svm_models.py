@@ -37,14 +37,13 @@ svm = {"labelled": "data/svm/svm_labeled_2021-07-28_dev.csv", "labelled_cat_enco
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from blobhelpers.config import ProjectPaths
-from blobhelpers.paths import write_json, write_text
-from blobhelpers.report import show_header
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.core.report import show_header
 from blobhelpers.svm.evaluate import calibration_table, misclassified, permutation_importance, train_and_select
 from blobhelpers.svm.features import read_features, sample_kind
 

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from blobhelpers.config import ProjectPaths
-from blobhelpers.paths import write_json
-from blobhelpers.report import show_header
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.core.paths import write_json
+from blobhelpers.core.report import show_header
 from blobhelpers.svm.evaluate import rate
 from blobhelpers.svm.features import detector_name, read_features
 from blobhelpers.svm.images import load_images, load_spacekit_model, spacekit_predict

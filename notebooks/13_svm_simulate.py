@@ -36,9 +36,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from blobhelpers.config import ProjectPaths
-from blobhelpers.paths import write_json, write_text
-from blobhelpers.report import show_header
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.core.report import show_header
 from blobhelpers.svm.corrupt import corrupt
 from blobhelpers.svm.features import read_features, sample_kind
 from blobhelpers.svm.images import load_images, load_spacekit_model, spacekit_predict

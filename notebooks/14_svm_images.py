@@ -49,9 +49,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from blobhelpers.config import ProjectPaths
-from blobhelpers.paths import write_json, write_text
-from blobhelpers.report import show_header
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.core.report import show_header
 from blobhelpers.svm.ensemble import compare_models, fit_image_model, image_channels, metrics, side_by_side
 from blobhelpers.svm.features import is_synthetic, read_features, visit_of
 from blobhelpers.svm.images import load_images

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from blobhelpers.blobs import BlobShape, render
-from blobhelpers.difference import (blob_difference, difference_from_files, estimate_shift, median_stack,
+from blobhelpers.blob.shapes import BlobShape, render
+from blobhelpers.blob.difference import (blob_difference, difference_from_files, estimate_shift, median_stack,
                                     normalize, order_frames)
-from blobhelpers.errors import InputError
+from blobhelpers.core.errors import InputError
 
 
 def test_median_stack_matches_numpy_and_ignores_nan(rng):
@@ -46,7 +46,7 @@ def test_estimate_shift_recovers_known_shift(small_config):
     """Real simulated frames (noise, hot pixels, CRs...) with a steady history and a known jump."""
     from dataclasses import replace
 
-    from blobhelpers.simulate import Campaign
+    from blobhelpers.blob.campaign import Campaign
 
     camp = Campaign(replace(small_config, shift_sigma=0.0, jump_fraction=0.0), seed=21)
     stack = median_stack([normalize(camp.frame(i)[0]) for i in range(5)])
@@ -113,7 +113,7 @@ def test_median_stack_of_nothing_is_a_clear_error():
 
 
 def test_block_medians_equal_numpy_medians(rng):
-    from blobhelpers.difference import block_medians
+    from blobhelpers.blob.difference import block_medians
 
     img = rng.normal(1.0, 0.02, (128, 96)).astype(np.float32)
     img[rng.random(img.shape) < 0.05] = 1.0  # ties
@@ -130,7 +130,7 @@ def test_block_medians_equal_numpy_medians(rng):
 def test_median3x3_equals_scipy_median_filter(rng):
     from scipy import ndimage
 
-    from blobhelpers.difference import median3x3
+    from blobhelpers.blob.difference import median3x3
 
     for shape in ((64, 80), (5, 3), (3, 3)):
         a = rng.normal(size=shape).astype(np.float32)

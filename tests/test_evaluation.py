@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from blobhelpers.evaluation import rates, saliency, strata_table, threshold_for_fpr, wilson
+from blobhelpers.blob.scoring import rates, saliency, strata_table, threshold_for_fpr, wilson
 
 
 def test_wilson_interval():

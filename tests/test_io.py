@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from blobhelpers.errors import InputError
-from blobhelpers.io import frame_time, read_frame, to_full_frame, write_image
+from blobhelpers.core.errors import InputError
+from blobhelpers.blob.fitsio import frame_time, read_frame, to_full_frame, write_image
 
 
 def _write(path, data, ext=False, header=None):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from blobhelpers.errors import InputError
-from blobhelpers.models import MODELS, build_model, load_model, probabilities
+from blobhelpers.core.errors import InputError
+from blobhelpers.blob.cnn import MODELS, build_model, load_model, probabilities
 
 
 @pytest.mark.parametrize("name, n_params", [("isr2021", 528_098), ("deepwfc3", 8_392_418), ("blobnet", 64_674)])

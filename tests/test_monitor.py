@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blobhelpers.blobs import BlobShape, render
+from blobhelpers.blob.shapes import BlobShape, render
 from blobhelpers.cli import main
-from blobhelpers.io import write_image
-from blobhelpers.monitor import (EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog,
-                                 confirm, detect_candidates, run_monitor)
-from blobhelpers.simulate import Campaign, CampaignConfig
+from blobhelpers.blob.fitsio import write_image
+from blobhelpers.blob.monitor import (EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog,
+                                 confirm, run_monitor)
+from blobhelpers.blob.detection import detect_candidates
+from blobhelpers.blob.campaign import Campaign, CampaignConfig
 
 BLOB = (612.0, 401.0, 7.0, 0.12)  # x, y, radius, depth of the blob that appears in the last frame
 
@@ -131,7 +132,7 @@ def test_corrupt_history_frame_is_skipped_with_warning(frames, trained_tiny, tmp
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 3])  # truncated FITS: header fine, data missing
     (work / "notes.fits").write_text("not a fits file")
-    with caplog.at_level(logging.WARNING, logger="blobhelpers.monitor"):
+    with caplog.at_level(logging.WARNING, logger="blobhelpers.blob.monitor"):
         recs = run_monitor([work], trained_tiny[2], tmp_path / "o", _cfg(), known_csv, html=False)
     assert recs and recs[0]["new_blob"]
     skipped = {s["file"] for s in recs[0]["skipped_frames"]}
@@ -161,7 +162,7 @@ def test_log_rejects_corrupt_lines(tmp_path):
 def _fake_regression():
     """Three monitored days: a quiet day with a weak-CNN false candidate, an event day whose blob
     has S/N 5.0, and a quiet day with a strong false candidate next to a bright transient."""
-    from blobhelpers.regression import RegressionResult
+    from blobhelpers.blob.regression import RegressionResult
 
     def cand(snr, p, neg, truth, tid=None):
         c = {"snr": snr, "probability": p, "neg_snr": neg, "depth": 0.04, "truth": truth}
@@ -179,7 +180,7 @@ def _fake_regression():
 
 
 def test_tune_thresholds_picks_the_best_setting_within_the_false_alarm_budget():
-    from blobhelpers.regression import tune_thresholds
+    from blobhelpers.blob.regression import tune_thresholds
 
     res = _fake_regression()
     out = tune_thresholds(res, [4.5, 5.5], [0.5, 0.9], [8.0, 1000.0], min_depth=0.03, fa_target=50.0)
@@ -207,8 +208,8 @@ def test_tune_thresholds_picks_the_best_setting_within_the_false_alarm_budget():
 
 
 def test_tuned_thresholds_apply_only_to_their_model(tmp_path):
-    from blobhelpers.errors import InputError
-    from blobhelpers.monitor import apply_tuned, read_tuned, write_tuned
+    from blobhelpers.core.errors import InputError
+    from blobhelpers.blob.monitor import apply_tuned, read_tuned, write_tuned
 
     model = tmp_path / "m.keras"
     model.write_bytes(b"model A")

@@ -1,4 +1,4 @@
-from blobhelpers.report import header_markdown, strip_remote_scripts, versions
+from blobhelpers.core.report import header_markdown, strip_remote_scripts, versions
 
 
 def test_remote_scripts_are_removed_local_kept():

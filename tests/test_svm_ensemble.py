@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blobhelpers.errors import InputError
+from blobhelpers.core.errors import InputError
 from blobhelpers.svm.ensemble import (SPACEKIT_PARAMS, build_cnn2d, build_spacekit_ensemble, check_images,
                                       compare_models, fit_image_model, image_channels, load_image_model, metrics,
                                       predict_proba, side_by_side)
-from blobhelpers.svm.features import FEATURES, read_features, visit_of
+from blobhelpers.svm.features import read_features, visit_of
 
 RELEASED = "data/svm/pretrained_spacekit/svm_align.zip"
 IMAGES_12 = "data/svm/images/svm_images_12"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import PowerTransformer
 
-from blobhelpers.errors import InputError
+from blobhelpers.core.errors import InputError
 from blobhelpers.svm.evaluate import (assert_grouped, cross_validate, grouped_folds, misclassified, select_best,
                                       summarize, threshold_for_fa, train_and_select)
 from blobhelpers.svm.features import CONTINUOUS, engineer, read_features, sample_kind, visit_of

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from blobhelpers.errors import InputError
+from blobhelpers.core.errors import InputError
 from blobhelpers.svm.features import FEATURES
 from blobhelpers.svm.images import load_images, load_spacekit_model, load_triplet, spacekit_predict
 from blobhelpers.svm.models import build_model

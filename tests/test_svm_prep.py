@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-from blobhelpers.errors import InputError
+from blobhelpers.core.errors import InputError
 from blobhelpers.svm.features import (CAT_SCHEMES, DETECTORS, WCSTYPES, encode_raw, read_features, recode_cat,
                                       validate_features)
 from blobhelpers.svm.prep import SCRUB_COLUMNS, flatten_qa_json, prep, write_visit

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blobhelpers.errors import InputError
+from blobhelpers.core.errors import InputError
 from blobhelpers.svm.corrupt import corrupt_visit
 from blobhelpers.svm.features import DETECTORS, FEATURES
 from blobhelpers.svm.images import load_images
@@ -98,7 +98,7 @@ def test_prep_reads_simulated_visits(sims, tmp_path):
 
 def test_renderings_load_as_spacekit_arrays_and_released_model_runs(sims, tmp_path):
     from blobhelpers.svm.images import load_spacekit_model, spacekit_predict
-    from blobhelpers.paths import project_root
+    from blobhelpers.core.paths import project_root
 
     root, rows = sims
     done = render(root / "visits", tmp_path / "png")
@@ -177,7 +177,7 @@ def test_bad_inputs_raise_input_error(tmp_path, sims):
 
 
 def test_cli_simulate_corrupt_render_and_exit_2(tmp_path, capsys):
-    from blobhelpers.svm.cli import main
+    from blobhelpers.svm.commands import main
 
     assert main(["simulate", str(tmp_path / "s"), "--n-visits", "1", "--detectors", "sbc", "--size", "64", "-q"]) == 0
     visit = next(p for p in (tmp_path / "s").iterdir() if p.is_dir())

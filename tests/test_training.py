@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from blobhelpers.errors import InputError
-from blobhelpers.evaluation import predict_logits
-from blobhelpers.models import load_model, probabilities
-from blobhelpers.training import SubframeSequence, TrainConfig, train_model
+from blobhelpers.core.errors import InputError
+from blobhelpers.blob.scoring import predict_logits
+from blobhelpers.blob.cnn import load_model, probabilities
+from blobhelpers.blob.training import SubframeSequence, TrainConfig, train_model
 
 
 def test_short_training_run_learns(trained_tiny, easy_datasets):
@@ -63,8 +63,8 @@ def test_curriculum_boost_scales_injected_blobs_only(easy_datasets):
 
 
 def test_relu_activity_finds_dead_units():
-    from blobhelpers.models import build_model
-    from blobhelpers.training import relu_activity
+    from blobhelpers.blob.cnn import build_model
+    from blobhelpers.blob.training import relu_activity
 
     model = build_model("isr2021", seed=1)
     X = np.random.default_rng(0).normal(size=(4, 256, 256)).astype(np.float32)

@@ -26,8 +26,13 @@ corrupt
     labelled by the misalignment measured in the combined product.
 render
     spacekit's 3 PNG renderings (plain, point/segment overlay, Gaia overlay) of total products.
-cli
+ensemble
+    image models: spacekit's ensemble architecture, ``cnn2d`` and the ``stacked`` model.
+commands
     ``blobhelpers svm prep|train|predict|simulate|corrupt|render``.
+
+The svm wing uses the shared core (:mod:`blobhelpers.core`: errors, paths, config, statistics,
+the Keras bootstrap) and nothing of the blob wing.
 """
 
-__all__ = ["features", "prep", "models", "evaluate", "images", "predict", "simulate", "corrupt", "render", "cli"]
+__all__ = ["features", "prep", "models", "evaluate", "images", "predict", "simulate", "corrupt", "render", "ensemble", "commands"]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .simulate import SimConfig, _offset_sky, _rot, load_visit, process_visit, write_visit_products
 
 __all__ = ["MODES", "EXPOS", "choose_exposures", "draw_shifts", "corrupt_visit", "corrupt"]

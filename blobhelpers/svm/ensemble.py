@@ -53,8 +53,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..paths import atomic_path, write_json
+from ..core.errors import InputError
+from ..core.paths import atomic_path, write_json
 from .features import CONTINUOUS, FEATURES, is_synthetic, visit_of
 from .images import SIZE
 
@@ -74,7 +74,7 @@ _EPS = 1e-6
 
 
 def _keras():
-    from ..models import _keras as k
+    from ..core.deeplearning import keras_module as k
 
     return k()
 
@@ -294,7 +294,7 @@ class ImageModel:
 
     # -- training
     def _train_net(self, X_feat, X_img, y):
-        from ..training import set_determinism
+        from ..core.deeplearning import set_determinism
 
         set_determinism(self.seed)
         p = self.params

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..evaluation import wilson
+from ..core.errors import InputError
+from ..core.stats import rate
 from .features import FEATURES, detector_name, sample_kind, visit_of
 from .models import build_model
 
@@ -92,12 +92,6 @@ def threshold_for_fa(p_negative, fa: float) -> float:
         return 0.5
     k = int(np.floor(fa * len(s) + 1e-9))
     return float(s[k]) if k < len(s) else float(np.nextafter(s[-1], -np.inf))
-
-
-def rate(k: int, n: int) -> dict:
-    """``{"k", "n", "rate", "lo", "hi"}`` with a 95 % Wilson interval."""
-    lo, hi = wilson(int(k), int(n))
-    return {"k": int(k), "n": int(n), "rate": (k / n) if n else float("nan"), "lo": lo, "hi": hi}
 
 
 @dataclass
@@ -299,7 +293,7 @@ def train_and_select(df: pd.DataFrame, svm: dict | None, seed: int, out=None, pr
     ``{"results", "summaries", "folds", "best", "model"}``; writes ``out/model.json`` (+ weights)
     and ``out/cv_summary.json`` when *out* is given.
     """
-    from ..paths import write_json
+    from ..core.paths import write_json
 
     svm = {**DEFAULT_SVM, **(svm or {})}
     if "label" not in df:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .features import CANONICAL, FEATURES, recode_cat
 
 __all__ = ["SIZE", "SUFFIXES", "load_triplet", "load_images", "load_spacekit_model", "spacekit_predict",
@@ -90,7 +90,7 @@ def is_image_model(path: str | Path) -> bool:
 
 def load_spacekit_model(path: str | Path):
     """Load spacekit's released ensemble from ``svm_align.zip`` or ``ensembleSVM.keras`` (safe mode)."""
-    from ..models import _keras
+    from ..core.deeplearning import keras_module as _keras
 
     keras = _keras()
     path = Path(path)

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..paths import atomic_path, write_json
+from ..core.errors import InputError
+from ..core.paths import atomic_path, write_json
 from .features import CONTINUOUS, ENGINEERED, FEATURES, engineer
 
 __all__ = ["KINDS", "DEFAULT_PARAMS", "SvmModel", "SpacekitMLP", "LogisticModel", "GradientBoostingModel",
@@ -139,7 +139,7 @@ class SpacekitMLP(SvmModel):
         self.tx = None  # {"lambdas", "mu", "sigma"} as in spacekit's tx_data.json
 
     def build(self):
-        from ..models import _keras
+        from ..core.deeplearning import keras_module as _keras
 
         keras = _keras()
         L = keras.layers
@@ -163,7 +163,7 @@ class SpacekitMLP(SvmModel):
     def fit(self, df, y, kind=None):
         from sklearn.preprocessing import PowerTransformer
 
-        from ..training import set_determinism
+        from ..core.deeplearning import set_determinism
 
         y = np.asarray(y, dtype=np.float32)
         pt = PowerTransformer(method="yeo-johnson", standardize=True).fit(self._x(df)[list(CONTINUOUS)].to_numpy(float))
@@ -200,7 +200,7 @@ class SpacekitMLP(SvmModel):
         write_json(folder / "tx_data.json", {k: np.asarray(v).tolist() for k, v in self.tx.items()})
 
     def _load_state(self, folder, state):
-        from ..models import _keras
+        from ..core.deeplearning import keras_module as _keras
 
         self.tx = {k: np.asarray(v, dtype=float) for k, v in state["tx_data"].items()}
         self.model = _keras().saving.load_model(folder / "model.keras", compile=False, safe_mode=True)

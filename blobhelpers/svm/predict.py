@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..paths import project_root, write_text
+from ..core.errors import InputError
+from ..core.paths import project_root, write_text
 from .features import CANONICAL, DETECTORS, FEATURES, read_features, recode_cat
 from .images import is_image_model, load_images, load_spacekit_model, spacekit_predict
 from .models import load_model

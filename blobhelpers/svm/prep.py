@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..paths import project_root, write_text
+from ..core.errors import InputError
+from ..core.paths import project_root, write_text
 from .features import CATEGORY_ABBREV, WCSTYPES, encode_raw
 
 __all__ = ["RAW_COLUMNS", "SCRUB_COLUMNS", "DEFAULT_PATTERNS", "VisitError", "PrepResult", "CategoryLookup",
@@ -449,7 +449,7 @@ def write_visit(folder: str | Path, index: str, *, targname="ANY", ra_targ=0.0, 
     for k, v in header.items():
         prim[k] = v
     hdul = fits.HDUList([fits.PrimaryHDU(header=prim), fits.ImageHDU(np.zeros((8, 8), "f4"), sci, name="SCI")])
-    from ..paths import atomic_path
+    from ..core.paths import atomic_path
 
     with atomic_path(folder / img) as tmp:
         hdul.writeto(tmp, overwrite=True)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..paths import atomic_path
+from ..core.errors import InputError
+from ..core.paths import atomic_path
 
 __all__ = ["find_products", "render_product", "render"]
 

@@ -76,8 +76,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..paths import atomic_path, project_root, write_text
+from ..core.errors import InputError
+from ..core.paths import atomic_path, project_root, write_text
 
 __all__ = ["DetectorSpec", "DETECTOR_SPECS", "FIELD_KINDS", "SimConfig", "Exposure", "Visit", "simulate_visit",
            "simulate", "align", "process_visit", "write_visit_products", "load_visit", "measure_misalignment",

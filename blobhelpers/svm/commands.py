@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import BlobhelpersError, InputError
+from ..core.errors import EXIT_OK, InputError, run_guarded
 
 __all__ = ["register", "build_parser", "main"]
 
@@ -33,11 +33,11 @@ def cmd_prep(a) -> int:
         print(f"blobhelpers svm prep: {len(res.errors)} visit(s) skipped:", file=sys.stderr)
         for v, r in res.errors:
             print(f"  {v}: {r}", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def cmd_train(a) -> int:
-    from ..config import load_params
+    from ..core.config import load_params
     from .evaluate import DEFAULT_SVM, train_and_select
     from .features import read_features
 
@@ -58,7 +58,7 @@ def cmd_train(a) -> int:
                       "cv_real_recall": s["nested"]["real_misaligned"],
                       "cv_false_alarm": s["nested"]["false_alarm_real_aligned"]["rate"],
                       "cv_synthetic_recall": s["nested"]["synthetic"]["rate"]}))
-    return 0
+    return EXIT_OK
 
 
 def cmd_predict(a) -> int:
@@ -66,7 +66,7 @@ def cmd_predict(a) -> int:
 
     preds = predict_file(a.features, a.out, a.model, a.images, a.cat_encoding, a.threshold, a.image_model, a.group)
     print(json.dumps({"out": str(a.out), "rows": int(len(preds)), "flagged": int(preds["y_pred"].sum())}))
-    return 0
+    return EXIT_OK
 
 
 def cmd_simulate(a) -> int:
@@ -76,7 +76,7 @@ def cmd_simulate(a) -> int:
     rows = simulate(a.out, n_visits=a.n_visits, seed=a.seed, detectors=a.detectors, size=a.size, config=cfg,
                     field_kinds=a.field_kind, progress=not a.quiet)
     print(json.dumps({"out": str(a.out), "visits": len(rows), "misaligned": sum(r[2] for r in rows)}))
-    return 0
+    return EXIT_OK
 
 
 def cmd_corrupt(a) -> int:
@@ -92,11 +92,11 @@ def cmd_corrupt(a) -> int:
                    shift_range=(a.shift_min, a.shift_max), rot_max=a.rot_max, seed=a.seed,
                    shift=a.shift, config=cfg, write_exposures=not a.no_exposures)
     table = pd.DataFrame(rows)
-    from ..paths import write_text
+    from ..core.paths import write_text
 
     write_text(Path(a.out) / "corruptions.csv", table.to_csv(index=False))
     print(json.dumps({"out": str(a.out), "corrupted": len(rows), "labelled_misaligned": int(table["label"].sum())}))
-    return 0
+    return EXIT_OK
 
 
 def cmd_render(a) -> int:
@@ -104,11 +104,11 @@ def cmd_render(a) -> int:
 
     done = render(a.path, a.out, dpi=a.dpi)
     print(json.dumps({"out": str(a.out), "rendered": len(done)}))
-    return 0
+    return EXIT_OK
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``svm`` command (subcommands prep, train, predict) to the main CLI's subparsers."""
+    """Add the ``svm`` command (subcommands prep, train, predict, simulate, corrupt, render) to the main CLI."""
     from .features import CAT_SCHEMES
 
     enc = sorted(CAT_SCHEMES)
@@ -214,11 +214,4 @@ def main(argv=None) -> int:
     """Standalone entry (``python -m blobhelpers.svm prep ...``), same exit codes as ``blobhelpers``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(["svm", *argv])
-    try:
-        return int(args.func(args) or 0)
-    except BlobhelpersError as exc:
-        print(f"blobhelpers svm {args.svm_command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_guarded(args.func, args, f"blobhelpers svm {args.svm_command}")

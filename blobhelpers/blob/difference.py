@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .errors import InputError
-from .io import BORDER, Frame, read_frame, to_full_frame
+from ..core.errors import InputError
+from .fitsio import BORDER, Frame, read_frame, to_full_frame
 
 __all__ = [
     "illumination",
@@ -424,7 +424,7 @@ def order_frames(paths) -> list[tuple[Path, object]]:
 
     Unreadable files raise :class:`InputError` naming the file.
     """
-    from .io import frame_time, read_header
+    from .fitsio import frame_time, read_header
 
     items = []
     for p in paths:

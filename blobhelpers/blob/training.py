@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .models import _keras, build_model
+from ..core.errors import InputError
+from ..core.deeplearning import keras_module as _keras, set_determinism
+from .cnn import build_model
 
 __all__ = ["TrainConfig", "SubframeSequence", "train_model", "save_model", "set_determinism", "relu_activity"]
 
@@ -54,18 +55,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainConfig":
-        from .config import dataclass_from_params
+        from ..core.config import dataclass_from_params
 
         return dataclass_from_params(cls, d, "train.models.<name>")
-
-
-def set_determinism(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic kernels."""
-    keras = _keras()
-    keras.utils.set_random_seed(int(seed))
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
 
 
 def _sequence_base():
@@ -191,7 +183,7 @@ class _Best(_keras().callbacks.Callback):
 
 def save_model(model, path: str | Path, architecture: str | None = None) -> Path:
     """Save *model* as ``.keras`` without optimizer state, atomically."""
-    from .paths import atomic_path
+    from ..core.paths import atomic_path
 
     arch = architecture or model.name
     clean = build_model(arch)

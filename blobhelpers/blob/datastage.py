@@ -14,11 +14,11 @@ import numpy as np
 from .dataset import (AMBIGUOUS_DEPTH, VISIBLE_DEPTH, BlobDataset, DiffInfo, Recipe, build_recipe,
                       median_residual_fraction)
 from .difference import difference_of_normalized, normalize
-from .errors import InputError
+from ..core.errors import InputError
 from .injection import InjectionConfig, load_real_stamps
-from .io import expand_frame_paths, read_frame, to_full_frame, write_image
-from .paths import atomic_path
-from .preprocess import ScaleParams, fill_bad, scaling_params
+from .fitsio import expand_frame_paths, read_frame, to_full_frame, write_image
+from ..core.paths import atomic_path
+from .scaling import ScaleParams, fill_bad, scaling_params
 
 __all__ = ["run_data_stage", "dip_statistics", "build_differences", "read_diff_table", "diff_infos", "build_datasets", "load_dataset",
            "DIFF_COLUMNS"]
@@ -133,7 +133,7 @@ def _natural_new(catalog, cur_truth: dict, hist_indices: list[int], sigma: float
     """(x, y, radius, residual depth, id, category, appear_index) of new blobs left in a difference image.
 
     *sigma* is the per-pixel noise of a normalised frame (~1/sqrt(sky)); with it the residual
-    follows :func:`~blobhelpers.dataset.median_residual_fraction`, without it the noiseless step.
+    follows :func:`~blobhelpers.blob.dataset.median_residual_fraction`, without it the noiseless step.
     """
     out = []
     i = int(cur_truth["index"])
@@ -256,8 +256,8 @@ def run_data_stage(params: dict, paths=None, progress: bool = True) -> dict:
     """
     import time
 
-    from .config import ProjectPaths
-    from .simulate import CampaignConfig, simulate_campaign
+    from ..core.config import ProjectPaths
+    from .campaign import CampaignConfig, simulate_campaign
 
     paths = paths or ProjectPaths.default()
     seed = int(params.get("base", {}).get("seed", 0))

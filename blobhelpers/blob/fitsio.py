@@ -2,7 +2,7 @@
 
 Everything read from FITS leaves this module as a native-byte-order ``float32`` array
 (astropy returns big-endian data, which TensorFlow silently mangles), and every problem
-with an input file raises :class:`~blobhelpers.errors.InputError` with the file named.
+with an input file raises :class:`~blobhelpers.core.errors.InputError` with the file named.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from .errors import InputError
-from .paths import atomic_path
+from ..core.errors import InputError
+from ..core.paths import atomic_path
 
 __all__ = [
     "FULL_SIZE",

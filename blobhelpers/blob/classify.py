@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .io import BORDER, TRIMMED_SIZE, read_frame, to_full_frame
-from .preprocess import TILE, scale_image, tile_origins
+from .fitsio import BORDER, TRIMMED_SIZE, read_frame, to_full_frame
+from .scaling import TILE, scale_image, tile_origins
 
 __all__ = ["classify_image", "classify_file", "SCHEMA_KEYS"]
 
@@ -65,8 +65,8 @@ def classify_image(diff: np.ndarray, model, threshold: float = 0.5, overlap: boo
     *with_saliency*, ``saliency`` ``{(row, col): (tile_image, saliency_map)}`` for flagged grid
     tiles (not JSON; used for PNGs).
     """
-    from .evaluation import predict_logits, saliency
-    from .models import probabilities
+    from .scoring import predict_logits, saliency
+    from .cnn import probabilities
 
     offset = BORDER if diff.shape == (TRIMMED_SIZE, TRIMMED_SIZE) else 0
     full = to_full_frame(diff)
@@ -119,7 +119,7 @@ def save_saliency_pngs(result: dict, outdir: str | Path, stem: str) -> list[Path
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .paths import atomic_path
+    from ..core.paths import atomic_path
 
     outdir = Path(outdir)
     off = BORDER if result.get("trimmed") else 0  # tile origins are full-frame, results input-frame
@@ -155,7 +155,7 @@ def classify_file(path: str | Path, model_path: str | Path, threshold: float = 0
     *clip_factor* and *border_rule* must be those the model was trained with (params.yaml
     ``difference`` section; the CLI reads them from there).
     """
-    from .models import load_model
+    from .cnn import load_model
 
     frame = read_frame(path)
     model = model if model is not None else load_model(model_path)

@@ -162,3 +162,33 @@ def show_header(title: str, params: dict, sections: list[str]) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(header_markdown(title, params, sections)))
+
+
+def main(argv=None) -> int:
+    """``python -m blobhelpers.core.report NOTEBOOK --params P --html H [--ipynb I]``: what a DVC stage runs.
+
+    The same as ``blobhelpers run-notebook``, without importing the command-line interface, so
+    that a stage's code dependencies are this module and its notebook's imports only.
+    """
+    import argparse
+
+    from .errors import run_guarded
+
+    p = argparse.ArgumentParser(prog="python -m blobhelpers.core.report",
+                                description="build, execute (papermill) and render (HTML) a stage notebook")
+    p.add_argument("notebook", type=Path)
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--html", type=Path, required=True)
+    p.add_argument("--ipynb", type=Path, default=None)
+    p.add_argument("--kernel", default=None)
+    a = p.parse_args(argv)
+
+    def _run(a):
+        run_notebook(a.notebook, a.params, a.html, a.ipynb, kernel=a.kernel)
+        print(str(a.html))
+
+    return run_guarded(_run, a, "blobhelpers run-notebook")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -10,7 +10,7 @@ __all__ = ["display_limits", "show_image", "campaign_overview", "frame_and_diffe
 
 
 def display_limits(img: np.ndarray) -> tuple[float, float]:
-    from .preprocess import zscale
+    from .scaling import zscale
 
     return zscale(np.where(np.isfinite(img), img, np.nanmedian(img)))
 
@@ -34,7 +34,7 @@ def _circles(ax, xs, ys, rs, color, lw=0.8, scale=2.0, ls="-"):
 
 def save_figure(fig, path):
     """Save *fig* as PNG atomically (for ``dvc plots``) and return the path."""
-    from .paths import atomic_path
+    from ..core.paths import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=72, bbox_inches="tight")

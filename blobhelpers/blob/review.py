@@ -55,7 +55,7 @@ def _astro_image(data: np.ndarray, logger):
 def _draw(viewer, data, shapes, cuts=None, labels: bool = True) -> None:
     from ginga.canvas.CanvasObject import get_canvas_types
 
-    from .preprocess import zscale
+    from .scaling import zscale
 
     dc = get_canvas_types()
     viewer.set_image(_astro_image(data, viewer.logger))
@@ -77,7 +77,7 @@ def render_ginga(data: np.ndarray, shapes: list[dict], size: int = 512, cuts=Non
     from ginga.misc.log import get_logger
     from ginga.pilw.ImageViewPil import CanvasView
 
-    logger = get_logger("blobhelpers.review", null=True)
+    logger = get_logger("blobhelpers.blob.review", null=True)
     v = CanvasView(logger=logger)
     v.configure_surface(size, size)
     v.enable_autocuts("off")
@@ -107,7 +107,7 @@ def ginga_viewer(data: np.ndarray, shapes: list[dict], width: int = 700, height:
         raise RuntimeError(f"the interactive ginga viewer needs ipywidgets and ipyevents ({exc}); "
                            "use review_figure() for a static view") from exc
     widget = widgets.Image(format="png", width=width, height=height)
-    v = EnhancedCanvasView(logger=get_logger("blobhelpers.review", null=True))
+    v = EnhancedCanvasView(logger=get_logger("blobhelpers.blob.review", null=True))
     v.set_widget(widget)
     v.get_bindings().enable_all(True)
     v.enable_autocuts("off")
@@ -122,7 +122,7 @@ def review_figure(frame: np.ndarray | None, diff: np.ndarray, shapes: list[dict]
     import matplotlib.pyplot as plt
     from matplotlib.patches import Circle
 
-    from .preprocess import zscale
+    from .scaling import zscale
 
     panels = [("frame", frame)] if frame is not None else []
     panels.append(("difference (median - current)", diff))

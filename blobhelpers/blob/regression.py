@@ -21,13 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import wilson
+from ..core.stats import DEPTH_BINS, RADIUS_BINS, wilson
 from .monitor import KnownCatalog, Monitor, MonitorConfig
 
 __all__ = ["RegressionResult", "run_regression", "summarize", "tune_thresholds"]
 
-DEPTH_BINS = (0.0, 0.02, 0.03, 0.05, 0.10, 1.0)
-RADIUS_BINS = (0.0, 4.0, 7.0, 10.0, 100.0)
 
 
 @dataclass
@@ -71,7 +69,6 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
     known = KnownCatalog([{"id": int(r.id), "x": float(r.x), "y": float(r.y), "radius": float(r.radius),
                            "source": "catalog before the campaign"} for r in existing.itertuples()])
     mon = Monitor([campaign_dir / "frames"], model, config, known)
-    cfg = mon.config
     new = cat[cat["appear_index"] >= 0]
     confirmed: set[int] = set()
     res = RegressionResult()

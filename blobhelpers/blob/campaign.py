@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .blobs import BlobShape, render, sample_depths, sample_shapes
-from .errors import InputError
-from .io import BORDER, FULL_SIZE, write_image
-from .paths import atomic_path
+from .. import __version__
+from .shapes import BlobShape, render, sample_depths, sample_shapes
+from ..core.errors import InputError
+from .fitsio import BORDER, FULL_SIZE, write_image
+from ..core.paths import atomic_path
 
 __all__ = ["CampaignConfig", "Campaign", "BlobTruth", "simulate_campaign", "read_catalog", "read_frame_truth"]
 
@@ -85,7 +85,7 @@ class CampaignConfig:
     @classmethod
     def from_dict(cls, params: dict | None) -> "CampaignConfig":
         """Build from a params.yaml ``simulate`` section (``source`` is the data stage's, not ours)."""
-        from .config import dataclass_from_params
+        from ..core.config import dataclass_from_params
 
         return dataclass_from_params(cls, params, "simulate", ignore=("seed", "source", "frames_glob"))
 
@@ -312,7 +312,7 @@ class Campaign:
             "EXPTIME": (cfg.exptime, "exposure duration (s)"),
             "BUNIT": ("ELECTRONS", "brightness units"),
             "ADCGAIN": (2.3, "e-/DN (not applied: data are in electrons)"),
-            "SIMULATE": (True, "simulated by blobhelpers.simulate"),
+            "SIMULATE": (True, "simulated by blobhelpers.blob.campaign"),
             "SIMVERS": (__version__, "blobhelpers version"),
             "SIMSEED": (self.seed, "campaign seed"),
             "SIMFRAME": (index, "frame index in the campaign"),

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .augment import augment
-from .errors import InputError
+from ..core.errors import InputError
 from .injection import InjectionConfig, add_stamp, make_stamp
-from .preprocess import TILE, ScaleParams, apply_scaling
+from .scaling import TILE, ScaleParams, apply_scaling
 
 __all__ = [
     "DiffInfo",
@@ -149,7 +149,7 @@ class Recipe:
 
     def save(self, path: str | Path) -> Path:
         """Write as ``.npz`` (no pickled objects; loads with ``allow_pickle=False``)."""
-        from .paths import atomic_path
+        from ..core.paths import atomic_path
 
         arrays = {f"crop_{k}": v for k, v in self.crops.items()}
         arrays.update({f"inj_{k}": v for k, v in self.inj.items()})
@@ -341,10 +341,10 @@ class BlobDataset:
     images : list of numpy.ndarray
         The difference images of ``recipe.diff_files`` (difference units, 1024x1024) with NaN
         and border pixels already set to the median
-        (:func:`~blobhelpers.preprocess.fill_bad` with ``recipe.border_rule``), exactly as a
+        (:func:`~blobhelpers.blob.scaling.fill_bad` with ``recipe.border_rule``), exactly as a
         whole image is prepared for classification.
     stamps : dict
-        Prepared real stamps by name (:func:`~blobhelpers.injection.load_real_stamps`).
+        Prepared real stamps by name (:func:`~blobhelpers.blob.injection.load_real_stamps`).
     noise_sigma : float
         Augmentation noise (ISR: 0.75), used when ``augment=True``.
     """

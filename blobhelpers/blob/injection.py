@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .blobs import PROFILES, BlobShape, stamp as profile_stamp
-from .errors import InputError
+from .shapes import PROFILES, BlobShape, stamp as profile_stamp
+from ..core.errors import InputError
 
 __all__ = ["taper", "prepare_real_stamp", "load_real_stamps", "InjectionConfig", "add_stamp", "make_stamp"]
 
@@ -107,7 +107,7 @@ class InjectionConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "InjectionConfig":
-        from .config import dataclass_from_params
+        from ..core.config import dataclass_from_params
 
         return dataclass_from_params(cls, d, "dataset.injection")
 

@@ -28,13 +28,7 @@ __all__ = ["MODELS", "build_model", "count_params", "probabilities", "load_model
 MODELS = ("isr2021", "deepwfc3", "blobnet", "tiny")
 
 
-def _keras():
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    return keras
+from ..core.deeplearning import keras_module as _keras
 
 
 def _torch_init(keras, fan_in: int) -> dict:
@@ -113,7 +107,7 @@ def build_model(name: str, input_shape=(256, 256, 1), seed: int | None = None):
         return _blobnet(keras, input_shape, name)
     if name == "tiny":
         return _tiny(keras, input_shape, name)
-    from .errors import InputError
+    from ..core.errors import InputError
 
     raise InputError(f"unknown model {name!r}; choose one of {MODELS}")
 
@@ -135,7 +129,7 @@ def load_model(path):
     """Load a ``.keras`` model; a missing or corrupt file raises InputError naming it."""
     from pathlib import Path
 
-    from .errors import InputError
+    from ..core.errors import InputError
 
     path = Path(path)
     if not path.is_file():

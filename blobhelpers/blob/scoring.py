@@ -12,56 +12,11 @@ import weakref
 
 import numpy as np
 
+from ..core.stats import DEPTH_BINS, threshold_for_fpr, wilson
+from ..core.stats import confusion_rates as rates
+
 __all__ = ["wilson", "rates", "threshold_for_fpr", "predict_logits", "strata_table", "saliency",
            "campaign_tiles", "DEPTH_BINS"]
-
-DEPTH_BINS = (0.0, 0.02, 0.03, 0.05, 0.1, 1.0)
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion k/n (``(nan, nan)`` for n = 0).
-
-    Examples
-    --------
-    >>> lo, hi = wilson(94, 100)
-    >>> round(lo, 3), round(hi, 3)
-    (0.875, 0.972)
-    """
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
-def rates(y, p, threshold: float = 0.5) -> dict:
-    """Confusion counts and TPR/TNR/FPR (with Wilson intervals) at *threshold*."""
-    y = np.asarray(y).astype(bool)
-    pred = np.asarray(p) >= threshold
-    tp, fn = int((pred & y).sum()), int((~pred & y).sum())
-    tn, fp = int((~pred & ~y).sum()), int((pred & ~y).sum())
-    out = {"threshold": float(threshold), "tp": tp, "fn": fn, "tn": tn, "fp": fp, "n_pos": tp + fn, "n_neg": tn + fp}
-    for name, k, n in (("tpr", tp, tp + fn), ("tnr", tn, tn + fp), ("fpr", fp, tn + fp)):
-        out[name] = k / n if n else float("nan")
-        out[f"{name}_lo"], out[f"{name}_hi"] = wilson(k, n)
-    out["accuracy"] = (tp + tn) / max(1, len(y))
-    return out
-
-
-def threshold_for_fpr(y, p, fpr_target: float) -> float:
-    """Lowest threshold whose false-positive rate on (y, p) is <= *fpr_target*."""
-    y = np.asarray(y).astype(bool)
-    neg = np.sort(np.asarray(p)[~y])[::-1]
-    if neg.size == 0:
-        return 0.5
-    k = int(np.floor(fpr_target * neg.size))  # allowed false positives
-    if k >= neg.size:
-        return float(neg[-1])
-    # strictly above the (k+1)-th highest negative score
-    return float(np.nextafter(neg[k], np.inf))
-
 
 def predict_logits(model, X: np.ndarray, batch: int = 64) -> np.ndarray:
     """Logits for ``(n, 256, 256)`` or ``(n, 256, 256, 1)`` subframes, in batches."""
@@ -157,7 +112,7 @@ def campaign_tiles(diff_infos, tile: int = 256):
     Returns a list of dicts (one per difference image and tile) with the new blobs (x, y,
     radius, residual depth, frame index of appearance) whose centre is in the tile.
     """
-    from .preprocess import tile_origins
+    from .scaling import tile_origins
 
     rows = []
     for k, d in enumerate(diff_infos):
