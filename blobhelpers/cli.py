@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .core.errors import EXIT_OK, BlobhelpersError, InputError, run_guarded
+from .core.errors import EXIT_INPUT, EXIT_OK, BlobhelpersError, InputError, run_guarded
 
 __all__ = ["main", "build_parser"]
 
@@ -100,30 +100,45 @@ def _default_model_and_threshold(model, threshold):
 
 
 def cmd_classify(a) -> int:
+    """Classify one or many difference images; one JSON document per file (JSON Lines for several)."""
     from .blob.classify import classify_file
-    from .core.paths import write_text
+    from .blob.cnn import load_model
+    from .blob.fitsio import expand_frame_paths
+    from .blob.monitor import apply_tuned
+    from .core.paths import project_root, write_text
 
-    from .core.config import load_params
-    from .core.paths import project_root
-
+    files = expand_frame_paths(a.diff)
+    if not files:
+        raise InputError(f"no FITS files found in {[str(d) for d in a.diff]}")
+    cfg, fixed = _monitor_config(a)
     model, thr = _default_model_and_threshold(a.model, a.threshold)
-    dif = {}
-    if (project_root() / "params.yaml").exists():
-        dif = load_params(project_root() / "params.yaml").get("difference", {}) or {}
-    res = classify_file(a.diff, model, thr, overlap=not a.no_overlap, saliency_dir=a.saliency_dir,
-                        clip_factor=float(dif.get("clip_factor", 0.5)),
-                        border_rule=str(dif.get("border_rule", "symmetric")))
-    text = json.dumps(res, indent=2)
+    cfg.threshold = thr
+    if a.threshold is not None:
+        fixed.add("threshold")
+    tuned = None if a.no_tuned else project_root() / "build" / "monitor" / "thresholds.json"
+    apply_tuned(cfg, tuned, model, keep=tuple(fixed))
+    net = load_model(model)
+    docs = []
+    for f in files:
+        sal = (a.saliency_dir if len(files) == 1 else a.saliency_dir / f.name.split(".")[0]) if a.saliency_dir else None
+        try:
+            docs.append(classify_file(f, model, cfg.threshold, saliency_dir=sal, model=net, detection=cfg.detection()))
+        except InputError as exc:
+            if len(files) == 1:
+                raise
+            print(f"blobhelpers classify: warning: skipping {exc}", file=sys.stderr)
+            docs.append({"file": str(f), "error": str(exc)})
+    text = json.dumps(docs[0], indent=2) if len(files) == 1 else "".join(json.dumps(d) + "\n" for d in docs)
     if a.json:
-        write_text(a.json, text + "\n")
+        write_text(a.json, text.rstrip("\n") + "\n")
     else:
-        print(text)
-    return EXIT_OK
+        print(text.rstrip("\n"))
+    return EXIT_INPUT if any("error" in d for d in docs) else EXIT_OK
 
 
 def _monitor_config(a):
     from .core.config import load_params
-    from .blob.monitor import TUNED, MonitorConfig
+    from .blob.monitor import MonitorConfig
     from .core.paths import project_root
 
     params = {}
@@ -132,12 +147,7 @@ def _monitor_config(a):
         params = load_params(src)
     elif a.params:
         raise BlobhelpersError(f"{a.params}: parameter file not found")
-    mon = params.get("monitor", {}) or {}
-    cfg = MonitorConfig.from_dict(mon)
-    fixed = {k for k in TUNED if mon.get(k) is not None}  # set in params.yaml: tuned values do not apply
-    dif = params.get("difference", {}) or {}
-    cfg.clip_factor = float(dif.get("clip_factor", cfg.clip_factor))
-    cfg.border_rule = str(dif.get("border_rule", cfg.border_rule))
+    cfg, fixed = MonitorConfig.resolve(params)  # fixed: set in params.yaml, tuned values do not apply
     cfg.history = a.history if a.history is not None else cfg.history
     if a.min_history is not None:
         cfg.min_history = a.min_history
@@ -188,7 +198,11 @@ def cmd_confirm(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="blobhelpers", description="WFC3/IR blob and HST SVM data-quality ML tools.")
+    p = argparse.ArgumentParser(
+        prog="blobhelpers", description="WFC3/IR blob and HST SVM data-quality ML tools.",
+        epilog="User commands: simulate, difference, classify, monitor, confirm, svm. Pipeline plumbing "
+               "(what dvc.yaml and tasks.sh run): prepare, run-notebook, profile. Exit status: 0 success, "
+               "2 bad input (the message names the file), 1 internal error; monitor: 3 = new blob.")
     p.add_argument("--version", action="version", version=f"blobhelpers {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -209,15 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-register", action="store_true", help="skip the sub-pixel dip correction")
     s.set_defaults(func=cmd_difference)
 
-    s = sub.add_parser("classify", help="classify a blob difference image (16 tiles + overlaps), JSON out")
-    s.add_argument("diff", type=Path, help="difference image FITS (median stack minus current; blobs positive)")
+    s = sub.add_parser("classify", help="classify blob difference images (candidates, CNN, 16 tiles), JSON out",
+                       description="One JSON document for one file; JSON Lines (one per file) for several. "
+                                   "Imports and the model load are paid once.")
+    s.add_argument("diff", nargs="+", help="difference image FITS files, folders or globs (blobs positive)")
     s.add_argument("--model", type=Path, default=None, help="a .keras model (default: models/best.keras)")
     s.add_argument("--threshold", type=float, default=None,
                    help="P(blob) threshold (default: the validation-chosen one of models/best.json, else 0.5)")
     s.add_argument("--json", type=Path, default=None, help="write the JSON here instead of stdout")
-    s.add_argument("--saliency-dir", type=Path, default=None, help="write one saliency PNG per flagged tile")
-    s.add_argument("--no-overlap", action="store_true", help="classify only the 16 grid tiles")
-    s.set_defaults(func=cmd_classify)
+    s.add_argument("--saliency-dir", type=Path, default=None, help="write one saliency PNG per alert")
+    s.add_argument("--params", type=Path, default=None, help="params.yaml for the detection settings (monitor section)")
+    s.add_argument("--no-tuned", action="store_true", help="ignore the thresholds tuned on the development campaign")
+    s.set_defaults(func=cmd_classify, history=None, min_history=None, no_register=False, snr_min=None)
 
     s = sub.add_parser("monitor", help="daily new-blob monitor: newest frame vs the median of its history",
                        description="Exit status: 0 nothing new; 3 new blob(s) found; 2 bad input; 1 internal error.")
@@ -255,12 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--note", default=None)
     s.set_defaults(func=cmd_confirm)
 
-    s = sub.add_parser("prepare", help="run the data stage (campaign, differences, datasets) without the report")
+    s = sub.add_parser("prepare", help="[pipeline] run the data stage (campaign, differences, datasets) without the report")
     s.add_argument("--params", type=Path, default=None)
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_prepare)
 
-    s = sub.add_parser("run-notebook", help="build, execute (papermill) and render (HTML) a stage notebook")
+    s = sub.add_parser("run-notebook", help="[pipeline] build, execute (papermill) and render (HTML) a stage notebook")
     s.add_argument("notebook", type=Path)
     s.add_argument("--params", type=Path, default=Path("params.yaml"))
     s.add_argument("--html", type=Path, required=True)
@@ -268,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kernel", default=None)
     s.set_defaults(func=cmd_run_notebook)
 
-    s = sub.add_parser("profile", help="merge a parameter profile (profiles/NAME.yaml) into params.yaml")
+    s = sub.add_parser("profile", help="[pipeline] merge a parameter profile (profiles/NAME.yaml) into params.yaml")
     s.add_argument("name")
     s.add_argument("--params", type=Path, default=None)
     s.set_defaults(func=cmd_profile)

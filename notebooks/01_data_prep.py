@@ -52,10 +52,10 @@ from blobhelpers.blob import figures as plotting  # noqa: E402
 from blobhelpers.core.config import ProjectPaths  # noqa: E402
 from blobhelpers.blob.difference import blob_difference, normalize  # noqa: E402
 from blobhelpers.blob.fitsio import read_frame  # noqa: E402
-from blobhelpers.core.paths import write_json  # noqa: E402
 from blobhelpers.blob.datastage import diff_infos, dip_statistics, load_dataset, read_diff_table, run_data_stage  # noqa: E402
 from blobhelpers.blob.scaling import apply_scaling, fill_bad  # noqa: E402
-from blobhelpers.core.report import show_header  # noqa: E402
+from blobhelpers.core.report import show_header, split_volatile, timing, write_metrics
+from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig  # noqa: E402
 
 params = {"base": base, "simulate": simulate, "difference": difference, "dataset": dataset}
 paths = ProjectPaths.default()
@@ -72,12 +72,12 @@ result = run_data_stage(params)
 wall_stage = time.perf_counter() - t0
 table = read_diff_table(paths.diffs)
 simulated = result["source"] == "simulated"
-history = int(difference.get("history", 30))
+history = DifferenceConfig.from_dict(difference).history
 display(Markdown(
     f"Source: **{result['source']}**; {result['n_diffs']} difference images "
-    f"({(table['split'] == 'train').sum()} train days, {(table['split'] == 'test').sum()} test days). "
-    f"Wall time: campaign {result['seconds']['campaign']:.1f} s, differences "
-    f"{result['seconds']['differences']:.1f} s, datasets {result['seconds']['datasets']:.1f} s."))
+    f"({(table['split'] == 'train').sum()} train days, {(table['split'] == 'test').sum()} test days)."))
+for part in ("campaign", "differences", "datasets"):
+    timing(f"data stage: {part}", result["seconds"][part])
 display(table[["file", "date_obs", "split", "shift_x", "shift_y", "true_dx", "true_dy", "resid_shift",
                "n_natural", "lo", "hi", "std"]])
 
@@ -127,7 +127,7 @@ plt.show()
 
 # %%
 sp = info.scale
-scaled = apply_scaling(fill_bad(diff, difference.get("border_rule", "symmetric"))[0], sp)
+scaled = apply_scaling(fill_bad(diff, DifferenceConfig.from_dict(difference).border_rule)[0], sp)
 fig = plotting.pixel_distributions(diff, sp, scaled)
 plotting.save_figure(fig, PLOTS / "fig3_4_pixel_distributions.png")
 plt.show()
@@ -145,9 +145,9 @@ display(Markdown(
 
 # %%
 cache = {}
-train = load_dataset("train", paths.datasets, paths.diffs, paths.cutouts, dataset.get("noise_sigma", 0.75), cache)
-val = load_dataset("val", paths.datasets, paths.diffs, paths.cutouts, dataset.get("noise_sigma", 0.75), cache)
-test = load_dataset("test", paths.datasets, paths.diffs, paths.cutouts, dataset.get("noise_sigma", 0.75), cache)
+train = load_dataset("train", paths.datasets, paths.diffs, paths.cutouts, DatasetConfig.from_dict(dataset).noise_sigma, cache)
+val = load_dataset("val", paths.datasets, paths.diffs, paths.cutouts, DatasetConfig.from_dict(dataset).noise_sigma, cache)
+test = load_dataset("test", paths.datasets, paths.diffs, paths.cutouts, DatasetConfig.from_dict(dataset).noise_sigma, cache)
 inj_crops = np.unique(train.recipe.inj["crop"])[:4]
 after, _ = train.batch(inj_crops)
 before = np.stack([apply_scaling(train.images[train.recipe.crops["diff_index"][i]][
@@ -278,8 +278,8 @@ train.batch(np.arange(n_rate), rng)  # warm up
 t = time.perf_counter()
 train.batch(np.arange(n_rate), rng)
 rate = n_rate / (time.perf_counter() - t)
-display(Markdown(f"Materialising augmented training subframes: {rate:.0f} per second here (one run; "
-                 "`benchmarks/bench_subframes.py` gives medians)."))
+timing(f"materialising {n_rate} augmented training subframes ({rate:.0f} per second; "
+       "benchmarks/bench_subframes.py gives medians)", n_rate / rate)
 
 # %%
 metrics = {
@@ -294,5 +294,5 @@ metrics = {
     "stage_seconds": float(wall_stage),
     **{f"dip_{k}": v for k, v in dip_stats.items()},
 }
-write_json(paths.metrics / "01_data_prep.json", metrics)
-display(pd.Series(metrics, name="metrics/01_data_prep.json").to_frame())
+write_metrics("01_data_prep", metrics)
+display(pd.Series(split_volatile(metrics)[0], name="metrics/01_data_prep.json").to_frame())

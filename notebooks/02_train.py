@@ -29,7 +29,15 @@
 #   instead of 0.75: the ISR's noise halves the S/N of faint blobs in training only); and hard
 #   negatives: half the blob-free training subframes get an inverted blob or a broad
 #   persistence-like dip, so that only positive, blob-shaped signal means "blob" (the first
-#   versions raised false alarms on persistence in the held-out days).
+#   versions raised false alarms on persistence in the held-out days). It does NOT see the ISR's
+#   whole-image scaling but the **residual representation**: each subframe minus its smooth
+#   background (64-px block medians), in units of its local robust noise, clipped at +-5 — so the
+#   sky level, the units, offsets, low-order gradients and the noise level cannot be learnt
+#   (an earlier version read the tile's mean level: +0.1 sigma of offset flagged 93 % of blob-free
+#   tiles). And it is trained with **domain randomisation** (`nuisances`: half the subframes get
+#   mis-registration dipoles, offsets and gradients, heavy-tailed pixels, NaN columns, extra noise).
+#   The saved model carries its preprocessing (`models/<name>.preprocess.json`), which `classify`
+#   and the monitor use.
 #
 # Every epoch sees freshly augmented subframes (rotation, flip, N(0, 0.75) noise). The model with
 # the highest validation TPR at a 3 % validation false-positive rate is copied to
@@ -45,6 +53,7 @@ train = {
     "select_fpr": 0.03,
 }
 dataset = {"noise_sigma": 0.75}
+difference = {"clip_factor": 0.5, "border_rule": "symmetric"}
 
 # %%
 # %matplotlib inline
@@ -59,13 +68,14 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from blobhelpers.blob import figures as plotting
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.blob.scoring import predict_logits, rates, threshold_for_fpr
-from blobhelpers.blob.cnn import probabilities
+from blobhelpers.blob.cnn import preprocessing_path, probabilities
 from blobhelpers.core.paths import write_json, write_text
 from blobhelpers.blob.datastage import load_dataset
-from blobhelpers.core.report import show_header
+from blobhelpers.core.report import show_header, split_volatile, write_metrics
+from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig, TrainSection
 from blobhelpers.blob.training import TrainConfig, relu_activity, save_model, train_model
 
-params = {"base": base, "train": train, "dataset": dataset}
+params = {"base": base, "train": train, "dataset": dataset, "difference": difference}
 paths = ProjectPaths.default()
 PLOTS = paths.plots / "02_train"
 MODELS = paths.root / "models"
@@ -73,9 +83,10 @@ show_header("Stage 02 — training", params, ["base", "train"])
 
 # %%
 cache = {}
-train_ds = load_dataset("train", paths.datasets, paths.diffs, paths.cutouts, dataset.get("noise_sigma", 0.75), cache)
-val_ds = load_dataset("val", paths.datasets, paths.diffs, paths.cutouts, dataset.get("noise_sigma", 0.75), cache)
-Xv, yv = val_ds.arrays()
+train_ds = load_dataset("train", paths.datasets, paths.diffs, paths.cutouts, DatasetConfig.from_dict(dataset).noise_sigma, cache)
+val_ds = load_dataset("val", paths.datasets, paths.diffs, paths.cutouts, DatasetConfig.from_dict(dataset).noise_sigma, cache)
+yv = val_ds.labels
+Xv_by_rep = {}  # validation arrays per input representation (built once each)
 display(Markdown(f"{len(train_ds)} training subframes ({train_ds.labels.mean():.0%} with a blob), "
                  f"{len(val_ds)} validation subframes ({yv.mean():.0%} with a blob)."))
 
@@ -84,12 +95,19 @@ display(Markdown(f"{len(train_ds)} training subframes ({train_ds.labels.mean():.
 
 # %%
 results, histories = {}, {}
-fpr = float(train.get("select_fpr", 0.03))
+fpr = TrainSection.from_dict(train).select_fpr
 for name, cfg_d in train["models"].items():
     cfg = TrainConfig.from_dict(cfg_d)
     display(Markdown(f"### `{name}` ({cfg.architecture}, recipe {cfg.recipe}, {cfg.epochs} epochs)"))
     model, hist = train_model(cfg, train_ds, val_ds, seed=int(base["seed"]), verbose=2)
-    save_model(model, MODELS / f"{name}.keras", cfg.architecture)
+    prep = {"representation": cfg.representation}
+    if cfg.representation == "isr":
+        dif = DifferenceConfig.from_dict(difference)
+        prep.update(clip_factor=dif.clip_factor, border_rule=dif.border_rule)
+    save_model(model, MODELS / f"{name}.keras", cfg.architecture, preprocessing=prep)
+    if cfg.representation not in Xv_by_rep:
+        Xv_by_rep[cfg.representation] = val_ds.arrays(representation=cfg.representation)[0]
+    Xv = Xv_by_rep[cfg.representation]
     p = probabilities(predict_logits(model, Xv))
     thr = threshold_for_fpr(yv, p, fpr)
     r = rates(yv, p, thr)
@@ -139,12 +157,14 @@ plt.show()
 # ## Model selection (validation only)
 
 # %%
-table = pd.DataFrame({k: {kk: vv for kk, vv in v.items() if kk != "val_proba"} for k, v in results.items()}).T
+table = pd.DataFrame({k: split_volatile({kk: vv for kk, vv in v.items() if kk != "val_proba"})[0]
+                      for k, v in results.items()}).T
 display(table)
 key = f"val_tpr_at_fpr{fpr:g}"
 best = max(results, key=lambda k: (results[k][key], results[k]["val_auc"]))
 shutil.copyfile(MODELS / f"{best}.keras", MODELS / ".best.keras.tmp")
 (MODELS / ".best.keras.tmp").replace(MODELS / "best.keras")
+write_text(preprocessing_path(MODELS / "best.keras"), preprocessing_path(MODELS / f"{best}.keras").read_text())
 write_json(MODELS / "best.json", {"name": best, "architecture": results[best]["architecture"],
                                    "criterion": key, "value": results[best][key],
                                    "val_threshold": results[best]["val_threshold"]})
@@ -174,5 +194,5 @@ display(Markdown(
 metrics = {f"{name}_{k}": v for name, r in results.items() for k, v in r.items()
            if k not in ("val_proba", "architecture")}
 metrics["best"] = best
-write_json(paths.metrics / "02_train.json", metrics)
-display(pd.Series(metrics, name="metrics/02_train.json").to_frame())
+write_metrics("02_train", metrics)
+display(pd.Series(split_volatile(metrics)[0], name="metrics/02_train.json").to_frame())

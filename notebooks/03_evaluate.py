@@ -46,32 +46,40 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from blobhelpers.blob import figures as plotting
 from blobhelpers.blob.classify import classify_image
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.blob.scoring import (campaign_tiles, predict_logits, rates, saliency, strata_table,
-                                    threshold_for_fpr, wilson)
+from blobhelpers.blob.scoring import (campaign_events, campaign_summary, predict_logits, rates, saliency,
+                                      strata_table, threshold_for_fpr)
 from blobhelpers.blob.fitsio import read_frame
-from blobhelpers.blob.cnn import load_model, probabilities
-from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.blob.cnn import load_model, load_preprocessing, probabilities
+from blobhelpers.core.paths import write_text
 from blobhelpers.blob.datastage import diff_infos, load_dataset
-from blobhelpers.core.report import show_header
+from blobhelpers.core.report import show_header, write_metrics, timing
+from blobhelpers.blob.sections import DifferenceConfig, EvaluateConfig
 
 params = {"base": base, "train": train, "evaluate": evaluate}
 paths = ProjectPaths.default()
 PLOTS = paths.plots / "03_evaluate"
 MODELS = paths.root / "models"
 show_header("Stage 03 — evaluation", params, ["base", "evaluate"])
-fpr_target = float(evaluate.get("fpr_target", 0.03))
+ev = EvaluateConfig.from_dict(evaluate)
+dif = DifferenceConfig.from_dict(difference)
+fpr_target = ev.fpr_target
 
 # %%
 cache = {}
 val_ds = load_dataset("val", paths.datasets, paths.diffs, paths.cutouts, _cache=cache)
 test_ds = load_dataset("test", paths.datasets, paths.diffs, paths.cutouts, _cache=cache)
-Xv, yv = val_ds.arrays()
-Xt, yt = test_ds.arrays()
 best_info = json.loads((MODELS / "best.json").read_text())
 names = list(train["models"])
 models = {n: load_model(MODELS / f"{n}.keras") for n in names}
-pv = {n: probabilities(predict_logits(m, Xv)) for n, m in models.items()}
-pt = {n: probabilities(predict_logits(m, Xt)) for n, m in models.items()}
+preps = {n: load_preprocessing(MODELS / f"{n}.keras") for n in names}  # what each model was trained on
+arrays = {r: (val_ds.arrays(representation=r)[0], test_ds.arrays(representation=r)[0])
+          for r in sorted({p["representation"] for p in preps.values()})}
+yv, yt = val_ds.labels, test_ds.labels
+pv = {n: probabilities(predict_logits(m, arrays[preps[n]["representation"]][0])) for n, m in models.items()}
+pt = {n: probabilities(predict_logits(m, arrays[preps[n]["representation"]][1])) for n, m in models.items()}
+display(Markdown("Inputs: " + ", ".join(f"`{n}` sees the **{preps[n]['representation']}** representation"
+                                        for n in names) + " (ISR = whole-image zscale clip + z-score; "
+                 "residual = subframe minus its smooth background, in local robust-noise units)."))
 thr = {n: threshold_for_fpr(yv, pv[n], fpr_target) for n in names}
 display(Markdown(f"Test set: {len(yt)} subframes, {int(yt.sum())} with a blob "
                  f"({int((test_ds.recipe.crops['n_natural'] > 0).sum())} holding a natural new blob of the campaign). "
@@ -156,7 +164,7 @@ write_text(PLOTS / "confusion_best.csv", pd.DataFrame({
 # %%
 strata = []
 for n in names:
-    for r in strata_table(test_ds.recipe, pt[n], thr[n], float(evaluate.get("dip_threshold", 0.01))):
+    for r in strata_table(test_ds.recipe, pt[n], thr[n], ev.dip_threshold):
         strata.append({"model": n, **r})
 st = pd.DataFrame(strata)
 st["value"] = st["value"].round(3)
@@ -180,58 +188,37 @@ plt.show()
 
 # %% [markdown]
 # ## The campaign's own new blobs, whole difference images
-# Every test-day difference image is classified as `blobhelpers classify` does (16 grid tiles +
-# 33 half-tile-offset tiles; a grid tile is positive when a new blob's centre is in it).
+# Every test-day difference image is classified as `blobhelpers classify` does (matched-filter candidates,
+# dipole and transient tests, the CNN on a subframe centred on each; a grid tile is positive when one of
+# its verified candidates is, and a tile is an event when a new blob's centre is in it).
 
 # %%
-infos = diff_infos(paths.diffs, paths.campaign, "test", int(difference.get("history", 30)))
-tiles = campaign_tiles(infos)
+infos = diff_infos(paths.diffs, paths.campaign, "test", dif.history)
 first_test_frame = min(d.frame_index for d in infos)  # blobs that appeared earlier are known: skipped
-events, quiet, loc_err = {n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names}
+events, camp_rows = {}, []
 t0 = time.perf_counter()
-for k, d in enumerate(infos):
-    img = read_frame(d.path).data
-    for n in names:
-        res = classify_image(img, models[n], thr[n], overlap=True, with_saliency=False,
-                             clip_factor=float(difference.get("clip_factor", 0.5)),
-                             border_rule=difference.get("border_rule", "symmetric"))
-        for tr, tl in zip(res["tiles"], [t for t in tiles if t["diff"] == k]):
-            if any(b[4] < first_test_frame and b[3] >= 0.003 for b in tl["blobs"]):
-                continue  # a blob already seen in the training days: neither event nor quiet
-            visible = [b for b in tl["blobs"] if b[3] >= 0.01]
-            if visible:
-                for b in visible:
-                    hit = [c for c in res["candidates"] if np.hypot(c["x"] - b[0], c["y"] - b[1]) < max(10, 2 * b[2])]
-                    events[n].append({"day": d.date, "x": b[0], "y": b[1], "radius": b[2], "depth": b[3],
-                                      "tile_flagged": tr["blob"], "located": bool(hit)})
-                    if hit:
-                        loc_err[n].append(min(np.hypot(c["x"] - b[0], c["y"] - b[1]) for c in hit))
-            elif not tl["blobs"]:
-                quiet[n].append(tr["blob"])
-wall = time.perf_counter() - t0
-camp_rows = []
+images = [read_frame(d.path).data for d in infos]
 for n in names:
-    ev = pd.DataFrame(events[n])
-    k_det = int(ev["tile_flagged"].sum()) if len(ev) else 0
-    k_loc = int(ev["located"].sum()) if len(ev) else 0
-    n_q, k_fa = len(quiet[n]), int(np.sum(quiet[n]))
-    deep = ev[ev["depth"] >= 0.03] if len(ev) else ev
-    camp_rows.append({"model": n, "new-blob tiles": len(ev), "detected": k_det,
-                      "detection rate": k_det / len(ev) if len(ev) else float("nan"),
-                      "95% CI": "%.2f-%.2f" % wilson(k_det, len(ev)),
-                      "located (<2r)": k_loc, "deeper than 3%": len(deep),
-                      "detected (>3%)": int(deep["tile_flagged"].sum()) if len(deep) else 0,
-                      "quiet tiles": n_q, "false alarms": k_fa,
-                      "false-alarm rate": k_fa / n_q if n_q else float("nan"),
-                      "median loc. error (px)": float(np.median(loc_err[n])) if loc_err[n] else float("nan")})
-    summary[f"{n}_campaign_detection_rate"] = camp_rows[-1]["detection rate"]
-    summary[f"{n}_campaign_false_alarm_rate"] = camp_rows[-1]["false-alarm rate"]
-    summary[f"{n}_campaign_median_loc_error_px"] = camp_rows[-1]["median loc. error (px)"]
+    results = [classify_image(img, models[n], thr[n], preprocessing=preps[n], with_saliency=False) for img in images]
+    events[n], quiet, loc_err = campaign_events(infos, results, first_test_frame)
+    cs = campaign_summary(events[n], quiet, loc_err)
+    camp_rows.append({"model": n, "new-blob tiles": cs["detection"]["n"], "detected": cs["detection"]["k"],
+                      "detection rate": cs["detection"]["rate"], "95% CI": "%.2f-%.2f" % (cs["detection"]["lo"],
+                                                                                         cs["detection"]["hi"]),
+                      "located (<2r)": cs["located"]["k"], "deeper than 3%": cs["detection_deeper"]["n"],
+                      "detected (>3%)": cs["detection_deeper"]["k"], "quiet tiles": cs["false_alarm_tiles"]["n"],
+                      "false alarms": cs["false_alarm_tiles"]["k"], "false-alarm rate": cs["false_alarm_tiles"]["rate"],
+                      "median loc. error (px)": cs["median_loc_error_px"]})
+    summary[f"{n}_campaign_detection_rate"] = cs["detection"]["rate"]
+    summary[f"{n}_campaign_false_alarm_rate"] = cs["false_alarm_tiles"]["rate"]
+    summary[f"{n}_campaign_median_loc_error_px"] = cs["median_loc_error_px"]
+wall = time.perf_counter() - t0
 camp = pd.DataFrame(camp_rows)
 display(camp)
 summary["campaign_new_blob_tiles"] = int(camp_rows[0]["new-blob tiles"])
 summary["campaign_quiet_tiles"] = int(camp_rows[0]["quiet tiles"])
-display(Markdown(f"{len(infos)} test days classified whole by {len(names)} models in {wall:.1f} s."))
+display(Markdown(f"{len(infos)} test days classified whole by {len(names)} models."))
+timing("whole test days classified", wall)
 if len(events[best]):
     ev = pd.DataFrame(events[best])
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -249,7 +236,7 @@ if len(events[best]):
 # circled.
 
 # %%
-n_ex = int(evaluate.get("saliency_examples", 3))
+n_ex = ev.saliency_examples
 rng = np.random.default_rng(int(base["seed"]))
 for n in dict.fromkeys([best, "isr2021"]):
     if n not in models:
@@ -261,10 +248,10 @@ for n in dict.fromkeys([best, "isr2021"]):
                                                              if len(idx) else [])]
     if not picks:
         continue
-    X = Xt[[i for _, i in picks]]
+    X = arrays[preps[n]["representation"]][1][[i for _, i in picks]]
     van = saliency(models[n], X, "vanilla")
-    smg = saliency(models[n], X, "smoothgrad", int(evaluate.get("smoothgrad_samples", 8)),
-                   float(evaluate.get("smoothgrad_noise", 0.15)), seed=int(base["seed"]))
+    smg = saliency(models[n], X, "smoothgrad", ev.smoothgrad_samples,
+                   ev.smoothgrad_noise, seed=int(base["seed"]))
     fig, axs = plt.subplots(3, len(picks), figsize=(2.6 * len(picks), 8), squeeze=False)
     for j, (g, i) in enumerate(picks):
         axs[0, j].imshow(X[j], origin="lower", cmap="gray", vmin=-3, vmax=3)
@@ -289,5 +276,5 @@ for n in dict.fromkeys([best, "isr2021"]):
 summary["best"] = best
 summary["n_test"] = int(len(yt))
 summary["n_test_pos"] = int(yt.sum())
-write_json(paths.metrics / "03_evaluate.json", summary)
+write_metrics("03_evaluate", summary)
 display(pd.Series(summary, name="metrics/03_evaluate.json").to_frame())

@@ -63,9 +63,12 @@ from blobhelpers.core.config import ProjectPaths
 from blobhelpers.blob.fitsio import read_frame
 from blobhelpers.blob.cnn import load_model
 from blobhelpers.blob.monitor import TUNED, KnownCatalog, Monitor, MonitorConfig, MonitorLog, run_monitor, write_tuned
-from blobhelpers.core.paths import write_json
+from blobhelpers.blob.monitor.tuning import set_thresholds_provenance, tuned_description
+from blobhelpers.core.stats import format_rate
 from blobhelpers.blob.regression import run_regression, summarize, tune_thresholds
-from blobhelpers.core.report import show_header
+from blobhelpers.blob.figures import save_figure
+from blobhelpers.core.paths import write_text
+from blobhelpers.core.report import show_header, write_metrics, timing
 from blobhelpers.blob.review import overlay_shapes, render_ginga, review_figure
 from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
 
@@ -77,12 +80,7 @@ show_header("Stage 04 — daily monitor", params, ["base", "monitor"])
 
 MODEL = paths.root / "models" / "best.keras"
 best_info = json.loads((paths.root / "models" / "best.json").read_text())
-cfg = MonitorConfig.from_dict(monitor)
-cfg.clip_factor = float(difference.get("clip_factor", 0.5))
-cfg.border_rule = str(difference.get("border_rule", "symmetric"))
-if monitor.get("threshold") is None:
-    cfg.threshold = float(best_info["val_threshold"])
-fixed = {k for k in TUNED if monitor.get(k) is not None}  # set in params.yaml: not tuned
+cfg, fixed = MonitorConfig.resolve(params, fallback_threshold=best_info["val_threshold"])  # fixed: set in params.yaml
 display(Markdown(f"Model: `models/best.keras` = **{best_info['name']}** (validation-chosen threshold "
                  f"{best_info['val_threshold']:.3f}); history {cfg.history} frames. Alert thresholds "
                  f"{'set in params.yaml: ' + ', '.join(sorted(fixed)) if fixed else 'all tuned below'}."))
@@ -129,8 +127,6 @@ try:
 except ValueError as exc:  # a tiny development campaign without quiet days or deep blobs
     tuned = None
     display(Markdown(f"**Not tuned** ({exc}); the untuned defaults are used."))
-if monitor.get("threshold") is None:
-    cfg.threshold = float(best_info["val_threshold"])  # untuned fallback
 if tuned is not None:
     ch = tuned["chosen"]
     for k in TUNED:
@@ -141,6 +137,7 @@ if tuned is not None:
                    "fa_days_per_100_quiet": ch["fa_days_per_100_quiet"], "fa_target": tuned["fa_target"],
                    "grids": grids, "seconds": round(t_dev, 1)}
     write_tuned(paths.monitor_out / "thresholds.json", {k: getattr(cfg, k) for k in TUNED}, MODEL, dev_summary)
+    set_thresholds_provenance(cfg, "tuned", tuned_description({"provenance": dev_summary}))
     tab = pd.DataFrame(tuned["table"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sc = ax.scatter(tab["fa_days_per_100_quiet"], tab["detection_deeper"], c=tab["snr_min"], s=14, cmap="viridis")
@@ -151,13 +148,12 @@ if tuned is not None:
            title=f"{len(tab)} threshold settings on the development campaign")
     fig.colorbar(sc, ax=ax, label="snr_min")
     ax.legend(loc="lower right")
-    fig.savefig(PLOTS / "threshold_tuning.png", dpi=110, bbox_inches="tight")
+    save_figure(fig, PLOTS / "threshold_tuning.png")
     plt.show()
     display(tab.sort_values(["detection_deeper", "fa_days"], ascending=[False, True])
             .query("fa_days_per_100_quiet <= @tuned['fa_target']").head(8).round(3))
     display(Markdown(f"Development campaign (seed {tune['seed']}, {dev_cfg.n_frames} frames, "
-                     f"{tuned['n_quiet_days']} quiet days, {tuned['n_events_deeper']} new blobs deeper than 3 %, "
-                     f"{t_dev:.0f} s): chosen `snr_min` {cfg.snr_min:g}, `threshold` {cfg.threshold:g}, "
+                     f"{tuned['n_quiet_days']} quiet days, {tuned['n_events_deeper']} new blobs deeper than 3 %): chosen `snr_min` {cfg.snr_min:g}, `threshold` {cfg.threshold:g}, "
                      f"`neg_veto` {cfg.neg_veto:g} -- development detection {ch['detection_deeper']:.3f}, "
                      f"{ch['fa_days_per_100_quiet']:.1f} false-alarm days per 100 quiet days."))
 else:
@@ -174,7 +170,9 @@ t_sim = time.perf_counter() - t0
 catalog = pd.read_csv(paths.monitor_campaign / "catalog.csv")
 n_mon = ccfg.n_frames - cfg.min_history
 new_in_window = catalog[catalog["appear_index"] >= cfg.min_history]
-display(Markdown(f"{ccfg.n_frames} frames simulated in {t_sim:.0f} s (seed {monitor['campaign']['seed']}); "
+timing("development campaign", t_dev)
+timing("regression campaign simulated", t_sim)
+display(Markdown(f"{ccfg.n_frames} frames simulated (seed {monitor['campaign']['seed']}); "
                  f"{n_mon} monitored days; {len(new_in_window)} new blobs appear on monitored days "
                  f"({(new_in_window['depth'] > cfg_min if (cfg_min := monitor['regression']['min_depth']) else 0).sum()} "
                  f"deeper than {100 * cfg_min:.0f} %)."))
@@ -189,10 +187,7 @@ ev = pd.DataFrame(res.events)
 days = pd.DataFrame(res.days)
 
 
-def fmt_rate(r):
-    if not r["n"]:
-        return "n/a"
-    return f"{r['rate']:.3f} [{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}] ({r['k']}/{r['n']})"
+fmt_rate = format_rate
 
 
 fa = summary["false_alarm_days_per_100_quiet"]
@@ -200,14 +195,13 @@ head = pd.DataFrame([
     ("detection, new blobs deeper than 3 % (first day)", fmt_rate(summary["detection_deeper"]), ">= 0.95"),
     ("detection, all new blobs (first day)", fmt_rate(summary["detection_all"]), ""),
     ("detected eventually (first day or later)", fmt_rate(summary["detection_eventually"]), ""),
-    ("false-alarm days per 100 quiet days", f"{fa['per_100']} [{100 * fa['ci95'][0]:.1f}-{100 * fa['ci95'][1]:.1f}] "
+    ("false-alarm days per 100 quiet days", f"{fa['per_100']} [{100 * fa['lo']:.1f}-{100 * fa['hi']:.1f}] "
                                              f"({fa['k']}/{fa['n']})", "<= 2"),
     ("false alerts per 100 days (all days)", summary["false_alerts_per_100_days"], ""),
     ("median localisation error (px)", summary["median_loc_error_px"], "<= 2"),
     ("90th percentile localisation error (px)", summary["p90_loc_error_px"], ""),
     ("matched filter alone: false-alarm days per 100 quiet", summary["baseline_detector_only_fa_per_100_quiet"], ""),
     ("tile CNN alone (ISR style): false-alarm days per 100 quiet", summary["baseline_tile_cnn_fa_per_100_quiet"], ""),
-    ("median seconds per day (frames cached)", summary["seconds_per_day_median"], ""),
 ], columns=["metric", "measured", "target"])
 display(head)
 
@@ -223,8 +217,8 @@ for ax, key in zip(axs, ("depth", "radius", "category")):
     st = summary["strata"][key]
     labels = list(st)
     r = np.array([st[k]["rate"] if st[k]["n"] else np.nan for k in labels])
-    lo = np.array([st[k]["ci95"][0] for k in labels])
-    hi = np.array([st[k]["ci95"][1] for k in labels])
+    lo = np.array([st[k]["lo"] for k in labels])
+    hi = np.array([st[k]["hi"] for k in labels])
     ax.bar(range(len(labels)), r, color="tab:blue", alpha=0.7)
     ax.errorbar(range(len(labels)), r, yerr=[r - lo, hi - r], fmt="none", ecolor="k", capsize=3)
     ax.set_xticks(range(len(labels)))
@@ -233,11 +227,11 @@ for ax, key in zip(axs, ("depth", "radius", "category")):
     ax.axhline(0.95, color="r", ls=":", lw=1)
     ax.set_title(f"detection rate by {key}")
 fig.tight_layout()
-fig.savefig(PLOTS / "detection_strata.png", dpi=80)
+save_figure(fig, PLOTS / "detection_strata.png")
 plt.show()
 strata_rows = [{"stratum": key, "bin": b, "k": v["k"], "n": v["n"], "rate": v["rate"]}
                for key, st in summary["strata"].items() for b, v in st.items()]
-pd.DataFrame(strata_rows).to_csv(PLOTS / "detection_strata.csv", index=False)
+write_text(PLOTS / "detection_strata.csv", pd.DataFrame(strata_rows).to_csv(index=False))
 display(pd.DataFrame(strata_rows))
 
 # %% [markdown]
@@ -258,10 +252,10 @@ axs[1].set_xlabel("campaign day")
 axs[1].legend(fontsize=8)
 axs[1].set_title("events and alerts per day")
 fig.tight_layout()
-fig.savefig(PLOTS / "days.png", dpi=80)
+save_figure(fig, PLOTS / "days.png")
 plt.show()
-days.to_csv(PLOTS / "days.csv", index=False)
-ev.to_csv(PLOTS / "events.csv", index=False)
+write_text(PLOTS / "days.csv", days.to_csv(index=False))
+write_text(PLOTS / "events.csv", ev.to_csv(index=False))
 
 # %% [markdown]
 # ## The days it missed and the days it cried wolf
@@ -317,7 +311,8 @@ t0 = time.perf_counter()
 recs = run_monitor(upto, MODEL, paths.monitor_out, cfg, known_csv)
 t_cli = time.perf_counter() - t0
 rec = recs[-1]
-display(Markdown(f"`run_monitor` on {rec['frame']} ({t_cli:.1f} s incl. model load and 31 frame reads): verdict "
+timing("run_monitor incl. model load and 31 frame reads", t_cli)
+display(Markdown(f"`run_monitor` on {rec['frame']}: verdict "
                  f"**{rec['verdict']}**, {rec['n_alerts']} alert(s); log has "
                  f"{len(MonitorLog(paths.monitor_out / 'monitor_log.jsonl').read())} line(s)."))
 display(pd.DataFrame(rec["candidates"]))
@@ -329,7 +324,7 @@ shapes = overlay_shapes(one.record, known_then)
 alert = next((c for c in one.record["candidates"] if c["new"]), None)
 fig = review_figure(frame, one.diff, shapes, title=f"{one.record['frame']}: {one.record['verdict']}",
                     zoom_on=alert)
-fig.savefig(PLOTS / "review_static.png", dpi=70)
+save_figure(fig, PLOTS / "review_static.png")
 plt.show()
 rgb, to_win = render_ginga(one.diff, shapes, size=600)
 fig, ax = plt.subplots(figsize=(7, 7))
@@ -368,7 +363,7 @@ metrics = {
     "detection_all": summary["detection_all"],
     "detection_eventually": summary["detection_eventually"],
     "false_alarm_days_per_100_quiet": fa["per_100"],
-    "false_alarm_days": {k: fa[k] for k in ("k", "n", "ci95")},
+    "false_alarm_days": {k: fa[k] for k in ("k", "n", "lo", "hi")},
     "false_alerts_per_100_days": summary["false_alerts_per_100_days"],
     "median_loc_error_px": summary["median_loc_error_px"],
     "p90_loc_error_px": summary["p90_loc_error_px"],
@@ -377,5 +372,5 @@ metrics = {
     "seconds_per_day_median": summary["seconds_per_day_median"],
     "seconds_regression_total": round(t_reg, 1),
 }
-write_json(paths.metrics / "04_monitor.json", metrics)
+write_metrics("04_monitor", metrics)
 print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))

@@ -36,8 +36,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.core.paths import write_json, write_text
-from blobhelpers.core.report import show_header
+from blobhelpers.core.paths import write_text
+from blobhelpers.core.plotting import save_figure
+from blobhelpers.core.report import show_header, write_metrics
 from blobhelpers.svm.evaluate import rate
 from blobhelpers.svm.features import encode_raw, read_features, sample_kind
 from blobhelpers.svm.prep import prep, write_visit
@@ -137,9 +138,9 @@ axs[2].set_ylabel("log10(rms_ra + 1)")
 for a in axs:
     a.legend(fontsize=8)
 fig.suptitle("Real misalignments (few matches, rms 0) do not look like the synthetic ones (large rms)")
-fig.savefig(PLOTS / "real_vs_synthetic.png", dpi=90, bbox_inches="tight")
+save_figure(fig, PLOTS / "real_vs_synthetic.png")
 plt.show()
 
 # %%
-write_json(paths.metrics / "10_svm_prep.json", metrics)
+write_metrics("10_svm_prep", metrics)
 display(Markdown(f"Metrics written to `metrics/10_svm_prep.json` ({len(metrics)} values)."))

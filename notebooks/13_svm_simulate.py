@@ -37,8 +37,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.core.paths import write_json, write_text
-from blobhelpers.core.report import show_header
+from blobhelpers.core.paths import write_text
+from blobhelpers.core.plotting import save_figure
+from blobhelpers.core.report import show_header, write_metrics
 from blobhelpers.svm.corrupt import corrupt
 from blobhelpers.svm.features import read_features, sample_kind
 from blobhelpers.svm.images import load_images, load_spacekit_model, spacekit_predict
@@ -88,7 +89,7 @@ ax.set_xticks(range(len(rate)), [str(b) for b in rate.index], rotation=30)
 ax.set_ylabel("fraction labelled 1")
 ax.set_xlabel("largest applied shift (native pixels)")
 fig.tight_layout()
-fig.savefig(PLOTS / "label_rate_vs_shift.png", dpi=120)
+save_figure(fig, PLOTS / "label_rate_vs_shift.png")
 for b, r in rate.iterrows():
     metrics[f"frac_1_shift_{b.left:g}_{b.right:g}px"] = float(r["mean"])
 
@@ -124,4 +125,4 @@ for lab, r in tab.iterrows():
     metrics[f"spacekit_flagged_label{int(lab)}"] = float(r["flagged"])
 
 # %%
-write_json(paths.metrics / "13_svm_simulate.json", metrics)
+write_metrics("13_svm_simulate", metrics)

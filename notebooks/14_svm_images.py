@@ -52,6 +52,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_json, write_text
 from blobhelpers.core.report import show_header
+from blobhelpers.core.stats import flag
 from blobhelpers.svm.ensemble import compare_models, fit_image_model, image_channels, metrics, side_by_side
 from blobhelpers.svm.features import is_synthetic, read_features, visit_of
 from blobhelpers.svm.images import load_images
@@ -134,8 +135,8 @@ for name, r in res.items():
     rows.append({"model": name, "ROC-AUC": round(r["roc_auc"], 3), "PR-AUC": round(r["pr_auc"], 3),
                  "Brier": round(r["brier"], 3), f"recall at FA {fa:.0%}": fmt(r["recall_at_fa"]),
                  "false alarm": fmt(r["false_alarm_at_fa"]),
-                 "recall, corrupted copies": f"{int(((p > t) & (y == 1) & cor_rows).sum())}/{int(((y == 1) & cor_rows).sum())}",
-                 "recall, base visits": f"{int(((p > t) & (y == 1) & base_rows).sum())}/{int(((y == 1) & base_rows).sum())}",
+                 "recall, corrupted copies": f"{int((flag(p, t) & (y == 1) & cor_rows).sum())}/{int(((y == 1) & cor_rows).sum())}",
+                 "recall, base visits": f"{int((flag(p, t) & (y == 1) & base_rows).sum())}/{int(((y == 1) & base_rows).sum())}",
                  "ROC-AUC corrupted only": round(rc["roc_auc"], 3) if rc else float("nan")})
 tab = pd.DataFrame(rows).set_index("model")
 display(tab)
@@ -173,7 +174,13 @@ display(Markdown(
 # format + JSON, no pickle; its threshold is the out-of-fold one at the stated false-alarm rate).
 # On the 12 real image samples spacekit's released model is shown next to our tabular model
 # (trained on the real labelled table minus those 12 visits) and the stacked model trained on
-# simulated renderings. n = 12, and the released model was trained on these very samples.
+# simulated renderings. n = 12, and the released model was trained on these very samples: its
+# column is **in-sample** (labelled so); ours are out of sample (the tabular model is refitted
+# without these 12 visits, the stacked model saw only simulated products).
+#
+# `blobhelpers svm predict --model build/svm/image_model` uses this stacked model only for visits
+# that have images; visits without images are decided by the real tabular model
+# (`build/svm/model`), not by the stacked model's own tabular part (150 simulated products).
 
 # %%
 final = fit_image_model("stacked", table, imgs, y, seed, int(svm_images["epochs"]),
@@ -196,6 +203,7 @@ tab_model.fit(lab, lab["label"].to_numpy(int), np.where(is_synthetic(lab["index"
 sbs = side_by_side(real, rimg, {"tabular (real table)": tab_model, "stacked (simulated)": final},
                    spacekit_model=paths.root / "data" / "svm" / "pretrained_spacekit" / "svm_align.zip",
                    cat_encoding="spacekit")
+sbs = sbs.rename(columns={"p_spacekit_released": "p_spacekit_released (in-sample)"})
 display(sbs.round(3))
 write_text(PLOTS / "real_12_side_by_side.csv", sbs.to_csv(index=False))
 
@@ -209,6 +217,7 @@ for name, r in res.items():
     out[f"{name}_recall_at_fa"] = r["recall_at_fa"]["rate"]
     out[f"{name}_false_alarm_at_fa"] = r["false_alarm_at_fa"]["rate"]
 for c in [c for c in sbs.columns if c.startswith("p_")]:
-    out[f"real12_{c[2:].split(' ')[0]}_correct_at_0.5"] = int(((sbs[c] >= 0.5).astype(int) == sbs["label"]).sum())
+    tag = "_in_sample" if "in-sample" in c else ""
+    out[f"real12_{c[2:].split(' ')[0]}_correct_at_0.5{tag}"] = int((flag(sbs[c], 0.5).astype(int) == sbs["label"]).sum())
 write_json(paths.metrics / "14_svm_images.json", out)
 display(pd.Series({k: v for k, v in out.items()}, name="metrics/14_svm_images.json").to_frame())

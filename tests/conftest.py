@@ -84,7 +84,9 @@ def trained_tiny(easy_datasets, tmp_path_factory):
     """A small model trained for a few epochs on the easy set, saved as .keras."""
     from blobhelpers.blob.training import TrainConfig, save_model, train_model
 
-    cfg = TrainConfig(architecture="tiny", recipe="adamw_cosine", epochs=6, batch_size=25, learning_rate=0.01)
+    cfg = TrainConfig(architecture="tiny", recipe="adamw_cosine", epochs=6, batch_size=25, learning_rate=0.01,
+                      representation="residual")
     model, hist = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=5, verbose=0)
-    path = save_model(model, tmp_path_factory.mktemp("models") / "tiny.keras", "tiny")
+    path = save_model(model, tmp_path_factory.mktemp("models") / "tiny.keras", "tiny",
+                      preprocessing={"representation": "residual"})
     return model, hist, path

@@ -62,8 +62,9 @@ def test_cli_classify_outputs(trained_tiny, tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     assert res["file"] == str(f) and res["model"] == str(model_path) and res["threshold"] == 0.5
-    flagged = [t for t in res["tiles"] if t["blob"]]
-    assert len(list(sal.glob("*.png"))) == len(flagged) >= 1
+    alerts = [c for c in res["candidates"] if c["blob"]]
+    assert len(list(sal.glob("*.png"))) == len(alerts) >= 1
+    assert res["preprocessing"]["representation"] == "residual"  # read from the model's sidecar
     r = run("classify", f, "--model", model_path)  # to stdout
     assert r.returncode == 0 and json.loads(r.stdout)["new_blob"] == res["new_blob"]
 
@@ -94,3 +95,17 @@ def test_cli_classify_bad_inputs(trained_tiny, tmp_path, case, match):
     assert r.returncode == 2
     assert match in r.stderr
     assert not out.exists()
+
+
+def test_cli_classify_many_files_json_lines(trained_tiny, tmp_path):
+    _, _, model_path = trained_tiny
+    a = _diff_with_blob(tmp_path / "a.fits", 300.0, 300.0)
+    b = _diff_with_blob(tmp_path / "b.fits", 600.0, 700.0, seed=1)
+    out = tmp_path / "out.jsonl"
+    r = run("classify", tmp_path / "*.fits", "--model", model_path, "--threshold", 0.5, "--json", out)
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [d["file"] for d in docs] == [str(a), str(b)]
+    for d, (x, y) in zip(docs, ((300, 300), (600, 700))):
+        best = min(d["candidates"], key=lambda c: np.hypot(c["x"] - x, c["y"] - y))
+        assert np.hypot(best["x"] - x, best["y"] - y) < 4

@@ -116,14 +116,15 @@ def test_augmentation(rng):
     b = rng.normal(0, 1, (64, 32, 32)).astype(np.float32)
     a = augment(b, np.random.default_rng(0), noise_sigma=0.75)
     assert a.shape == b.shape and a.dtype == np.float32
-    # each output is a dihedral transform of its input plus N(0, 0.75)
-    k = np.random.default_rng(0).integers(0, 4, 64)
+    # each output is a dihedral transform of its input plus N(0, 0.75), and the 8 transforms are all used
+    used = []
     for i in range(64):
         cands = [np.rot90(b[i], kk) for kk in range(4)]
         cands += [c[:, ::-1] for c in cands]
-        best = min(np.std(a[i] - c) for c in cands)
-        assert best == pytest.approx(0.75, rel=0.12)
-    assert len(set(k.tolist())) == 4
+        scatter = [np.std(a[i] - c) for c in cands]
+        assert min(scatter) == pytest.approx(0.75, rel=0.12)
+        used.append(int(np.argmin(scatter)))
+    assert len(set(used)) == 8  # 64 draws: every rotation/flip appears
     np.testing.assert_array_equal(dihedral(b[:2], np.array([1, 0]), np.array([False, True]))[0], np.rot90(b[0]))
     np.testing.assert_array_equal(dihedral(b[:2], np.array([1, 0]), np.array([False, True]))[1], b[1][:, ::-1])
 

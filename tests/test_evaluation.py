@@ -51,3 +51,28 @@ def test_saliency_peaks_on_an_injected_blob(trained_tiny, easy_datasets):
             tried += 1
             hits += np.hypot(px - x, py - y) < 3 * r.inj["radius"][k] + 5
     assert tried >= 4 and hits >= 0.75 * tried
+
+
+def test_campaign_events_scores_tiles_and_skips_known_blobs():
+    from blobhelpers.blob.dataset import DiffInfo
+    from blobhelpers.blob.scaling import ScaleParams
+    from blobhelpers.blob.scoring import campaign_events, campaign_summary
+
+    sp = ScaleParams(0, 1, 0, 1, 0, 0, 1, 0.5)
+    # x, y, radius, residual depth, frame of appearance
+    nat = np.array([[100.0, 100.0, 5.0, 0.05, 40],    # tile (0, 0): a visible new blob, found
+                    [600.0, 100.0, 5.0, 0.02, 40],    # tile (0, 2): visible, missed
+                    [100.0, 600.0, 5.0, 0.05, 10],    # tile (2, 0): appeared in the training days: skipped
+                    [900.0, 900.0, 5.0, 0.005, 40]])  # tile (3, 3): too faint to count, not quiet either
+    info = DiffInfo("d.fits", sp, natural=nat, date="2024-03-01", frame_index=41)
+    tiles = [{"row": r, "col": c, "x0": 256 * c, "y0": 256 * r, "size": 256, "blob": (r, c) in {(0, 0), (1, 1)}}
+             for r in range(4) for c in range(4)]
+    res = {"tiles": tiles, "candidates": [{"x": 102.0, "y": 99.0, "blob": True}, {"x": 300.0, "y": 300.0, "blob": True}]}
+    events, quiet, loc = campaign_events([info], [res], first_test_frame=30)
+    assert [(e["x"], e["tile_flagged"], e["located"]) for e in events] == [(100.0, True, True), (600.0, False, False)]
+    assert len(quiet) == 16 - 4 and sum(quiet) == 1          # tile (1, 1) is a false alarm
+    assert loc == [pytest.approx(np.hypot(2, 1))]
+    s = campaign_summary(events, quiet, loc)
+    assert (s["detection"]["k"], s["detection"]["n"]) == (1, 2)
+    assert (s["detection_deeper"]["k"], s["detection_deeper"]["n"]) == (1, 1)
+    assert (s["false_alarm_tiles"]["k"], s["false_alarm_tiles"]["n"]) == (1, 12)

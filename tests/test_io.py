@@ -77,13 +77,21 @@ def test_frame_time_orders_by_header(tmp_path):
         frame_time(fits.Header(), tmp_path / "x.fits")
 
 
-def test_write_image_is_atomic(tmp_path):
+def test_write_image_is_atomic(tmp_path, monkeypatch):
     dest = tmp_path / "out.fits"
 
     write_image(dest, np.ones((4, 4)), {"FOO": (1, "bar")})
     before = dest.read_bytes()
-    with pytest.raises(Exception):
-        write_image(dest, np.ones((4, 4)), {"BAD KEY WITH SPACES AND WAY TOO LONG": 1})
+    from astropy.io import fits as _fits
+
+    def half_written(self, name, *a, **k):  # the disk fills up half-way through the write
+        with open(name, "wb") as fh:
+            fh.write(b"SIMPLE  =                    T" + b" " * 50)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(_fits.HDUList, "writeto", half_written)
+    with pytest.raises(OSError, match="No space left"):
+        write_image(dest, np.zeros((4, 4)), {"FOO": (2, "bar")})
     assert dest.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.fits"]
 
@@ -111,3 +119,22 @@ def test_gzipped_fits_and_bad_expstart(tmp_path):
     h = fits.Header({"EXPSTART": "N/A"})
     with pytest.raises(InputError, match="x.fits: EXPSTART"):
         frame_time(h, "x.fits")
+
+
+def test_frame_reports_reader_path_unit_and_masks(tmp_path):
+    """Plain frames are read as stored and say so; an explicit extension is read as stored."""
+    data = np.ones((1024, 1024), "f4")
+    data[100, 100] = np.nan
+    fr = read_frame(_write(tmp_path / "p.fits", data, header={"BUNIT": "ELECTRONS", "FILTER": "F153M"}))
+    assert fr.layout == "plain" and fr.unit == "ELECTRONS" and "as stored" in fr.reader
+    assert fr.mask_counts["total"] == 1 and fr.mask_counts["reference"] == 0
+    assert fr.signature == {"FILTER": "F153M", "DETECTOR": "", "shape": "1024x1024", "unit": "ELECTRONS"}
+    assert fr.light_sensitive == (slice(5, 1019), slice(5, 1019))
+    fe = read_frame(_write(tmp_path / "e.fits", np.ones((1014, 1014), "f4"), ext=True), extension="SCI")
+    assert fe.layout == "extension" and fe.extension == "SCI" and fe.trimmed
+    # a plain image whose name looks like a product is still a plain image
+    assert read_frame(_write(tmp_path / "x_raw.fits", data)).layout == "plain"
+    # Frame keeps working when built by hand (new fields have defaults)
+    from blobhelpers.blob.fitsio import Frame
+
+    assert Frame(data, fits.Header(), tmp_path / "m.fits", 0).mask_counts == {}

@@ -72,8 +72,16 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     assert best["name"] in ("isr2021", "deepwfc3", "blobnet") and 0 <= best["val_threshold"] <= 1
     ev = json.loads((repo / "metrics" / "03_evaluate.json").read_text())
     assert ev["n_test"] == 24 and ev["best"] == best["name"]
-    for name in ("isr2021", "deepwfc3", "blobnet"):
-        assert 0 <= ev[f"{name}_test_auc"] <= 1
+    # the per-sample confusion rows (dvc plots) reproduce the reported rates of the best model
+    import pandas as pd
+
+    conf = pd.read_csv(repo / "plots" / "03_evaluate" / "confusion_best.csv")
+    assert len(conf) == ev["n_test"]
+    pos = conf[conf.actual == "blob"]
+    assert ev[f"{best['name']}_tval_tpr"] == pytest.approx((pos.predicted == "blob").mean())
+    for name in ("isr2021", "deepwfc3", "blobnet"):  # each model carries its preprocessing
+        prep = json.loads((repo / "models" / f"{name}.preprocess.json").read_text())
+        assert prep["representation"] == ("residual" if name == "blobnet" else "isr")
     for report in ("02_train", "03_evaluate"):
         html = (repo / "reports" / f"{report}.html").read_text()
         assert "Traceback" not in html and "https://cdn" not in html and "data:image/png;base64" in html
@@ -81,12 +89,18 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     diff = sorted((repo / "build" / "diffs").glob("diff_*.fits"))[-1]
     r = sh([sys.executable, "-m", "blobhelpers", "classify", diff], repo, env)
     res = json.loads(r.stdout)
-    assert len(res["tiles"]) == 16 and res["threshold"] == pytest.approx(best["val_threshold"])
+    tuned = json.loads((repo / "build" / "monitor" / "thresholds.json").read_text())
+    assert len(res["tiles"]) == 16 and res["threshold"] == pytest.approx(tuned["threshold"])  # the tuned one
+    assert res["preprocessing"]["representation"] == json.loads(
+        (repo / "models" / "best.preprocess.json").read_text())["representation"]
 
     # Stage 04: the monitor regression and one `blobhelpers monitor` run with its log.
     mon = json.loads((repo / "metrics" / "04_monitor.json").read_text())
     assert mon["campaign"]["n_days"] == 16 - 10 and mon["model"] == best["name"]
-    assert 0 <= mon["false_alarm_days_per_100_quiet"] <= 100
+    fa = mon["false_alarm_days"]
+    assert mon["false_alarm_days_per_100_quiet"] == pytest.approx(100 * fa["k"] / fa["n"], abs=0.01)
+    days = pd.read_csv(repo / "plots" / "04_monitor" / "days.csv")
+    assert len(days) == mon["campaign"]["n_days"]
     assert (repo / "build" / "monitor" / "monitor_log.jsonl").read_text().count("\n") == 1
     html = (repo / "reports" / "04_monitor.html").read_text()
     assert "Traceback" not in html and html.count("data:image/png;base64") >= 3
@@ -95,13 +109,21 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     assert r.returncode in (0, 3), r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["verdict"] in ("new_blob", "nothing_new")
     # the thresholds tuned on the development campaign are recorded and used by the CLI
-    tuned = json.loads((repo / "build" / "monitor" / "thresholds.json").read_text())
     assert mon["thresholds_tuned_on_development_campaign"]["n_quiet_days"] >= 1
     assert (mon["snr_min"], mon["threshold"], mon["neg_veto"]) == (tuned["snr_min"], tuned["threshold"],
                                                                    tuned["neg_veto"])
     used = json.loads((repo / "build" / "mon_cli" / "monitor_log.jsonl").read_text().splitlines()[-1])["config"]
     assert (used["snr_min"], used["threshold"], used["neg_veto"]) == (tuned["snr_min"], tuned["threshold"],
                                                                      tuned["neg_veto"])
+
+    # Stage 05: the independent cross-simulator (tiny: 2 + 2 difference images, 1 + 1 series).
+    xs = json.loads((repo / "metrics" / "05_crosssim.json").read_text())
+    assert xs["n_diff_images"] == 4 and xs["n_series"] == 2 and xs["xsim_cnn_image_fpr_n"] == 2
+    rows = pd.read_csv(repo / "plots" / "05_crosssim" / "crosssim_images.csv")
+    free = rows[~rows.has_any_blob]
+    assert xs["xsim_cnn_image_fpr"] == pytest.approx(free.new_blob.mean())
+    assert xs["xsim_mf_image_fpr"] == pytest.approx(free.mf_new_blob.mean())
+    assert "Traceback" not in (repo / "reports" / "05_crosssim.html").read_text()
 
     # Stages 10-12: SVM prep, models (grouped CV), screening.
     svm = json.loads((repo / "metrics" / "11_svm_models.json").read_text())

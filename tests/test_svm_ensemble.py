@@ -240,13 +240,25 @@ def test_svm_predict_with_the_stacked_model_images_optional(tmp_path, data, stac
     rows.to_csv(csv, index=False)
     npz = tmp_path / "images.npz"
     np.savez(npz, index=np.array(rows["index"][:6], dtype=str), images=img[:6].astype(np.uint8))
-    preds = predict_file(csv, tmp_path / "out", model=folder, images=npz)
+    # the real tabular model (here one fitted on other rows) decides the visits without images
+    from blobhelpers.svm.features import sample_kind
+    from blobhelpers.svm.models import build_model
+
+    other = df.iloc[10:]
+    tab = build_model("logreg", {}, seed=0).fit(other, other["label"], sample_kind(other))
+    tab.threshold = 0.4
+    tab_dir = tab.save(tmp_path / "tabular")
+    preds = predict_file(csv, tmp_path / "out", model=folder, images=npz, cat_encoding="spacekit",
+                         force_cat_encoding=True, tabular_model=tab_dir)
     assert (tmp_path / "out" / "predictions.csv").is_file() and (tmp_path / "out" / "compromised.txt").is_file()
-    assert list(preds["decided_by"]) == ["stacked:image+tabular"] * 6 + ["stacked:tabular"] * 4
-    np.testing.assert_allclose(preds["y_proba"][6:], stacked.tabular.predict_proba(rows.iloc[6:]), rtol=1e-6)
+    assert list(preds["decided_by"]) == ["stacked:image+tabular (simulated)"] * 6 + ["tabular:logreg"] * 4
+    np.testing.assert_allclose(preds["y_proba"][6:], tab.predict_proba(rows.iloc[6:]), rtol=1e-12)
+    assert not np.allclose(preds["y_proba"][6:], stacked.tabular.predict_proba(rows.iloc[6:]))
     np.testing.assert_allclose(preds["y_proba"][:6], predict_proba(stacked, rows.iloc[:6], img[:6].astype(np.uint8)
                                                                    .astype(np.float32)), rtol=1e-5)
-    assert (preds["y_pred"] == (preds["y_proba"] > stacked.threshold)).all()
-    # without --images the tabular part decides every visit
-    preds = predict_file(csv, tmp_path / "out2", model=folder)
-    np.testing.assert_allclose(preds["y_proba"], stacked.tabular.predict_proba(rows), rtol=1e-6)
+    thr = np.where(np.arange(10) < 6, stacked.threshold, 0.4)
+    assert (preds["y_pred"] == (preds["y_proba"] >= thr)).all()
+    # without --images the real tabular model decides every visit
+    preds = predict_file(csv, tmp_path / "out2", model=folder, cat_encoding="spacekit", force_cat_encoding=True,
+                         tabular_model=tab_dir)
+    np.testing.assert_allclose(preds["y_proba"], tab.predict_proba(rows), rtol=1e-12)

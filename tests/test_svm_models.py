@@ -6,12 +6,15 @@ import pytest
 from sklearn.preprocessing import PowerTransformer
 
 from blobhelpers.core.errors import InputError
-from blobhelpers.svm.evaluate import (assert_grouped, cross_validate, grouped_folds, misclassified, select_best,
-                                      summarize, threshold_for_fa, train_and_select)
+from blobhelpers.core.stats import flag
+from blobhelpers.svm.evaluate import (assert_grouped, cross_validate, grouped_folds, misclassified, real_threshold,
+                                      summarize, train_and_select)
 from blobhelpers.svm.features import CONTINUOUS, engineer, read_features, sample_kind, visit_of
-from blobhelpers.svm.models import build_model, load_model, yeo_johnson
+from blobhelpers.svm.models import build_model, design_matrix, load_model, yeo_johnson
 
-FAST = {"spacekit_mlp": {"epochs": 2}, "logreg": {}, "hgb": {"max_iter": 15}}
+FAST = {"spacekit_mlp": {"epochs": 2}, "logreg": {}, "hgb": {"max_iter": 15}, "forest": {"n_estimators": 20},
+        "extra_trees": {"n_estimators": 20, "features": "interactions"}, "gb": {"n_estimators": 20},
+        "stack": {"bases": {"extra_trees": {"n_estimators": 10}, "logreg": {}}, "inner_splits": 2, "per_detector": True}}
 
 
 def toy(n_visits=60, seed=0):
@@ -97,7 +100,7 @@ def test_held_out_fold_cannot_influence_its_own_predictions():
     np.testing.assert_array_equal(a.threshold[te], c.threshold[te])
 
 
-@pytest.mark.parametrize("kind", ["logreg", "hgb", "spacekit_mlp"])
+@pytest.mark.parametrize("kind", ["logreg", "hgb", "spacekit_mlp", "forest", "extra_trees", "gb", "stack"])
 def test_save_load_roundtrip_and_determinism(tmp_path, kind):
     df = toy(40)
     y, k = df["label"].to_numpy(), sample_kind(df)
@@ -131,14 +134,33 @@ def test_yeo_johnson_matches_sklearn():
     assert yeo_johnson(np.array([[-3.0]]), np.array([2.0]))[0, 0] == pytest.approx(-np.log(4))
 
 
-def test_threshold_for_fa_never_exceeds_the_target():
+@pytest.mark.parametrize("kind, params", [("forest", {"n_estimators": 25, "min_samples_leaf": 1}),
+                                          ("extra_trees", {"n_estimators": 25, "features": "engineered"}),
+                                          ("gb", {}), ("gb", {"real_positive_weight": 10.0, "subsample": 0.7})])
+def test_exported_forests_and_boosting_reproduce_sklearn(kind, params):
+    df = toy(80, seed=3)
+    m = build_model(kind, params, seed=1).fit(df, df["label"], sample_kind(df))
+    odd = df.copy()
+    odd["rms_ra"] = np.linspace(-1, 500, len(df))
+    odd["nmatches"] = np.arange(len(df)) % 7
+    for d in (df, odd):
+        ref = m.sklearn_.predict_proba(design_matrix(d, m.params["features"]))[:, 1]
+        np.testing.assert_allclose(m.predict_proba(d), ref, rtol=0, atol=1e-12)
+        assert 0 < ref.min() < ref.max() < 1 or kind != "gb"
+
+
+def test_real_threshold_never_exceeds_the_target_on_real_aligned_rows():
     rng = np.random.default_rng(1)
     for n in (7, 50, 832):
         p = rng.random(n).round(2)  # with ties
+        kind = rng.choice([0, 1, 2], n, p=[0.8, 0.1, 0.1])
+        p[kind == 2] = 1.0  # synthetic rows never count as false alarms
         for fa in (0.0, 0.05, 0.2):
-            t = threshold_for_fa(p, fa)
-            assert (p > t).mean() <= fa + 1e-12
-            assert (p >= t).mean() > fa or t == p.min() or fa == 0
+            t = real_threshold(kind, p, fa)
+            neg = p[kind == 0]
+            assert flag(neg, t).mean() <= fa + 1e-12
+            # the lowest such threshold: one step lower would exceed the target (unless all negatives are flagged)
+            assert flag(neg, np.nextafter(t, -np.inf) if t > neg.min() else t).mean() > fa or t <= neg.min() or fa == 0
 
 
 def test_summary_counts_and_selection():
@@ -159,7 +181,6 @@ def test_summary_counts_and_selection():
         assert c["tp"] + c["fn"] == int(df["label"].sum())
         assert 0.0 <= s["roc_auc_real"] <= 1.0
         assert s["oracle"]["false_alarm_real_aligned"]["rate"] <= 0.05 + 1e-12
-    assert select_best(sums) in sums
     mis = misclassified(df, res["logreg"])
     assert set(mis["error"]) <= {"missed real misaligned", "false alarm (real aligned)", "missed synthetic"}
 
@@ -171,13 +192,19 @@ def test_train_and_select_writes_a_loadable_model(tmp_path):
     m = load_model(tmp_path / "m")
     assert m.name == r["best"] and (tmp_path / "m" / "cv_summary.json").exists()
     kind = sample_kind(df)
-    oof = r["results"][r["best"]].proba
-    assert m.threshold == threshold_for_fa(oof[kind == 0], 0.05)
+    run = r["run"]
+    assert len(run.seeds) == 3  # default: 3 fold seeds
+    assert m.threshold == np.median([real_threshold(kind, run.proba[r["best"]][i], 0.05) for i in range(3)])
+    assert r["best"] == max(r["scores"], key=r["scores"].get)
+    oof = pd.read_csv(tmp_path / "m" / "cv_oof.csv")
+    np.testing.assert_allclose(oof["p_selected_model"], run.proba[r["best"]].mean(0))
 
 
 def test_bad_model_configuration():
     with pytest.raises(InputError, match="unknown kind"):
-        build_model("x", {"kind": "forest"})
+        build_model("x", {"kind": "jungle"})
+    with pytest.raises(InputError, match="monotonic"):
+        build_model("hgb", {"monotonic": {"no_such_feature": 1}}).fit(toy(20), toy(20)["label"])
     with pytest.raises(InputError, match="unknown parameter"):
         build_model("hgb", {"max_iters": 3})
     with pytest.raises(InputError, match="no model.json"):

@@ -77,3 +77,20 @@ def test_relu_activity_finds_dead_units():
     dead = relu_activity(model, X)
     assert dead["conv2"] == {"active": 0.0, "dead": 1.0}
     assert dead["conv1"] == pytest.approx(alive["conv1"])
+
+
+def test_saved_model_bytes_do_not_depend_on_the_time(tmp_path, monkeypatch):
+    """Same weights, same file: a rerun with identical results changes no DVC hash."""
+    import time
+
+    from blobhelpers.blob.cnn import build_model, load_model
+    from blobhelpers.blob.training import save_model
+
+    m = build_model("tiny", seed=3)
+    a = save_model(m, tmp_path / "a.keras", "tiny")
+    time.sleep(1.1)
+    b = save_model(m, tmp_path / "b.keras", "tiny")
+    assert a.read_bytes() == b.read_bytes()
+    back = load_model(a)
+    for w0, w1 in zip(m.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(w0, w1)

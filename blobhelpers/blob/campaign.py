@@ -340,27 +340,45 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 
 def simulate_campaign(outdir: str | Path, config: CampaignConfig | None = None, seed: int = 0,
-                      progress: bool = True) -> Campaign:
+                      progress: bool = True, layout: str = "plain", nsamp: int | None = None) -> Campaign:
     """Simulate a campaign and write it to *outdir*.
 
     Writes ``outdir/frames/blob_<date>_<index>.fits``, ``outdir/catalog.csv`` (every blob)
     and ``outdir/frames.csv`` (per-frame truth). Files are written atomically; stale frame
     files from an earlier, longer campaign in the same folder are removed.
 
+    *layout* ``"plain"`` (default) writes each frame as one 2-D image in electrons in the
+    primary HDU. ``"raw"``, ``"ima"`` or ``"flt"`` write the same scene in the real WFC3/IR
+    layout (:func:`blobhelpers.blob.wfc3.write_product`; files ``blob_<date>_<index>_<layout>.fits``):
+    RAW with *nsamp* reads in DN (default: SPARS25, 14 reads for 302.9 s), IMA, or FLT with
+    ERR/DQ/SAMP/TIME; DQ flags the dead pixels (4) and the pre-existing blobs deeper than 3 %
+    (512, as the IR bad-pixel tables do).
+
     Returns the :class:`Campaign`.
     """
     from tqdm.auto import tqdm
 
+    from .wfc3 import LAYOUTS, write_product
+
+    if layout not in LAYOUTS:
+        raise InputError(f"simulate: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     outdir = Path(outdir)
     camp = Campaign(config, seed)
+    # the known-blob flag (512) of the bad-pixel table: blobs present before the campaign
+    blob_mask = camp.obscuration(0, shift=(0.0, 0.0)) > 0.03 if layout != "plain" else None
     frames_dir = outdir / "frames"
     frames_dir.mkdir(parents=True, exist_ok=True)
     rows, names = [], set()
     for i in tqdm(range(camp.config.n_frames), desc="simulate frames", disable=not progress):
         img, header, truth = camp.frame(i)
-        name = f"blob_{camp.date(i):%Y%m%d}_{i:04d}.fits"
+        if layout == "plain":
+            name = f"blob_{camp.date(i):%Y%m%d}_{i:04d}.fits"
+            write_image(frames_dir / name, img, header)
+        else:
+            name = f"blob_{camp.date(i):%Y%m%d}_{i:04d}_{layout}.fits"
+            write_product(frames_dir / name, img, header, layout, exptime=camp.config.exptime, nsamp=nsamp,
+                          read_noise_e=camp.config.read_noise_e, blob_mask=blob_mask, bias_seed=camp.seed * 100003 + i)
         names.add(name)
-        write_image(frames_dir / name, img, header)
         rows.append({**truth, "file": f"frames/{name}"})
     for old in frames_dir.glob("*.fits"):
         if old.name not in names:

@@ -23,7 +23,8 @@ name         architecture                                               paramete
 
 from __future__ import annotations
 
-__all__ = ["MODELS", "build_model", "count_params", "probabilities", "load_model"]
+__all__ = ["MODELS", "build_model", "count_params", "probabilities", "load_model", "preprocessing_path",
+           "load_preprocessing"]
 
 MODELS = ("isr2021", "deepwfc3", "blobnet", "tiny")
 
@@ -144,3 +145,35 @@ def load_model(path):
         raise InputError(f"{path}: model takes {shape} and returns {model.output_shape[1:]}; "
                          "expected (256, 256, 1) -> 2 logits")
     return model
+
+
+def preprocessing_path(model_path):
+    """``models/blobnet.keras`` -> ``models/blobnet.preprocess.json``."""
+    from pathlib import Path
+
+    p = Path(model_path)
+    return p.with_name(p.name[: -len(p.suffix)] + ".preprocess.json" if p.suffix else p.name + ".preprocess.json")
+
+
+def load_preprocessing(model_path, fallback: dict | None = None) -> dict:
+    """The preprocessing a saved model was trained with (``representation``, ``clip_factor``, ``border_rule``).
+
+    Read from :func:`preprocessing_path`; a model saved without it (older than this file) gets
+    *fallback* (default: the ISR representation with clip 0.5 and the symmetric border) and
+    ``"source": "fallback"`` so callers can say so.
+    """
+    import json
+
+    from ..core.errors import InputError
+
+    p = preprocessing_path(model_path)
+    base = {"representation": "isr", "clip_factor": 0.5, "border_rule": "symmetric"}
+    if not p.exists():
+        return {**base, **(fallback or {}), "source": "fallback"}
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: unreadable preprocessing file ({exc})") from exc
+    if doc.get("representation") not in ("isr", "residual"):
+        raise InputError(f"{p}: unknown representation {doc.get('representation')!r}")
+    return {**base, **doc, "source": str(p.name)}

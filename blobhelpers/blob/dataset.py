@@ -22,9 +22,10 @@ import numpy as np
 from .augment import augment
 from ..core.errors import InputError
 from .injection import InjectionConfig, add_stamp, make_stamp
-from .scaling import TILE, ScaleParams, apply_scaling
+from .scaling import REPRESENTATIONS, TILE, ScaleParams, apply_scaling, residual
 
 __all__ = [
+    "add_nuisances",
     "DiffInfo",
     "Recipe",
     "build_recipe",
@@ -403,7 +404,8 @@ class BlobDataset:
 
     def batch(self, indices, augment_rng: np.random.Generator | None = None,
               hard_negatives: float = 0.0, noise_sigma: float | None = None,
-              boost: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+              boost: float = 1.0, representation: str = "isr",
+              nuisances: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Scaled (and, with *augment_rng*, augmented) subframes ``(n, 256, 256)`` and labels.
 
         *hard_negatives* (training only, needs *augment_rng*): this fraction of the blob-free
@@ -411,28 +413,48 @@ class BlobDataset:
         inverted blob or a broad persistence-like dip (a bright transient in the current frame)
         -- so a model learns that only positive, blob-shaped signal means "new blob".
         *noise_sigma* overrides the dataset's augmentation noise. *boost* scales the injected
-        blobs' depths (a training curriculum: easy, strong blobs first).
+        blobs' depths (a training curriculum: easy, strong blobs first). *representation*: the
+        model's input (:data:`~blobhelpers.blob.scaling.REPRESENTATIONS`; ``"isr"`` = the ISR's
+        whole-image scaling). *nuisances* (training only, needs *augment_rng*): this fraction of
+        ALL subframes gets domain randomisation in difference units before the representation
+        (:func:`add_nuisances`: mis-registration dipoles, offsets, low-order gradients,
+        heavy-tailed pixels, NaN columns, extra noise).
         """
         indices = np.asarray(indices, dtype=np.int64)
         x = self.raw(indices, boost=boost)
         if hard_negatives > 0 and augment_rng is not None:
             _add_hard_negatives(x, self.labels[indices], augment_rng, hard_negatives)
-        di = self.recipe.crops["diff_index"][indices]
-        for d in np.unique(di):
-            sel = np.nonzero(di == d)[0]
-            x[sel] = apply_scaling(x[sel], self.recipe.scales[int(d)])
+        if nuisances > 0 and augment_rng is not None:
+            add_nuisances(x, augment_rng, nuisances, self._noise_of(indices))
+        if representation == "residual":
+            x = residual(x)
+        elif representation == "isr":
+            di = self.recipe.crops["diff_index"][indices]
+            for d in np.unique(di):
+                sel = np.nonzero(di == d)[0]
+                x[sel] = apply_scaling(x[sel], self.recipe.scales[int(d)])
+        else:
+            raise InputError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
         if augment_rng is not None:
             x = augment(x, augment_rng, self.noise_sigma if noise_sigma is None else noise_sigma)
         return x, self.labels[indices]
 
-    def arrays(self, augment_seed: int | None = None, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(self, augment_seed: int | None = None, chunk: int = 512,
+               representation: str = "isr") -> tuple[np.ndarray, np.ndarray]:
         """The whole split as arrays (augmented with *augment_seed* if given)."""
         n = len(self)
         X = np.empty((n, TILE, TILE), np.float32)
         rng = np.random.default_rng(augment_seed) if augment_seed is not None else None
         for a in range(0, n, chunk):
-            X[a:a + chunk], _ = self.batch(np.arange(a, min(n, a + chunk)), rng)
+            X[a:a + chunk], _ = self.batch(np.arange(a, min(n, a + chunk)), rng, representation=representation)
         return X, self.labels
+
+    def _noise_of(self, indices) -> np.ndarray:
+        """Robust per-pixel noise (difference units) of the images the crops *indices* come from."""
+        if not hasattr(self, "_noise"):
+            self._noise = np.array([float(np.median(np.abs(im[::4, ::4] - np.median(im[::4, ::4])))) * 1.4826
+                                    for im in self.images], np.float32)
+        return self._noise[self.recipe.crops["diff_index"][np.asarray(indices, np.int64)]]
 
 
 def _add_hard_negatives(x: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fraction: float) -> None:
@@ -453,3 +475,51 @@ def _add_hard_negatives(x: np.ndarray, labels: np.ndarray, rng: np.random.Genera
                 yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
                 st = np.exp(-0.5 * (xx ** 2 + yy ** 2) / sig ** 2).astype(np.float32)
                 add_stamp(x[j], st, cx, cy, -float(rng.uniform(0.01, 0.08)))
+
+
+def add_nuisances(x: np.ndarray, rng: np.random.Generator, fraction: float, noise: np.ndarray) -> None:
+    """Domain randomisation of crops ``(n, 256, 256)`` in difference units (in place).
+
+    Each crop, with probability *fraction*, gets a random subset of what must not matter to a
+    blob detector (*noise* = each crop's per-pixel noise, difference units):
+
+    * 1-4 **mis-registration dipoles**: an existing blob (disc or ring, radius 2.5-12 px, depth
+      2-30 %) in the stack and shifted by up to 0.6 px in the latest frame leaves
+      ``depth x (P(r - s) - P(r))``;
+    * a constant **offset** and a **plane + quadratic** background of up to 1 noise sigma;
+    * **heavy-tailed pixels** (Student-t, 0.1-1 % of the pixels, either sign);
+    * **NaN** columns or clusters (bad pixels the reader masked);
+    * **extra white noise** of up to 0.5 x the noise (different noise levels and units).
+    """
+    n = x.shape[0]
+    yy, xx = np.mgrid[0:TILE, 0:TILE].astype(np.float32) / TILE - 0.5
+    for j in range(n):
+        if rng.random() >= fraction:
+            continue
+        s = float(noise[j]) if noise[j] > 0 else 0.01
+        if rng.random() < 0.6:
+            for _ in range(int(rng.integers(1, 5))):
+                r = float(np.clip(6.0 * np.exp(0.4 * rng.standard_normal()), 2.5, 12))
+                st = make_stamp(0, None, r, int(rng.random() < 0.4), float(rng.uniform(0.7, 1.0)),
+                                float(rng.uniform(0, np.pi)), float(rng.uniform(0.45, 0.9)), 0.8, 1.0, 0, 0,
+                                0.0, 0.0)
+                cx, cy = rng.uniform(-5, TILE + 5, 2)
+                depth = float(np.exp(rng.uniform(np.log(0.02), np.log(0.30))))
+                ang = rng.uniform(0, 2 * np.pi)
+                amp = float(rng.uniform(0.05, 0.6))
+                add_stamp(x[j], st, cx + amp * np.cos(ang), cy + amp * np.sin(ang), depth)
+                add_stamp(x[j], st, cx, cy, -depth)
+        if rng.random() < 0.5:
+            c = rng.normal(0, 1, 6) * s * rng.uniform(0, 1)
+            x[j] += (c[0] + c[1] * xx + c[2] * yy + c[3] * xx * xx + c[4] * yy * yy + c[5] * xx * yy).astype(np.float32)
+        if rng.random() < 0.4:
+            m = rng.random((TILE, TILE)) < rng.uniform(0.001, 0.01)
+            x[j][m] += (3 * s * rng.standard_t(2, int(m.sum()))).astype(np.float32)
+        if rng.random() < 0.2:
+            if rng.random() < 0.5:
+                x[j][:, int(rng.integers(0, TILE))] = np.nan
+            else:
+                cy, cx = rng.integers(0, TILE, 2)
+                x[j][max(0, cy - 2):cy + 3, max(0, cx - 2):cx + 3] = np.nan
+        if rng.random() < 0.3:
+            x[j] += (rng.standard_normal((TILE, TILE)) * s * rng.uniform(0, 0.5)).astype(np.float32)

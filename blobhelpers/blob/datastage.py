@@ -258,12 +258,13 @@ def run_data_stage(params: dict, paths=None, progress: bool = True) -> dict:
 
     from ..core.config import ProjectPaths
     from .campaign import CampaignConfig, simulate_campaign
+    from .sections import DatasetConfig, DifferenceConfig
 
     paths = paths or ProjectPaths.default()
     seed = int(params.get("base", {}).get("seed", 0))
     sim = dict(params.get("simulate", {}))
-    dif = dict(params.get("difference", {}))
-    dset = dict(params.get("dataset", {}))
+    dif = DifferenceConfig.from_dict(params.get("difference"))
+    dset = DatasetConfig.from_dict(params.get("dataset"))
     t0 = time.perf_counter()
     source = sim.pop("source", "simulated")
     campaign_dir = None
@@ -276,18 +277,13 @@ def run_data_stage(params: dict, paths=None, progress: bool = True) -> dict:
         if not frames:
             raise InputError(f"simulate.source: no FITS frames match {source!r}")
     t1 = time.perf_counter()
-    history = int(dif.get("history", 30))
-    rows = build_differences(frames, paths.diffs, history=history, register=bool(dif.get("register", True)),
-                             min_history=dif.get("min_history"), clip_factor=float(dif.get("clip_factor", 0.5)),
-                             border_rule=dif.get("border_rule", "symmetric"),
-                             test_fraction=float(dif.get("test_fraction", 0.3)), campaign_dir=campaign_dir,
-                             progress=progress)
+    rows = build_differences(frames, paths.diffs, history=dif.history, register=dif.register,
+                             min_history=dif.min_history, clip_factor=dif.clip_factor, border_rule=dif.border_rule,
+                             test_fraction=dif.test_fraction, campaign_dir=campaign_dir, progress=progress)
     t2 = time.perf_counter()
-    recipes = build_datasets(paths.diffs, paths.cutouts, paths.datasets, seed, int(dset.get("n_train", 2000)),
-                             int(dset.get("n_val", 500)), int(dset.get("n_test", 1000)),
-                             InjectionConfig.from_dict(dset.get("injection")), int(dset.get("test_cutouts", 5)),
-                             float(dset.get("positive_fraction", 0.5)), campaign_dir, history,
-                             dif.get("border_rule", "symmetric"))
+    recipes = build_datasets(paths.diffs, paths.cutouts, paths.datasets, seed, dset.n_train, dset.n_val, dset.n_test,
+                             InjectionConfig.from_dict(dset.injection), dset.test_cutouts, dset.positive_fraction,
+                             campaign_dir, dif.history, dif.border_rule)
     t3 = time.perf_counter()
     return {"source": source, "n_diffs": len(rows), "rows": rows, "recipes": recipes,
             "seconds": {"campaign": t1 - t0, "differences": t2 - t1, "datasets": t3 - t2}}

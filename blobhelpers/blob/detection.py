@@ -1,16 +1,73 @@
-"""Candidate detection and measurement in a blob difference image (blobs positive).
+"""The detection core shared by ``classify`` and the daily monitor.
 
-Used by the daily monitor (:mod:`blobhelpers.blob.monitor`) and by ``classify``.
+A blob difference image (blobs positive; any units) goes through
+
+1. **masking**: NaN/inf pixels, pixels flagged by the reader, and the 5-px reference-pixel border
+   of a 1024x1024 frame can never yield a candidate (:func:`valid_mask`);
+2. **an S/N map**: a multi-scale matched filter (Gaussian kernels of several radii) on the image
+   minus its smooth background, winsorised at +-4 sigma, in units of a local robust noise
+   (:func:`detect_candidates`): invariant to the sky level, units, offsets, low-order gradients
+   and the noise level;
+3. **tests** (:func:`screen`): a *dipole* (a negative lobe of comparable strength right next to
+   the peak: an existing blob left behind by sub-pixel mis-registration) and a *bright transient*
+   nearby (persistence or a snowball in the latest frame) reject a candidate, with the reason
+   kept;
+4. **a budget** spent on what passed the tests, strongest first (:func:`select`): junk that the
+   tests reject never takes a slot from a real blob;
+5. **verification** (:func:`verify`): the CNN on a 256x256 subframe centred on each selected
+   candidate, in the representation the model was trained on
+   (:data:`blobhelpers.blob.scaling.REPRESENTATIONS`).
+
+``classify`` is this core on one given difference image; the monitor builds the difference
+image from the frames' history and drops known blobs between steps 3 and 4.
+Coordinates are 0-based pixel positions (x = column, y = row) of the array given.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
+from .fitsio import BORDER, FULL_SIZE
 from .scaling import TILE
 
-__all__ = ["detect_candidates", "measure_blob", "centred_origin"]
+__all__ = ["DetectionConfig", "valid_mask", "detect_candidates", "screen", "select", "verify",
+           "measure_blob", "centred_origin"]
+
+
+@dataclass
+class DetectionConfig:
+    """Parameters of the detection core (shared by ``classify`` and the monitor)."""
+
+    radii: tuple = (2.0, 3.5, 5.5, 8.0, 12.0)  # matched-filter blob radii (px)
+    snr_min: float = 5.5          # matched-filter significance of a candidate (sigma)
+    max_candidates: int = 20      # candidates verified by the CNN (after the tests)
+    dipole_ratio: float = 0.5     # a negative lobe deeper than this x the peak ...
+    dipole_min: float = 4.0       # ... and than this many sigma, within max(12, 3 r) px: a dipole
+    neg_veto: float = 8.0         # a residual below -neg_veto sigma within max(12, 3 r) px: bright transient
+
+
+def valid_mask(image: np.ndarray, flagged: np.ndarray | None = None) -> np.ndarray:
+    """Pixels that may yield a candidate: finite, not flagged, not reference pixels.
+
+    A 1024x1024 array is a raw-format frame: its outer :data:`~blobhelpers.blob.fitsio.BORDER`
+    pixels are reference pixels (not light-sensitive) and are excluded. A trimmed 1014x1014
+    array has none.
+
+    >>> import numpy as np
+    >>> m = valid_mask(np.zeros((1024, 1024), "f4"))
+    >>> bool(m[4, 500]), bool(m[5, 500]), bool(m[500, 1019]), bool(m[500, 1018])
+    (False, True, False, True)
+    """
+    ok = np.isfinite(image)
+    if image.shape == (FULL_SIZE, FULL_SIZE):
+        ok[:BORDER, :] = ok[-BORDER:, :] = False
+        ok[:, :BORDER] = ok[:, -BORDER:] = False
+    if flagged is not None:
+        ok &= ~np.asarray(flagged, bool)
+    return ok
 
 
 def _block_stat(img: np.ndarray, block: int = 32) -> np.ndarray:
@@ -21,7 +78,7 @@ def _block_stat(img: np.ndarray, block: int = 32) -> np.ndarray:
 
 
 def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_min: float = 5.5,
-                      max_peaks: int = 400) -> list[dict]:
+                      max_peaks: int = 400, valid: np.ndarray | None = None) -> list[dict]:
     """Positive, blob-sized residuals of a difference image (blobs positive), strongest first.
 
     Each scale ``r`` smooths the image with a Gaussian of sigma ``0.6 r`` (close to the
@@ -33,7 +90,10 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
     ``x``, ``y`` (input-array pixels), ``snr``, ``scale`` (the best radius) and ``neg_snr``,
     the most negative significance within ``max(12, 3 scale)`` px (a bright transient nearby:
     persistence or a snowball in the current frame biases its normalisation block and leaves
-    a positive halo that is not a blob).
+    a positive halo that is not a blob; or the other lobe of a mis-registration dipole, which lies
+    up to a blob DIAMETER away from the positive crescent, while the best scale of a crescent is
+    smaller than the blob's radius), also reported as ``dip``. Only pixels of *valid*
+    (default :func:`valid_mask`) are used or yield candidates.
 
     >>> import numpy as np
     >>> from blobhelpers.blob.shapes import BlobShape, render
@@ -45,12 +105,18 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
     (1, 300, 200)
     """
     d = np.asarray(diff, np.float32)
-    finite = np.isfinite(d)
+    finite = valid_mask(d) if valid is None else (np.asarray(valid, bool) & np.isfinite(d))
+    if not finite.any():
+        return []
+    d = np.where(finite, d, np.nan).astype(np.float32)
     d0 = np.where(finite, d, 0.0).astype(np.float32)
     # robust local pixel scatter (blocks of 32 px, NaN ignored)
     med = _block_stat(np.where(finite, d, np.nan))
     sig_pix = _block_stat(np.where(finite, np.abs(d - med), np.nan)) / 0.6745
-    sig_pix = np.where(np.isfinite(sig_pix) & (sig_pix > 0), sig_pix, np.nanmedian(sig_pix[sig_pix > 0]))
+    pos = sig_pix[np.isfinite(sig_pix) & (sig_pix > 0)]
+    if pos.size == 0:
+        return []  # no noise at all: a blank or constant image holds no blob-like residual
+    sig_pix = np.where(np.isfinite(sig_pix) & (sig_pix > 0), sig_pix, np.median(pos))
     # Winsorise at +-4 sigma: single hot/RTS/cosmic-ray pixels must not look like blobs, while
     # a blob (many pixels a few sigma high) keeps almost all of its matched-filter signal.
     base = np.clip(d0 - np.where(finite, med, 0.0), -4.0 * sig_pix, 4.0 * sig_pix)
@@ -80,10 +146,92 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
             continue  # same blob seen at another scale or a secondary maximum
         h = int(max(12, 3 * r))
         neg = float(worst[max(0, y - h):y + h + 1, max(0, x - h):x + h + 1].min())
-        out.append({"x": float(x), "y": float(y), "snr": float(best[y, x]), "scale": r, "neg_snr": neg})
+        out.append({"x": float(x), "y": float(y), "snr": float(best[y, x]), "scale": r, "neg_snr": neg,
+                    "dip": neg})
         if len(out) >= max_peaks:
             break
     return out
+
+
+def screen(cands: list[dict], config: DetectionConfig) -> list[dict]:
+    """Label each candidate with ``reject``: ``""`` (passed), ``"dipole"`` or ``"bright transient"``.
+
+    A mis-registered existing blob leaves a positive and a negative lobe of similar strength a
+    blob diameter apart; a new blob has no negative partner. A candidate whose most negative
+    neighbour within ``max(12, 3 r)`` px is deeper than ``dipole_ratio`` x its significance and
+    than ``dipole_min`` sigma is a dipole. A residual below ``-neg_veto`` sigma within
+    ``max(12, 3 r)`` px marks a bright transient (a positive halo around it is not a blob).
+
+    >>> out = screen([{"snr": 9.0, "dip": -8.0, "neg_snr": -8.0}, {"snr": 9.0, "dip": -2.5, "neg_snr": -2.5},
+    ...               {"snr": 6.0, "dip": -3.5, "neg_snr": -9.0}], DetectionConfig())
+    >>> [c["reject"] for c in out]
+    ['dipole', '', 'bright transient']
+    """
+    for c in cands:
+        if c.get("dip", 0.0) <= -max(config.dipole_min, config.dipole_ratio * c["snr"]):
+            c["reject"] = "dipole"
+        elif c.get("neg_snr", 0.0) < -config.neg_veto:
+            c["reject"] = "bright transient"
+        else:
+            c["reject"] = ""
+    return cands
+
+
+def select(cands: list[dict], budget: int) -> tuple[list[dict], list[dict]]:
+    """Split screened candidates into (to verify, not verified): the *budget* strongest that passed.
+
+    Rejected candidates never take a slot, so junk cannot starve a real blob.
+
+    >>> sel, rest = select([{"snr": 9, "reject": "dipole"}, {"snr": 6, "reject": ""}], 1)
+    >>> [c["snr"] for c in sel], [c["snr"] for c in rest]
+    ([6], [9])
+    """
+    ok = sorted((c for c in cands if not c.get("reject")), key=lambda c: -c["snr"])
+    return ok[:budget], [c for c in cands if c.get("reject")] + ok[budget:]
+
+
+def verify(model, full: np.ndarray, centres, representation: str = "residual", scaled: np.ndarray | None = None,
+           extra_tiles=()) -> tuple[np.ndarray, np.ndarray, list]:
+    """CNN probability of a 256x256 subframe centred on each (x, y) of *centres* (full-frame pixels).
+
+    Parameters
+    ----------
+    model : keras.Model
+    full : numpy.ndarray
+        The 1024x1024 difference image (NaN where masked), in its own units.
+    centres : sequence of (x, y)
+    representation : {"residual", "isr"}
+        What the model was trained on. ``"isr"`` crops *scaled* (the whole image after the ISR
+        scaling, :func:`~blobhelpers.blob.scaling.scale_image`); ``"residual"`` crops *full* and
+        applies :func:`~blobhelpers.blob.scaling.residual` to each crop.
+    extra_tiles : sequence of (y0, x0)
+        Further subframes (e.g. the 16 grid tiles) classified in the same batch, after the centred ones.
+
+    Returns
+    -------
+    prob : numpy.ndarray
+        P(blob) of the centred subframes then of *extra_tiles*.
+    X : numpy.ndarray
+        The model inputs ``(n, 256, 256)``.
+    origins : list of (y0, x0)
+    """
+    from .cnn import probabilities
+    from .scaling import residual
+    from .scoring import predict_logits
+
+    n = full.shape[0]
+    origins = [centred_origin(x, y, n) for x, y in centres] + list(extra_tiles)
+    if not origins:
+        return np.zeros(0, np.float32), np.zeros((0, TILE, TILE), np.float32), []
+    if representation == "isr":
+        if scaled is None:
+            raise ValueError("representation 'isr' needs the scaled image")
+        X = np.stack([scaled[y:y + TILE, x:x + TILE] for y, x in origins]).astype(np.float32)
+    elif representation == "residual":
+        X = residual(np.stack([full[y:y + TILE, x:x + TILE] for y, x in origins]))
+    else:
+        raise ValueError(f"unknown representation {representation!r}")
+    return probabilities(predict_logits(model, X)), X, origins
 
 
 def measure_blob(diff: np.ndarray, x: float, y: float, scale: float) -> dict:

@@ -28,6 +28,8 @@ from .fitsio import BORDER, Frame, read_frame, to_full_frame
 __all__ = [
     "illumination",
     "block_medians",
+    "fill_grid",
+    "upsample_matrix",
     "normalize",
     "median_stack",
     "normalize_many",
@@ -71,7 +73,7 @@ def block_medians(image: np.ndarray, block: int = 32) -> np.ndarray:
     return med
 
 
-def _fill_grid(med: np.ndarray, fallback: float = 1.0) -> np.ndarray:
+def fill_grid(med: np.ndarray, fallback: float = 1.0) -> np.ndarray:
     """Fill NaN cells of a coarse grid from their finite neighbours (normalised convolution)."""
     good = np.isfinite(med)
     if good.all():
@@ -105,11 +107,11 @@ def illumination(image: np.ndarray, block: int = 32) -> np.ndarray:
         and barely move a block median. Empty blocks are filled from their neighbours.
     """
     ny, nx = image.shape
-    med = _fill_grid(block_medians(image, block)).astype(np.float32)
-    return (_upsample_matrix(ny // block, block) @ med @ _upsample_matrix(nx // block, block).T).astype(np.float32)
+    med = fill_grid(block_medians(image, block)).astype(np.float32)
+    return (upsample_matrix(ny // block, block) @ med @ upsample_matrix(nx // block, block).T).astype(np.float32)
 
 
-def _upsample_matrix(n: int, factor: int) -> np.ndarray:
+def upsample_matrix(n: int, factor: int) -> np.ndarray:
     """(n*factor, n) bilinear interpolation weights between block centres, edges held constant.
 
     ``W @ m @ W.T`` equals ``scipy.ndimage.zoom(m, factor, order=1, mode="nearest",
@@ -119,7 +121,7 @@ def _upsample_matrix(n: int, factor: int) -> np.ndarray:
     >>> from scipy import ndimage
     >>> m = np.random.default_rng(0).random((4, 5)).astype("f4")
     >>> ref = ndimage.zoom(m, 8, order=1, mode="nearest", grid_mode=True)
-    >>> bool(np.allclose(_upsample_matrix(4, 8) @ m @ _upsample_matrix(5, 8).T, ref, atol=1e-6))
+    >>> bool(np.allclose(upsample_matrix(4, 8) @ m @ upsample_matrix(5, 8).T, ref, atol=1e-6))
     True
     """
     c = (np.arange(n * factor) + 0.5) / factor - 0.5

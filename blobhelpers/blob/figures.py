@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from ..core.plotting import figure_png, save_figure
+from .fitsio import BORDER
 
 __all__ = ["display_limits", "show_image", "campaign_overview", "frame_and_difference", "pixel_distributions",
            "injection_before_after", "real_vs_simulated_gallery", "dip_examples", "max_pixel_overlap",
-           "save_figure"]
+           "save_figure", "figure_png", "save_alert_pngs"]
 
 
 def display_limits(img: np.ndarray) -> tuple[float, float]:
@@ -30,15 +35,6 @@ def _circles(ax, xs, ys, rs, color, lw=0.8, scale=2.0, ls="-"):
 
     for x, y, r in zip(xs, ys, rs):
         ax.add_patch(Circle((x, y), scale * r + 3, fill=False, ec=color, lw=lw, ls=ls))
-
-
-def save_figure(fig, path):
-    """Save *fig* as PNG atomically (for ``dvc plots``) and return the path."""
-    from ..core.paths import atomic_path
-
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=72, bbox_inches="tight")
-    return path
 
 
 def campaign_overview(frames_truth, catalog, diff_table=None):
@@ -184,3 +180,40 @@ def max_pixel_overlap(max_pos, max_neg):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def save_alert_pngs(rec: dict, explain: dict, outdir: Path, stem: str | None = None) -> list[str]:
+    """One PNG per alert: the centred subframe (the CNN's input) with the candidate marked, and its saliency.
+
+    *rec* is a classify or monitor record (``candidates`` with x, y, probability, depth, radius,
+    snr; ``trimmed``); *explain* maps a candidate index to ``(subframe, saliency, (y0, x0))``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ..core.paths import atomic_path
+
+    off = BORDER if rec.get("trimmed") else 0
+    stem = stem or Path(rec.get("frame") or rec.get("file")).name.split(".")[0]
+    outdir = Path(outdir)
+    paths = []
+    outdir.mkdir(parents=True, exist_ok=True)
+    for k, (img, sal, (y0, x0)) in sorted(explain.items()):
+        c = rec["candidates"][k]
+        fig, axs = plt.subplots(1, 2, figsize=(8, 4))
+        axs[0].imshow(img, origin="lower", cmap="gray", vmin=-3, vmax=3)
+        axs[1].imshow(sal, origin="lower", cmap="inferno")
+        for ax in axs:
+            ax.plot(c["x"] + off - x0, c["y"] + off - y0, "o", mfc="none", mec="lime", ms=16)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axs[0].set_title(f"candidate {k}: x={c['x']:.1f} y={c['y']:.1f}  P={c['probability']:.3f}", fontsize=9)
+        axs[1].set_title(f"saliency; depth {100 * c['depth']:.1f} %, r {c['radius']:.1f} px, S/N {c['snr']:.1f}",
+                         fontsize=9)
+        dest = outdir / f"{stem}_cand{k}.png"
+        with atomic_path(dest, suffix=".png") as tmp:
+            tmp.write_bytes(figure_png(fig))
+        paths.append(str(dest))
+    return paths

@@ -3,6 +3,12 @@
 Everything read from FITS leaves this module as a native-byte-order ``float32`` array
 (astropy returns big-endian data, which TensorFlow silently mangles), and every problem
 with an input file raises :class:`~blobhelpers.core.errors.InputError` with the file named.
+
+:func:`read_frame` knows the WFC3/IR product layouts (RAW, IMA, FLT; see
+:mod:`blobhelpers.blob.wfc3`): RAW/IMA give final-minus-zero-read signal in e-/s with the
+reference pixels masked, FLT gives e-/s, DQ-flagged pixels come out as NaN (flag 512, blobs,
+is kept), and the :class:`Frame` says which reader path was used, the unit and the masked
+pixel counts. Plain 2-D FITS (the simulator's default) is read as stored.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +61,36 @@ class Frame:
         The file it came from.
     extension : str or int
         ``"SCI"`` or the HDU index used.
+    layout : str
+        Reader path: ``plain`` (2-D image in the primary or first image HDU, as stored),
+        ``raw``/``ima`` (final minus zero read, e-/s, reference pixels masked), ``flt``
+        (e-/s), ``sci`` (another file with a SCI extension, as stored) or ``extension`` (an
+        extension asked for explicitly, as stored).
+    unit : str
+        Unit of :attr:`data` (``"e-/s"`` for RAW/IMA/FLT; else the stored BUNIT, upper case).
+    reader : str
+        One line saying how :attr:`data` was made from the file.
+    mask_counts : dict
+        Pixels set to NaN: ``reference`` (RAW/IMA border), ``dq`` (DQ-flagged; ``dq_by_flag``
+        per bit), ``nonfinite`` (NaN/inf in the file), ``total``; ``dq_512_kept`` counts the
+        blob-flagged pixels that were kept.
+    meta : dict
+        INSTRUME, DETECTOR, FILTER, EXPTIME, SAMP_SEQ, NSAMP, SUBARRAY, APERTURE, BUNIT (as
+        stored) and, for RAW/IMA, which reads were used.
+    dq_mask : int
+        DQ bits that masked a pixel (0 when no DQ was read).
     """
 
     data: np.ndarray
     header: fits.Header
     path: Path
     extension: str | int
+    layout: str = "plain"
+    unit: str = ""
+    reader: str = ""
+    mask_counts: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    dq_mask: int = 0
 
     @property
     def time(self) -> _dt.datetime:
@@ -71,6 +101,32 @@ class Frame:
     def trimmed(self) -> bool:
         """True for a 1014x1014 (reference pixels removed) image."""
         return self.data.shape == (TRIMMED_SIZE, TRIMMED_SIZE)
+
+    @property
+    def light_sensitive(self) -> tuple[slice, slice]:
+        """(rows, columns) slices of the light-sensitive area in :attr:`data`."""
+        if self.data.shape == (FULL_SIZE, FULL_SIZE):
+            return slice(BORDER, FULL_SIZE - BORDER), slice(BORDER, FULL_SIZE - BORDER)
+        return slice(0, self.data.shape[0]), slice(0, self.data.shape[1])
+
+    @property
+    def signature(self) -> dict:
+        """What history frames must share with the newest one: FILTER, DETECTOR, size, unit."""
+        return {"FILTER": self.meta.get("FILTER") or "", "DETECTOR": self.meta.get("DETECTOR") or "",
+                "shape": f"{self.data.shape[0]}x{self.data.shape[1]}", "unit": self.unit}
+
+    def provenance(self) -> dict:
+        """JSON-ready summary: reader path, unit, header keywords, masked pixel counts."""
+        from .wfc3 import DQ_FLAGS
+
+        keys = ("BUNIT", "EXPTIME", "SAMP_SEQ", "NSAMP", "FILTER", "DETECTOR")
+        kw = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.meta.items() if k in keys}
+        out = {"file": self.path.name, "layout": self.layout, "reader": self.reader, "unit": self.unit,
+               "keywords": kw, "masked_pixels": dict(self.mask_counts)}
+        if self.dq_mask:
+            out["dq_masked_flags"] = [b for b in DQ_FLAGS if b & self.dq_mask]
+            out["dq_kept_flags"] = [b for b in DQ_FLAGS if not b & self.dq_mask]
+        return out
 
 
 def _open(path: Path):
@@ -104,19 +160,24 @@ def read_header(path: str | os.PathLike) -> fits.Header:
 
 
 def read_frame(path: str | os.PathLike, extension: str | int | None = None,
-               allowed_shapes=((FULL_SIZE, FULL_SIZE), (TRIMMED_SIZE, TRIMMED_SIZE))) -> Frame:
+               allowed_shapes=((FULL_SIZE, FULL_SIZE), (TRIMMED_SIZE, TRIMMED_SIZE)),
+               dq_mask: int | None = None) -> Frame:
     """Read a WFC3/IR image (raw 1024x1024 or trimmed 1014x1014) as native float32.
 
     Parameters
     ----------
     path : path-like
-        FITS file. The image is taken from *extension* if given, else from the first
-        ``SCI`` extension if present, else from the first HDU that holds 2-D data.
+        FITS file: a WFC3/IR RAW, IMA or FLT product, a file with a SCI extension, or a plain
+        2-D FITS image (see :mod:`blobhelpers.blob.wfc3` for what each gives). With
+        *extension*, exactly that HDU is read as stored.
     extension : str or int, optional
         Extension name or index to read.
     allowed_shapes : sequence of tuple
         Accepted image shapes; anything else raises :class:`InputError`. Pass ``None`` to
         accept any 2-D shape.
+    dq_mask : int, optional
+        DQ bits that mask a pixel (default :data:`blobhelpers.blob.wfc3.DEFAULT_DQ_MASK`:
+        every flag but 64, 512, 2048 and 8192).
 
     Returns
     -------
@@ -126,7 +187,8 @@ def read_frame(path: str | os.PathLike, extension: str | int | None = None,
     ------
     InputError
         Missing, empty, non-FITS, truncated or corrupt file; no image data; wrong shape;
-        every pixel NaN. The message starts with the file name.
+        every pixel NaN; a UVIS or non-WFC3 file; a subarray; a product without a SCI
+        extension; a RAW/IMA file with NSAMP = 1. The message starts with the file name.
 
     Examples
     --------
@@ -138,21 +200,16 @@ def read_frame(path: str | os.PathLike, extension: str | int | None = None,
     (True, 'float32', True)
     """
     path = Path(path)
+    if extension is None:
+        from .wfc3 import DEFAULT_DQ_MASK, read_product
+
+        return read_product(path, DEFAULT_DQ_MASK if dq_mask is None else dq_mask, allowed_shapes)
     hdul = _open(path)
     try:
         try:
             hdul.verify("silentfix")
         except Exception:  # noqa: BLE001 - verification problems surface below as read errors
             pass
-        if extension is None:
-            names = [h.name for h in hdul]
-            if "SCI" in names:
-                extension = "SCI"
-            else:
-                extension = next((i for i, h in enumerate(hdul)
-                                  if getattr(h, "is_image", False) and h.header.get("NAXIS", 0) >= 2), None)
-                if extension is None:
-                    raise InputError(f"{path}: no image data in any HDU")
         try:
             hdu = hdul[extension]
         except (KeyError, IndexError) as exc:
@@ -181,7 +238,14 @@ def read_frame(path: str | os.PathLike, extension: str | int | None = None,
                                     "NAXIS2", "PCOUNT", "GCOUNT", "EXTEND", "SIMPLE"):
                     continue
                 header[card.keyword] = (card.value, card.comment)
-        return Frame(data=data, header=header, path=path, extension=extension)
+        n_bad = int((~np.isfinite(data)).sum())
+        return Frame(data=data, header=header, path=path, extension=extension, layout="extension",
+                     unit=str(header.get("BUNIT", "") or "").strip().upper(),
+                     reader=f"extension {extension!r} as stored",
+                     mask_counts={"reference": 0, "dq": 0, "dq_by_flag": {}, "dq_512_kept": 0, "nonfinite": n_bad,
+                                  "total": n_bad},
+                     meta={k: header.get(k) for k in ("INSTRUME", "DETECTOR", "FILTER", "EXPTIME", "SAMP_SEQ",
+                                                      "NSAMP", "SUBARRAY", "APERTURE", "BUNIT")})
     finally:
         hdul.close()
 

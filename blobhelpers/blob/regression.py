@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.stats import DEPTH_BINS, RADIUS_BINS, wilson
+from ..core.stats import DEPTH_BINS, RADIUS_BINS, rate
 from .monitor import KnownCatalog, Monitor, MonitorConfig
 
 __all__ = ["RegressionResult", "run_regression", "summarize", "tune_thresholds"]
@@ -183,10 +183,9 @@ def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
     days = res.days
     quiet = [d for d in days if d["quiet"]]
 
-    def rate(items, key):
-        k, n = sum(bool(x[key]) for x in items), len(items)
-        lo, hi = wilson(k, n)
-        return {"k": k, "n": n, "rate": (k / n) if n else None, "ci95": [round(lo, 4), round(hi, 4)]}
+    def rate_of(items, key):
+        r = rate(sum(bool(x[key]) for x in items), len(items))
+        return {k: (round(v, 4) if k in ("lo", "hi") else v) for k, v in r.items()}
 
     deep = [e for e in ev if e["depth"] > min_depth]
     qf = [{"fa": d["false_alerts"] > 0} for d in quiet]
@@ -198,11 +197,11 @@ def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
         groups: dict[tuple, list] = {}
         for e in ev:
             groups.setdefault(_bin(e[key], edges), []).append(e)
-        strata[name] = {label: rate(v, "detected") for (_, label), v in sorted(groups.items())}
+        strata[name] = {label: rate_of(v, "detected") for (_, label), v in sorted(groups.items())}
     groups = {}
     for e in ev:
         groups.setdefault(e["category"], []).append(e)
-    strata["category"] = {g: rate(v, "detected") for g, v in sorted(groups.items())}
+    strata["category"] = {g: rate_of(v, "detected") for g, v in sorted(groups.items())}
     eventually = [{"x": e["detected"] or e["first_alert_day"] is not None} for e in ev]
     secs = np.asarray(res.seconds_per_day) if res.seconds_per_day else np.zeros(1)
     out = {
@@ -211,11 +210,11 @@ def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
         "n_events": len(ev),
         "n_events_deeper": len(deep),
         "depth_threshold": min_depth,
-        "detection_deeper": rate(deep, "detected"),
-        "detection_all": rate(ev, "detected"),
-        "detection_eventually": rate(eventually, "x"),
-        "candidate_found_all": rate(ev, "candidate"),
-        "false_alarm_days_per_100_quiet": {**rate(qf, "fa"), "per_100": round(100 * np.mean([q["fa"] for q in qf]), 2)
+        "detection_deeper": rate_of(deep, "detected"),
+        "detection_all": rate_of(ev, "detected"),
+        "detection_eventually": rate_of(eventually, "x"),
+        "candidate_found_all": rate_of(ev, "candidate"),
+        "false_alarm_days_per_100_quiet": {**rate_of(qf, "fa"), "per_100": round(100 * np.mean([q["fa"] for q in qf]), 2)
                                            if qf else None},
         "false_alerts_total": int(sum(d["false_alerts"] for d in days)),
         "false_alerts_per_100_days": round(100 * sum(d["false_alerts"] for d in days) / max(1, len(days)), 2),

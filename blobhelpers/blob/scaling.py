@@ -29,7 +29,16 @@ __all__ = [
     "TILE",
     "tile_origins",
     "extract_tiles",
+    "REPRESENTATIONS",
+    "residual",
+    "represent_crops",
 ]
+
+#: The input representations a model can be trained on (saved beside the model):
+#: ``"isr"`` the ISR's whole-image zscale clip + z-score (the faithful reproduction);
+#: ``"residual"`` this project's: each 256x256 subframe minus its smooth background, in units of
+#: its local robust noise, clipped (:func:`residual`).
+REPRESENTATIONS = ("isr", "residual")
 
 TILE = 256
 
@@ -229,3 +238,84 @@ def tile_origins(size: int = 1024, tile: int = TILE, step: int | None = None) ->
 def extract_tiles(image: np.ndarray, origins, tile: int = TILE) -> np.ndarray:
     """Stack the tiles at *origins* into an ``(n, tile, tile)`` float32 array."""
     return np.stack([image[y:y + tile, x:x + tile] for y, x in origins]).astype(np.float32)
+
+
+def _linear_upsample(n: int, factor: int) -> np.ndarray:
+    """(n*factor, n) linear interpolation between block centres, extrapolated linearly at the edges.
+
+    ``W @ grid @ W.T`` reproduces a plane exactly everywhere (a constant hold at the edges would
+    leave a gradient's residual in the outer half-blocks).
+    """
+    c = (np.arange(n * factor) + 0.5) / factor - 0.5
+    if n == 1:
+        return np.ones((n * factor, 1), np.float32)
+    i0 = np.clip(np.floor(c).astype(int), 0, n - 2)
+    f = (c - i0).astype(np.float32)
+    w = np.zeros((n * factor, n), np.float32)
+    rows = np.arange(n * factor)
+    w[rows, i0] = 1.0 - f
+    w[rows, i0 + 1] = f
+    return w
+
+
+def residual(x: np.ndarray, block: int = 64, clip: float = 5.0) -> np.ndarray:
+    """This project's CNN input: a subframe minus its smooth background, in local-noise units.
+
+    For each 2-D image (or each of a stack ``(n, H, W)``): the background is the median of each
+    *block* x *block* block interpolated bilinearly (it removes the sky level, offsets and
+    low-order gradients, whatever the units); the noise is the median absolute deviation of the
+    background-subtracted pixels per block (x 1.4826), interpolated the same way; the result is
+    ``(x - background) / noise`` clipped to +-*clip* with NaN set to 0. So adding a constant or a
+    plane, or multiplying by a positive number, changes nothing: what must not matter cannot be
+    learnt. Blobs (radius <= ~15 px) barely move the median of a 64-px block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(0, 1, (256, 256)).astype("f4")
+    >>> yy, xx = np.mgrid[0:256, 0:256]
+    >>> b = 37.0 * a + 1000.0 + 0.5 * xx - 0.2 * yy    # other units, an offset, a gradient
+    >>> bool(np.abs(residual(a) - residual(b)).max() < 0.05)
+    True
+    """
+    from .difference import block_medians, fill_grid
+
+    arr = np.asarray(x, np.float32)
+    single = arr.ndim == 2
+    stack = arr[None] if single else arr
+    n, ny, nx = stack.shape
+    if ny % block or nx % block:
+        raise ValueError(f"image shape {(ny, nx)} is not a multiple of block={block}")
+    uy, ux = _linear_upsample(ny // block, block), _linear_upsample(nx // block, block)
+    out = np.empty(stack.shape, np.float32)
+    for i in range(n):
+        img = stack[i]
+        if not np.isfinite(img).any():
+            out[i] = 0.0
+            continue
+        bg = uy @ fill_grid(block_medians(img, block), 0.0) @ ux.T
+        r = img - bg
+        mad = fill_grid(block_medians(np.abs(r), block), 0.0)
+        pos = mad[mad > 0]
+        floor = float(np.median(pos)) * 0.1 if pos.size else 1.0
+        noise = np.maximum(uy @ (np.maximum(mad, floor) * np.float32(1.4826)) @ ux.T, floor)
+        z = r / noise
+        z[~np.isfinite(z)] = 0.0
+        np.clip(z, -clip, clip, out=z)
+        out[i] = z
+    return out[0] if single else out
+
+
+def represent_crops(crops: np.ndarray, representation: str, scale: "ScaleParams | None" = None) -> np.ndarray:
+    """Crops ``(n, 256, 256)`` in difference units -> the model's input representation.
+
+    ``"isr"`` needs the whole image's :class:`ScaleParams` (*scale*); ``"residual"`` is local.
+    """
+    if representation == "residual":
+        return residual(crops)
+    if representation == "isr":
+        if scale is None:
+            raise ValueError("the 'isr' representation needs the whole image's scaling parameters")
+        return apply_scaling(crops, scale)
+    raise ValueError(f"representation must be one of {REPRESENTATIONS}, not {representation!r}")

@@ -16,7 +16,7 @@ from ..core.stats import DEPTH_BINS, threshold_for_fpr, wilson
 from ..core.stats import confusion_rates as rates
 
 __all__ = ["wilson", "rates", "threshold_for_fpr", "predict_logits", "strata_table", "saliency",
-           "campaign_tiles", "DEPTH_BINS"]
+           "campaign_tiles", "campaign_events", "campaign_summary", "DEPTH_BINS"]
 
 def predict_logits(model, X: np.ndarray, batch: int = 64) -> np.ndarray:
     """Logits for ``(n, 256, 256)`` or ``(n, 256, 256, 1)`` subframes, in batches."""
@@ -123,3 +123,61 @@ def campaign_tiles(diff_infos, tile: int = 256):
             rows.append({"diff": k, "date": d.date, "y0": y0, "x0": x0, "blobs": nat[inside].tolist(),
                          "label": int(inside.any())})
     return rows
+
+
+def campaign_events(infos, results, first_test_frame: int) -> tuple[list[dict], list[bool], list[float]]:
+    """Score whole-image classifications of the campaign's test days against its new blobs.
+
+    Parameters
+    ----------
+    infos : list of DiffInfo
+        The test-day difference images (with their natural new blobs).
+    results : list of dict
+        :func:`~blobhelpers.blob.classify.classify_image` of each, in the same order.
+    first_test_frame : int
+        Blobs that appeared before it were seen in the training days: a tile holding one (residual
+        depth >= :data:`~blobhelpers.blob.dataset.AMBIGUOUS_DEPTH`) is neither event nor quiet.
+
+    Returns
+    -------
+    events : list of dict
+        One per visible new blob (residual depth >= :data:`~blobhelpers.blob.dataset.VISIBLE_DEPTH`):
+        day, x, y, radius, depth, ``tile_flagged`` (its grid tile flagged), ``located`` (an alert
+        within max(10, 2 r) px).
+    quiet : list of bool
+        Whether each blob-free tile was flagged (a false alarm).
+    loc_err : list of float
+        Distance (px) of the nearest alert of each located event.
+    """
+    from .dataset import AMBIGUOUS_DEPTH, VISIBLE_DEPTH
+
+    tiles = campaign_tiles(infos)
+    events, quiet, loc_err = [], [], []
+    for k, (d, res) in enumerate(zip(infos, results)):
+        for tr, tl in zip(res["tiles"], [t for t in tiles if t["diff"] == k]):
+            if any(b[4] < first_test_frame and b[3] >= AMBIGUOUS_DEPTH for b in tl["blobs"]):
+                continue
+            visible = [b for b in tl["blobs"] if b[3] >= VISIBLE_DEPTH]
+            if visible:
+                for b in visible:
+                    hit = [c for c in res["candidates"]
+                           if c["blob"] and np.hypot(c["x"] - b[0], c["y"] - b[1]) < max(10, 2 * b[2])]
+                    events.append({"day": d.date, "x": b[0], "y": b[1], "radius": b[2], "depth": b[3],
+                                   "tile_flagged": tr["blob"], "located": bool(hit)})
+                    if hit:
+                        loc_err.append(min(float(np.hypot(c["x"] - b[0], c["y"] - b[1])) for c in hit))
+            elif not tl["blobs"]:
+                quiet.append(bool(tr["blob"]))
+    return events, quiet, loc_err
+
+
+def campaign_summary(events: list[dict], quiet: list[bool], loc_err: list[float], min_depth: float = 0.03) -> dict:
+    """Detection and false-alarm rates (:func:`~blobhelpers.core.stats.rate`) of :func:`campaign_events`."""
+    from ..core.stats import rate
+
+    deep = [e for e in events if e["depth"] >= min_depth]
+    return {"detection": rate(sum(e["tile_flagged"] for e in events), len(events)),
+            "detection_deeper": rate(sum(e["tile_flagged"] for e in deep), len(deep)),
+            "located": rate(sum(e["located"] for e in events), len(events)),
+            "false_alarm_tiles": rate(sum(quiet), len(quiet)),
+            "median_loc_error_px": float(np.median(loc_err)) if loc_err else float("nan")}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.deeplearning import keras_module as _keras, set_determinism
+from ..core.deeplearning import keras_module as _keras, save_keras_reproducibly, set_determinism
 from .cnn import build_model
 
 __all__ = ["TrainConfig", "SubframeSequence", "train_model", "save_model", "set_determinism", "relu_activity"]
@@ -45,6 +45,8 @@ class TrainConfig:
     n_train: int | None = None  # use only the first n training subframes (None: all)
     curriculum_boost: float = 1.0  # injected depths x this factor in epoch 0, decaying linearly ...
     curriculum_epochs: int = 0  # ... to x1 at this epoch (0: no curriculum)
+    representation: str = "isr"  # model input: "isr" (whole-image zscale clip + z-score) or "residual"
+    nuisances: float = 0.0  # fraction of training subframes given domain randomisation (dataset.add_nuisances)
 
     def boost(self, epoch: int) -> float:
         """Depth multiplier of the injected blobs in *epoch* (0-based) under the curriculum."""
@@ -70,8 +72,11 @@ class SubframeSequence(_sequence_base()):
 
     def __init__(self, dataset, batch_size: int = 100, seed: int = 0, augment: bool = True,
                  shuffle: bool = True, n: int | None = None, hard_negatives: float = 0.0,
-                 noise_sigma: float | None = None, boost=None):
+                 noise_sigma: float | None = None, boost=None, representation: str = "isr",
+                 nuisances: float = 0.0):
         super().__init__(workers=1, use_multiprocessing=False)
+        self.representation = representation
+        self.nuisances = float(nuisances)
         self.boost = boost  # callable epoch -> depth multiplier of the injected blobs, or None
         self.dataset = dataset
         self.batch_size = int(batch_size)
@@ -95,7 +100,8 @@ class SubframeSequence(_sequence_base()):
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, int(i)]) if self.augment else None
         b = float(self.boost(self.epoch)) if self.boost is not None else 1.0
-        x, y = self.dataset.batch(idx, rng, self.hard_negatives, self.noise_sigma, boost=b)
+        x, y = self.dataset.batch(idx, rng, self.hard_negatives, self.noise_sigma, boost=b,
+                                  representation=self.representation, nuisances=self.nuisances)
         return x[..., None], y.astype(np.int32)
 
     def on_epoch_end(self):
@@ -132,8 +138,9 @@ def train_model(cfg: TrainConfig, train_ds, val_ds, seed: int, verbose: int = 2)
     set_determinism(seed)
     model = build_model(cfg.architecture, seed=seed)
     train_seq = SubframeSequence(train_ds, cfg.batch_size, seed, augment=True, shuffle=True, n=cfg.n_train,
-                                 hard_negatives=cfg.hard_negatives, noise_sigma=cfg.noise_sigma, boost=cfg.boost)
-    xv, yv = val_ds.arrays()
+                                 hard_negatives=cfg.hard_negatives, noise_sigma=cfg.noise_sigma, boost=cfg.boost,
+                                 representation=cfg.representation, nuisances=cfg.nuisances)
+    xv, yv = val_ds.arrays(representation=cfg.representation)
     val = (xv[..., None], yv.astype(np.int32))
     hist = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "optimizer": [], "seconds": []}
     timer = _Timer(train_seq.n)
@@ -181,15 +188,25 @@ class _Best(_keras().callbacks.Callback):
             self.store.update(val_loss=float(v), weights=self.model.get_weights(), epoch=int(epoch))
 
 
-def save_model(model, path: str | Path, architecture: str | None = None) -> Path:
-    """Save *model* as ``.keras`` without optimizer state, atomically."""
-    from ..core.paths import atomic_path
+def save_model(model, path: str | Path, architecture: str | None = None,
+               preprocessing: dict | None = None) -> Path:
+    """Save *model* as ``.keras`` without optimizer state, atomically, with its preprocessing.
+
+    *preprocessing* (``representation``, and for ``"isr"`` the ``clip_factor`` and
+    ``border_rule`` of the scaling) is written beside the model as ``<name>.preprocess.json``:
+    ``classify`` and the monitor read it (:func:`~blobhelpers.blob.cnn.load_preprocessing`)
+    instead of whatever params.yaml happens to be around.
+    """
+    from ..core.paths import atomic_path, write_json
+    from .cnn import preprocessing_path
 
     arch = architecture or model.name
     clean = build_model(arch)
     clean.set_weights(model.get_weights())
     with atomic_path(path, suffix=".keras") as tmp:
-        clean.save(tmp)
+        save_keras_reproducibly(clean, tmp)
+    if preprocessing is not None:
+        write_json(preprocessing_path(path), {"architecture": arch, **preprocessing})
     return Path(path)
 
 

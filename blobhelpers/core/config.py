@@ -11,7 +11,8 @@ import yaml
 from .errors import InputError
 from .paths import project_root, write_text
 
-__all__ = ["load_params", "deep_merge", "apply_profile", "dataclass_from_params", "ProjectPaths"]
+__all__ = ["load_params", "deep_merge", "apply_profile", "dataclass_from_params", "ProjectPaths", "SECTIONS",
+           "validate_params"]
 
 
 def load_params(path: str | Path | None = None) -> dict:
@@ -39,6 +40,46 @@ def dataclass_from_params(cls, params: dict | None, section: str, ignore: tuple 
     if unknown:
         raise InputError(f"{section}: unknown parameter(s) {unknown}; known: {sorted(names)}")
     return cls(**{k: v for k, v in params.items() if k in names})
+
+
+#: The typed class of every params.yaml section (``module:Class``; imported only when validating,
+#: so the core does not depend on the wings). Sub-sections are checked by their section's class.
+SECTIONS = {
+    "simulate": "blobhelpers.blob.campaign:CampaignConfig",
+    "difference": "blobhelpers.blob.sections:DifferenceConfig",
+    "dataset": "blobhelpers.blob.sections:DatasetConfig",
+    "train": "blobhelpers.blob.sections:TrainSection",
+    "evaluate": "blobhelpers.blob.sections:EvaluateConfig",
+    "monitor": "blobhelpers.blob.monitor.config:MonitorConfig",
+    "crosssim": "blobhelpers.blob.sections:CrossSimConfig",
+}
+
+
+def validate_params(params: dict, source: str = "params.yaml") -> dict:
+    """Build every section of *params* that has a typed class (:data:`SECTIONS`); return them by name.
+
+    Unknown keys anywhere in those sections raise :class:`InputError` naming the section, so a
+    typo fails before a stage runs rather than silently taking a default. ``base.seed`` must be an
+    integer. Sections without a class here (the svm wing's) are checked by their own code.
+    """
+    import importlib
+
+    out = {}
+    base = params.get("base") or {}
+    if not isinstance(base, dict) or not isinstance(base.get("seed", 0), int):
+        raise InputError(f"{source}: base.seed must be an integer")
+    for name, target in SECTIONS.items():
+        if name not in params:
+            continue
+        mod, cls = target.split(":")
+        klass = getattr(importlib.import_module(mod), cls)
+        try:
+            out[name] = klass.from_dict(params[name])
+        except TypeError as exc:
+            raise InputError(f"{source}: section {name!r}: {exc}") from exc
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from exc
+    return out
 
 
 def deep_merge(base: dict, override: dict) -> dict:

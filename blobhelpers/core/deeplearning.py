@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["keras_module", "set_determinism"]
+__all__ = ["keras_module", "set_determinism", "save_keras_reproducibly"]
 
 
 def keras_module():
@@ -26,3 +26,34 @@ def set_determinism(seed: int) -> None:
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
+
+
+def save_keras_reproducibly(model, path) -> None:
+    """Save *model* as ``.keras`` at *path* so that the same weights give the same bytes.
+
+    Keras writes the save time into ``metadata.json`` (``date_saved``) and stamps the weights
+    member with the current time, so every retrain with identical results would change the file,
+    its DVC hash and ``dvc.lock``. The archive is rewritten with ``date_saved`` removed and every
+    member dated 1980-01-01 (what Keras already uses for the other members); its content is
+    otherwise unchanged and loads with ``keras.saving.load_model``.
+    """
+    import json
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmpdir:
+        raw = Path(tmpdir) / "raw.keras"
+        model.save(raw)
+        with zipfile.ZipFile(raw) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as dst:
+            for info in src.infolist():
+                data = src.read(info.filename)
+                if info.filename == "metadata.json":
+                    meta = json.loads(data)
+                    meta.pop("date_saved", None)
+                    data = json.dumps(meta, sort_keys=True).encode()
+                out = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                out.compress_type = zipfile.ZIP_STORED
+                out.external_attr = 0o644 << 16
+                dst.writestr(out, data)

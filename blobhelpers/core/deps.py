@@ -2,9 +2,10 @@
 
 ``dvc.yaml`` must list, for every stage, each package file that its notebook imports directly or
 transitively (``tests/test_stage_deps.py`` fails on any gap), so that ``dvc repro`` reruns a
-stage whenever code it runs has changed. Print a stage's list with::
+stage whenever code it runs has changed. Print a stage's list, or rewrite every stage's ``blobhelpers/`` deps in ``dvc.yaml`` in place::
 
     python -m blobhelpers.core.deps notebooks/02_train.py
+    python -m blobhelpers.core.deps --sync dvc.yaml
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import ast
 import sys
 from pathlib import Path
 
-__all__ = ["module_file", "import_closure"]
+__all__ = ["module_file", "import_closure", "stage_code", "sync_dvc_yaml"]
 
 PACKAGE = "blobhelpers"
 
@@ -80,6 +81,63 @@ def import_closure(source: str | Path, root: str | Path | None = None) -> list[s
     return sorted(str(f.relative_to(root)) for f in files)
 
 
+#: What every stage runs around its notebook (``python -m blobhelpers.core.report``).
+RUNNER = "blobhelpers/core/report.py"
+
+
+def stage_code(notebook: str | Path, root: str | Path | None = None) -> list[str]:
+    """Every ``blobhelpers`` file a stage running *notebook* executes: the runner's and the notebook's closure."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    return sorted(set(import_closure(notebook, root)) | set(import_closure(RUNNER, root)) | {RUNNER})
+
+
+def sync_dvc_yaml(path: str | Path, root: str | Path | None = None) -> list[str]:
+    """Rewrite the ``blobhelpers/`` entries of each stage's ``deps`` in *path* to :func:`stage_code`.
+
+    Other deps, comments and layout are kept; a stage is recognised by the notebook in its ``cmd``.
+    Returns the names of the stages whose list changed.
+    """
+    import re
+
+    path = Path(path)
+    root = Path(root) if root is not None else path.resolve().parent
+    lines = path.read_text().split("\n")
+    out, changed, stage, nb = [], [], None, None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.match(r"^  ([A-Za-z0-9_-]+):\s*$", line)
+        if m:
+            stage, nb = m.group(1), None
+        m = re.search(r"(notebooks/\S+\.py)", line)
+        if m and nb is None and stage:
+            nb = m.group(1)
+        if line.strip() == "deps:" and nb:
+            out.append(line)
+            i += 1
+            keep, old = [], []
+            while i < len(lines) and lines[i].startswith("      - "):
+                (old if lines[i].strip().startswith("- blobhelpers/") else keep).append(lines[i])
+                i += 1
+            new = [f"      - {p}" for p in stage_code(nb, root)]
+            if new != old:
+                changed.append(stage)
+            out += keep + new
+            nb = None
+            continue
+        out.append(line)
+        i += 1
+    text = "\n".join(out)
+    if text != path.read_text():
+        from .paths import write_text
+
+        write_text(path, text)
+    return changed
+
+
 if __name__ == "__main__":  # pragma: no cover
-    for nb in sys.argv[1:]:
-        print("\n".join(f"      - {p}" for p in import_closure(nb)))
+    if sys.argv[1:2] == ["--sync"]:
+        print("updated:", ", ".join(sync_dvc_yaml(sys.argv[2] if len(sys.argv) > 2 else "dvc.yaml")) or "nothing")
+    else:
+        for nb in sys.argv[1:]:
+            print("\n".join(f"      - {p}" for p in stage_code(nb)))

@@ -1,24 +1,46 @@
 """Build, execute and render the stage notebooks; the header every report starts with.
 
 ``run_notebook`` is what each DVC stage runs: the jupytext py:percent source is converted
-to ``.ipynb``, executed by papermill with the whole params.yaml injected (``-f params.yaml``
-semantics: each top-level section becomes a variable), and rendered to a self-contained
-HTML report without code cells. Script tags that would load anything from the internet
-(MathJax, require.js CDNs) are removed, so the report opens offline.
+to ``.ipynb``, executed by papermill with the params.yaml sections the notebook declares in
+its ``parameters`` cell injected (``-f params.yaml`` semantics: each top-level section becomes
+a variable), and rendered to a self-contained HTML report without code cells.
+
+What a reader gets, and what the console shows:
+
+* one line when a stage starts (with the previous run's duration, if known) and one when it
+  ends, with its duration; nothing else unless something fails;
+* the kernel talks over local IPC sockets (no "running over TCP without encryption" warning),
+  TensorFlow's C++ log is set to warnings-and-worse off (``TF_CPP_MIN_LOG_LEVEL=2``, unless the
+  caller set it) and the kernel's own stderr (library start-up chatter that logging levels cannot
+  reach) goes to ``<ipynb>.stderr.log`` next to the executed notebook instead of the terminal;
+  the executed ``.ipynb`` keeps every output, stderr included;
+* the HTML report has no stderr boxes (counted on the console, kept in the ``.ipynb``), no object
+  reprs such as ``PosixPath('/abs/path')``, no absolute path of the machine (the project root
+  becomes ``.``), no random cell ids or per-step timings, one title; errors are never hidden:
+  a failing cell fails the stage with its traceback.
+
+Script tags that would load anything from the internet (MathJax, require.js CDNs) are removed,
+so the report opens offline.
 """
 
 from __future__ import annotations
 
+import ast
+import html as _html
+import os
 import platform
 import re
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from .errors import InputError
 from .paths import atomic_path, project_root, write_text
 
-__all__ = ["run_notebook", "versions", "header_markdown", "show_header", "strip_remote_scripts"]
+__all__ = ["timing", "write_metrics", "split_volatile", "run_notebook", "versions", "header_markdown", "show_header", "strip_remote_scripts",
+           "notebook_parameters", "clean_for_report", "relative_paths"]
 
 KERNEL_NAME = "blobhelpers"
 
@@ -49,6 +71,180 @@ def _kernel_name() -> str:
 
     specs = KernelSpecManager().find_kernel_specs()
     return KERNEL_NAME if KERNEL_NAME in specs else "python3"
+
+
+def notebook_parameters(nb) -> list[str] | None:
+    """Names assigned in the notebook's cell tagged ``parameters`` (None when it has none).
+
+    Only these sections of params.yaml are injected, so papermill never warns about an
+    unknown parameter, and what a notebook receives is what its parameters cell declares.
+
+    Examples
+    --------
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+    ...     "base = {'seed': 0}\\nsvm: dict = {}\\na, b = 1, 2", metadata={"tags": ["parameters"]})])
+    >>> notebook_parameters(nb)
+    ['base', 'svm', 'a', 'b']
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        src = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        names: list[str] = []
+
+        def add(target):
+            if isinstance(target, ast.Name):
+                names.append(target.id)
+            elif isinstance(target, (ast.Tuple, ast.List)):
+                for t in target.elts:
+                    add(t)
+
+        for node in ast.parse(src).body:
+            for target in (node.targets if isinstance(node, ast.Assign) else
+                           [node.target] if isinstance(node, ast.AnnAssign) else []):
+                add(target)
+        return list(dict.fromkeys(names))
+    return None
+
+
+# Object reprs that say nothing to a reader and carry machine paths: an expression cell ending in
+# ``write_text(...)`` shows ``PosixPath('/abs/plots/x.csv')``; ``<Foo object at 0x7f...>``.
+_PATH_REPR = re.compile(r"""\b(?:Posix|Windows|Pure(?:Posix|Windows)?)?Path\((['"])(.*?)\1\)""")
+_OBJECT_REPR = re.compile(r"^\s*[\[\(]?\s*(?:<[^<>]* at 0x[0-9a-f]+>|(?:Posix|Windows)?Path\(['\"][^'\"]*['\"]\))"
+                          r"(?:\s*,\s*(?:<[^<>]* at 0x[0-9a-f]+>|(?:Posix|Windows)?Path\(['\"][^'\"]*['\"]\)))*"
+                          r"\s*,?\s*[\]\)]?\s*$")
+# Keras progress lines carry wall-clock timings ("20/20 - 7s - 372ms/step - loss: ..."): volatile.
+_KERAS_TIMING = re.compile(r"(\d+/\d+)(?: [━─=>.]+)?\s+-?\s*\d+(?:\.\d+)?[mµu]?s(?:\s+-)?\s+\d+(?:\.\d+)?[mµu]?s/step")
+
+
+def clean_for_report(nb) -> dict:
+    """Make an executed notebook fit for the HTML report, in place; return what was dropped.
+
+    * stderr stream outputs are removed (library chatter; the executed ``.ipynb`` keeps them);
+    * ``execute_result`` outputs that are only object reprs (paths, ``<... at 0x...>``) are
+      removed, and remaining ``PosixPath('x')`` reprs in text become ``x``;
+    * Keras per-step timings are removed from progress lines;
+    * cell ids become their position (papermill and jupytext draw random ones).
+
+    Error outputs are kept: papermill fails the stage on them anyway.
+
+    Examples
+    --------
+    >>> import nbformat
+    >>> c = nbformat.v4.new_code_cell("x")
+    >>> c.outputs = [nbformat.v4.new_output("stream", name="stderr", text="I0000 oneDNN..."),
+    ...              nbformat.v4.new_output("execute_result", data={"text/plain": "PosixPath('/a/b.csv')"}),
+    ...              nbformat.v4.new_output("stream", name="stdout", text="wrote PosixPath('/a/c.csv')")]
+    >>> nb = nbformat.v4.new_notebook(cells=[c])
+    >>> clean_for_report(nb)
+    {'stderr': 1, 'reprs': 1}
+    >>> [o.get("text") for o in nb.cells[0].outputs]
+    ['wrote /a/c.csv']
+    """
+    dropped = {"stderr": 0, "reprs": 0}
+    for i, cell in enumerate(nb.cells):
+        if "id" in cell:
+            cell["id"] = f"cell-{i}"
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream" and out.name == "stderr":
+                dropped["stderr"] += 1
+                continue
+            if out.output_type == "execute_result":
+                data = out.get("data", {})
+                if set(data) <= {"text/plain"} and _OBJECT_REPR.match(data.get("text/plain", "")):
+                    dropped["reprs"] += 1
+                    continue
+                if "text/plain" in data:
+                    data["text/plain"] = _PATH_REPR.sub(r"\2", data["text/plain"])
+            if out.output_type == "stream":
+                out["text"] = _KERAS_TIMING.sub(r"\1", _PATH_REPR.sub(r"\2", out["text"]))
+            kept.append(out)
+        cell["outputs"] = kept
+    return dropped
+
+
+def relative_paths(html: str, root: str | Path) -> str:
+    """Replace the project root (and the home folder) in *html* by ``.`` (and ``~``).
+
+    Examples
+    --------
+    >>> relative_paths("see /home/u/proj/plots/a.png and /home/u/proj", "/home/u/proj")
+    'see ./plots/a.png and .'
+    """
+    roots = {str(Path(root)), str(Path(root).resolve())}
+    for r in sorted(roots, key=len, reverse=True):
+        if len(r) > 1:
+            html = re.sub(re.escape(r) + r"(?![\w.-])", ".", html)
+    home = str(Path.home())
+    if len(home) > 1:
+        html = re.sub(re.escape(home) + r"(?![\w.-])", "~", html)
+    return html
+
+
+_H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+
+
+def _set_title(html: str) -> str:
+    """The page's ``<title>`` is its (first) ``<h1>`` heading, not nbconvert's "Notebook"."""
+    m = _H1.search(html)
+    if not m:
+        return html
+    text = _html.unescape(re.sub(r"<[^>]+>", "", m.group(1))).replace("¶", "").strip()
+    return re.sub(r"<title>.*?</title>", lambda _: f"<title>{_html.escape(text)}</title>", html, count=1,
+                  flags=re.IGNORECASE | re.DOTALL)
+
+
+def _kernel_manager_class(stderr_log: Path, ipc_dir: str):
+    """A kernel manager that starts the kernel quietly: IPC sockets, TF log level, stderr to a file."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum, default
+
+    class QuietKernelManager(AsyncKernelManager):
+        # Local IPC sockets instead of TCP on localhost: no "running over TCP without encryption".
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self):  # short socket paths in a private temporary folder
+            return os.path.join(ipc_dir, "k")
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            env = dict(kw.get("env") or os.environ)
+            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++: errors only
+            env.pop("MPLBACKEND", None)  # keep inline figures
+            kw["env"] = env
+            # The kernel echoes what is written to its stderr (TensorFlow's start-up lines, which
+            # no log level reaches) to the terminal: send that copy to a log file instead.
+            log = open(stderr_log, "ab")  # noqa: SIM115 (the child has its copy; closed here)
+            kw["stdout"] = kw["stderr"] = log
+            try:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                log.close()
+
+    return QuietKernelManager
+
+
+def _log(msg: str) -> None:
+    print(f"[report] {msg}", flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def _previous_duration(ipynb: Path) -> float | None:
+    """How long the last run of this notebook took (papermill records it in the executed .ipynb)."""
+    try:
+        import json
+
+        return float(json.loads(ipynb.read_text())["metadata"]["papermill"]["duration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb: str | Path | None = None,
@@ -88,23 +284,43 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
     ipynb = Path(ipynb) if ipynb else root / "build" / "notebooks" / f"{source.stem}.ipynb"
     ipynb.parent.mkdir(parents=True, exist_ok=True)
     nb = jupytext.read(source)
+    kernel = kernel or _kernel_name()
+    if not nb.metadata.get("kernelspec"):  # a bare .py: papermill needs a kernel and a language
+        nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    declared = notebook_parameters(nb)
+    injected = {k: v for k, v in parameters.items() if k in (declared or ())}  # no cell: nothing
+    for i, cell in enumerate(nb.cells):  # stable cell ids (jupytext draws random ones)
+        cell["id"] = f"cell-{i}"
     built = ipynb.with_suffix(".src.ipynb")
     with atomic_path(built) as tmp:
         nbformat.write(nb, tmp)
-    import os
 
-    os.environ.pop("MPLBACKEND", None)  # the kernel inherits the environment: keep inline figures
-    with atomic_path(ipynb) as tmp:
-        papermill.execute_notebook(str(built), str(tmp), parameters=parameters,
-                                   kernel_name=kernel or _kernel_name(), cwd=str(cwd or root),
-                                   progress_bar=False, log_output=False, execution_timeout=timeout)
+    name = source.stem
+    previous = _previous_duration(ipynb)
+    _log(f"{name}: started" + (f" (last run took {_duration(previous)})" if previous else ""))
+    t0 = time.perf_counter()
+    stderr_log = ipynb.with_suffix(".stderr.log")
+    stderr_log.unlink(missing_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bh-kernel-") as ipc_dir, atomic_path(ipynb) as tmp:
+            papermill.execute_notebook(str(built), str(tmp), parameters=injected, kernel_name=kernel,
+                                       cwd=str(cwd or root), progress_bar=False, log_output=False,
+                                       execution_timeout=timeout,
+                                       kernel_manager_class=_kernel_manager_class(stderr_log, ipc_dir))
+    except BaseException:
+        _log(f"{name}: FAILED after {_duration(time.perf_counter() - t0)} (executed notebook: {ipynb}; "
+             f"kernel stderr: {stderr_log})")
+        raise
     executed = nbformat.read(ipynb, as_version=4)
+    dropped = clean_for_report(executed)
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(executed)
-    write_text(html, strip_remote_scripts(body))
+    write_text(html, _set_title(relative_paths(strip_remote_scripts(body), root)))
+    note = f"; {dropped['stderr']} stderr outputs left out of the report (kept in {ipynb})" if dropped["stderr"] else ""
+    _log(f"{name}: done in {_duration(time.perf_counter() - t0)} -> {html}{note}")
     return html
 
 
@@ -143,12 +359,13 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def header_markdown(title: str, params: dict, sections: list[str]) -> str:
-    """Markdown block: title, run date, the parameters of *sections* and package versions."""
-    import datetime as dt
+    """Markdown block: the parameters of *sections* and the package versions (git commit included).
 
-    lines = [f"# {title}", "", f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} "
-             f"by `{Path(sys.argv[0]).name or 'python'}`.", "", "**Parameters** (from params.yaml)", "",
-             "| parameter | value |", "|---|---|"]
+    *title* is kept for the callers' sake; the report's title is the notebook's first heading.
+    """
+    # No heading (the notebook's own title is the report's one title) and no run date or program
+    # name: a rerun with the same results must give the same report.
+    lines = ["**Parameters** (from params.yaml)", "", "| parameter | value |", "|---|---|"]
     for sec in sections:
         for k, v in _flatten(params.get(sec, {}), sec + "."):
             lines.append(f"| `{k}` | `{v}` |")
@@ -185,10 +402,59 @@ def main(argv=None) -> int:
 
     def _run(a):
         run_notebook(a.notebook, a.params, a.html, a.ipynb, kernel=a.kernel)
-        print(str(a.html))
 
     return run_guarded(_run, a, "blobhelpers run-notebook")
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+#: Metric keys that vary from run to run (timings, speeds): kept out of ``metrics/`` so that a rerun
+#: with identical results changes no tracked file; they go to ``build/timings/<stage>.json``.
+VOLATILE_KEY = re.compile(r"(seconds|_per_s(_|$)|per_second|wall_s|_time_s$)")
+
+
+def split_volatile(metrics: dict) -> tuple[dict, dict]:
+    """``(stable, volatile)``: *metrics* with timing/speed keys (at any depth) moved to the second dict.
+
+    >>> split_volatile({"auc": 0.9, "stage_seconds": 3.2, "dev": {"seconds": 1.0, "n": 4}})
+    ({'auc': 0.9, 'dev': {'n': 4}}, {'stage_seconds': 3.2, 'dev.seconds': 1.0})
+    """
+    stable, volatile = {}, {}
+
+    def walk(src, dst, prefix):
+        for k, v in src.items():
+            if VOLATILE_KEY.search(str(k)):
+                volatile[prefix + str(k)] = v
+            elif isinstance(v, dict):
+                dst[k] = {}
+                walk(v, dst[k], f"{prefix}{k}.")
+            else:
+                dst[k] = v
+
+    walk(metrics, stable, "")
+    return stable, volatile
+
+
+def write_metrics(stem: str, metrics: dict, root: str | Path | None = None) -> Path:
+    """Write a stage's metrics: ``metrics/<stem>.json`` without timings, ``build/timings/<stem>.json`` with them.
+
+    A rerun that gives the same results rewrites ``metrics/<stem>.json`` with the same bytes;
+    timings and speeds (which differ on every run) live outside git and outside ``dvc metrics``.
+    """
+    from .paths import write_json
+
+    root = Path(root) if root is not None else project_root()
+    stable, volatile = split_volatile(metrics)
+    if volatile:
+        write_json(root / "build" / "timings" / f"{stem}.json", volatile)
+    return write_json(root / "metrics" / f"{stem}.json", stable)
+
+
+def timing(label: str, seconds: float) -> None:
+    """Report a duration on stderr (the executed notebook and the stage's log keep it; the HTML does not).
+
+    Timings differ on every run; a report that printed them would change on every rerun.
+    """
+    print(f"[timing] {label}: {seconds:.1f} s", file=sys.stderr, flush=True)

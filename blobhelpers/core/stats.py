@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["wilson", "rate", "flag", "threshold_for_fpr", "confusion_rates", "DEPTH_BINS", "RADIUS_BINS"]
+__all__ = ["wilson", "rate", "format_rate", "flag", "threshold_for_fpr", "confusion_rates", "DEPTH_BINS", "RADIUS_BINS"]
 
 #: Blob central-depth strata (fraction of the sky) used by every blob report.
 DEPTH_BINS = (0.0, 0.02, 0.03, 0.05, 0.10, 1.0)
@@ -51,6 +51,17 @@ def rate(k: int, n: int) -> dict:
     k, n = int(k), int(n)
     lo, hi = wilson(k, n)
     return {"k": k, "n": n, "rate": (k / n) if n else float("nan"), "lo": lo, "hi": hi}
+
+
+def format_rate(r: dict, digits: int = 3) -> str:
+    """``"0.750 [0.301-0.954] (3/4)"`` for a :func:`rate` dict (``"-"`` when it has no cases).
+
+    >>> format_rate(rate(3, 4))
+    '0.750 [0.301-0.954] (3/4)'
+    """
+    if not r.get("n"):
+        return "-"
+    return f"{r['rate']:.{digits}f} [{r['lo']:.{digits}f}-{r['hi']:.{digits}f}] ({r['k']}/{r['n']})"
 
 
 def flag(p, threshold: float) -> np.ndarray:

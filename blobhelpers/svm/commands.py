@@ -50,21 +50,23 @@ def cmd_train(a) -> int:
             raise InputError(f"--model {unknown}: not in svm.models {sorted(svm['models'])}")
         svm["models"] = {m: svm["models"][m] for m in a.model}
     enc = a.cat_encoding or svm.get("labelled_cat_encoding", "spacekit")
-    df = read_features(a.labelled, enc, require_label=True)
+    df = read_features(a.labelled, enc, require_label=True, force_cat_encoding=a.force_cat_encoding)
     out = a.out
     r = train_and_select(df, svm, seed, out, progress=not a.quiet)
-    s = r["summaries"][r["best"]]
+    oos = r["model"].info["out_of_sample"]
     print(json.dumps({"out": str(out), "best": r["best"], "threshold": r["model"].threshold, "seed": seed,
-                      "cv_real_recall": s["nested"]["real_misaligned"],
-                      "cv_false_alarm": s["nested"]["false_alarm_real_aligned"]["rate"],
-                      "cv_synthetic_recall": s["nested"]["synthetic"]["rate"]}))
+                      "scores": r["scores"], "nested_real_recall": oos["real_recall"],
+                      "nested_false_alarm": oos["false_alarm"]["rate"],
+                      "nested_synthetic_recall": oos["synthetic_recall"]["rate"],
+                      "nested_roc_auc_real": oos["roc_auc_real"]}))
     return EXIT_OK
 
 
 def cmd_predict(a) -> int:
     from .predict import predict_file
 
-    preds = predict_file(a.features, a.out, a.model, a.images, a.cat_encoding, a.threshold, a.image_model, a.group)
+    preds = predict_file(a.features, a.out, a.model, a.images, a.cat_encoding, a.threshold, a.image_model, a.group,
+                         tabular_model=a.tabular_model, force_cat_encoding=a.force_cat_encoding)
     print(json.dumps({"out": str(a.out), "rows": int(len(preds)), "flagged": int(preds["y_pred"].sum())}))
     return EXIT_OK
 
@@ -139,8 +141,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--params", type=Path, default=None, help="params.yaml to take 'svm' and 'base' from")
     s.add_argument("--model", action="append", default=None, help="only these svm.models (repeatable)")
     s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--cat-encoding", choices=enc, default=None,
-                   help="cat encoding of the CSV (default: svm.labelled_cat_encoding, spacekit-2021)")
+    s.add_argument("--cat-encoding", choices=[*enc, "auto"], default=None,
+                   help="cat encoding of the CSV (default: svm.labelled_cat_encoding, spacekit-2021; checked "
+                        "against the file)")
+    s.add_argument("--force-cat-encoding", action="store_true",
+                   help="use --cat-encoding even where the file's values suggest the other table")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_train)
 
@@ -153,8 +158,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--image-model", type=Path, default=None,
                    help="ensemble used for image_model_proba (default data/svm/pretrained_spacekit/svm_align.zip)")
     s.add_argument("-o", "--out", type=Path, default=Path("predictions"), help="output folder (default ./predictions)")
-    s.add_argument("--cat-encoding", choices=enc, default="spacekit",
-                   help="cat encoding of the CSV (spacekit-2021 for the 2021 files)")
+    s.add_argument("--cat-encoding", choices=["auto", *enc], default="auto",
+                   help="cat encoding of the CSV: auto (default) detects it from the file and refuses a file it "
+                        "cannot decide; spacekit (current spacekit, `svm prep`) or spacekit-2021 (the 2021 files) "
+                        "are checked against the file")
+    s.add_argument("--force-cat-encoding", action="store_true",
+                   help="use --cat-encoding even where the file's values suggest the other table (noted in "
+                        "clf_report.txt)")
+    s.add_argument("--tabular-model", type=Path, default=None,
+                   help="tabular model deciding the visits without images when --model is an image model "
+                        "(default build/svm/model)")
     s.add_argument("--threshold", type=float, default=None, help="override the model's operating threshold")
     s.add_argument("--group", default=None, help="name of this data set in clf_report.txt")
     s.set_defaults(func=cmd_predict)

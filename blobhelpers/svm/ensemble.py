@@ -512,21 +512,22 @@ def metrics(y, p, fa_target: float = 0.05, row_kind=None) -> dict:
     """
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-    from .evaluate import rate, threshold_for_fa
+    from ..core.stats import flag as _flag
+    from ..core.stats import rate, threshold_for_fpr
 
     y, p = np.asarray(y, int), np.asarray(p, float)
     kind = np.asarray(row_kind, int) if row_kind is not None else y.copy()
     both = len(np.unique(y)) == 2
-    t = threshold_for_fa(p[kind == 0], fa_target)
-    flag = p > t
+    t = threshold_for_fpr(kind[kind < 2] == 1, p[kind < 2], fa_target)  # negatives: kind 0
+    flag = _flag(p, t)
     out = {"n": int(len(y)), "n_positive": int(y.sum()),
            "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
            "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
            "brier": float(brier_score_loss(y, p)), "fa_target": float(fa_target), "threshold_oracle": t,
            "recall_at_fa": rate(flag[y == 1].sum(), (y == 1).sum()),
            "false_alarm_at_fa": rate(flag[kind == 0].sum(), (kind == 0).sum()),
-           "recall_at_0.5": rate((p > 0.5)[y == 1].sum(), (y == 1).sum()),
-           "false_alarm_at_0.5": rate((p > 0.5)[kind == 0].sum(), (kind == 0).sum())}
+           "recall_at_0.5": rate(_flag(p, 0.5)[y == 1].sum(), (y == 1).sum()),
+           "false_alarm_at_0.5": rate(_flag(p, 0.5)[kind == 0].sum(), (kind == 0).sum())}
     if row_kind is not None:
         out["recall_real_at_fa"] = rate(flag[kind == 1].sum(), (kind == 1).sum())
         out["recall_synthetic_at_fa"] = rate(flag[kind == 2].sum(), (kind == 2).sum())

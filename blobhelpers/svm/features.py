@@ -23,10 +23,21 @@ hrc 0, ir 1, sbc 2, uvis 3, wfc 4; "a posteriori" 0, "a priori" 1, "default a" 2
   ISM -> 3, STELLAR/EXT-CLUSTER -> 5, UNIDENTIFIED -> 6. Because that encoder was fitted on the
   data at hand, a one-visit file got ``det 0, cat 0`` (``sample_visit_ibl738/single_reg.csv``):
   such encodings depend on the file and are not reproducible; the fixed tables are.
+
+Which encoding a file uses is not written in it, and the two tables disagree on every code but 0,
+so a wrong guess changes predictions silently (the Oct 2021 screening: 125 flagged instead of 77).
+:func:`detect_cat_encoding` therefore decides from the file itself: a ``cat_encoding`` column, a
+``category`` column (MAST class or abbreviation) that must agree with ``cat``, codes that exist in
+one table only (8), or else the likelihood of the code histogram under each table given how often
+each target category occurs among real visits (:data:`CAT_PRIOR`); it answers only when one table
+is at least :data:`DECISIVE_BAYES_FACTOR` times more likely. :func:`resolve_cat_encoding` refuses
+an undecided file (:class:`InputError` asking for ``--cat-encoding``) and an explicit encoding the
+file contradicts (unless forced).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +47,8 @@ from ..core.errors import InputError
 
 __all__ = ["FEATURES", "CONTINUOUS", "CATEGORICAL", "DETECTORS", "WCSTYPES", "CATEGORY_ABBREV", "CAT_SCHEMES",
            "abbreviate_category", "encode_category", "recode_cat", "decode_cat", "encode_raw", "visit_of",
-           "is_synthetic", "detector_name", "read_features", "validate_features", "engineer", "ENGINEERED",
+           "is_synthetic", "detector_name", "read_features", "detect_cat_encoding", "resolve_cat_encoding",
+           "CAT_PRIOR", "DECISIVE_BAYES_FACTOR", "AUTO", "validate_features", "engineer", "ENGINEERED",
            "sample_kind"]
 
 FEATURES = ("numexp", "rms_ra", "rms_dec", "nmatches", "point", "segment", "gaia", "det", "wcs", "cat")
@@ -58,6 +70,15 @@ CAT_SCHEMES = {
     "spacekit-2021": {"C": 0, "G": 1, "GC": 2, "I": 3, "S": 4, "SC": 5, "U": 6, "?": 7, "SS": 7},
 }
 CANONICAL = "spacekit"
+#: ``--cat-encoding auto``: decide from the file (:func:`resolve_cat_encoding`).
+AUTO = "auto"
+
+#: How often each target category occurs among real visits (the 878 real visits of the July 2021
+#: labelled file; SOLAR SYSTEM never occurs), used with add-one smoothing to weigh the two
+#: ``cat`` tables against each other.
+CAT_PRIOR = {"C": 36, "G": 317, "GC": 101, "I": 24, "S": 115, "SC": 98, "U": 186, "?": 1, "SS": 0}
+#: Odds one table must have over the other before the values alone decide the encoding.
+DECISIVE_BAYES_FACTOR = 1000.0
 
 
 def _scheme(name: str) -> dict:
@@ -234,15 +255,21 @@ def validate_features(df: pd.DataFrame, source: str = "features", require_label:
     return out[["index", *FEATURES] + (["label"] if "label" in out else [])]
 
 
-def read_features(path: str | Path, cat_encoding: str = CANONICAL, require_label: bool = False) -> pd.DataFrame:
-    """Read and validate a feature CSV; ``cat`` is translated from *cat_encoding* to the canonical one.
+def read_features(path: str | Path, cat_encoding: str = AUTO, require_label: bool = False,
+                  force_cat_encoding: bool = False) -> pd.DataFrame:
+    """Read and validate a feature CSV; ``cat`` is translated from its encoding to the canonical one.
 
     Parameters
     ----------
     path : path
         CSV with spacekit's 10 feature columns and ``index`` (``label`` optional).
-    cat_encoding : {"spacekit", "spacekit-2021"}
-        How the file encodes ``cat`` (``"spacekit-2021"`` for the 2021 training files).
+    cat_encoding : {"auto", "spacekit", "spacekit-2021"}
+        How the file encodes ``cat`` (``"spacekit-2021"`` for the 2021 training files); ``"auto"``
+        detects it and refuses a file it cannot decide. An explicit encoding the file contradicts
+        is refused unless *force_cat_encoding* (:func:`resolve_cat_encoding`).
+
+    The encoding used and how it was decided are in ``.attrs["cat_encoding"]`` and
+    ``.attrs["cat_encoding_note"]``.
     """
     path = Path(path)
     try:
@@ -255,10 +282,119 @@ def read_features(path: str | Path, cat_encoding: str = CANONICAL, require_label
         raise InputError(f"{path}: not a readable CSV ({exc})") from exc
     out = validate_features(df, str(path), require_label=require_label)
     try:
-        out["cat"] = recode_cat(out["cat"].astype(int), cat_encoding, CANONICAL).astype(float)
+        enc, note = resolve_cat_encoding(df.assign(cat=out["cat"].to_numpy()), cat_encoding, str(path),
+                                         force_cat_encoding)
+        out["cat"] = recode_cat(out["cat"].astype(int), enc, CANONICAL).astype(float)
     except InputError as exc:
-        raise InputError(f"{path}: {exc}") from exc
+        raise InputError(exc.args[0] if str(exc).startswith(str(path)) else f"{path}: {exc}") from exc
+    out.attrs["cat_encoding"], out.attrs["cat_encoding_note"] = enc, note
     return out
+
+
+def _code_logprob(scheme: str) -> dict:
+    tot = sum(CAT_PRIOR.values()) + len(CAT_PRIOR)
+    out: dict = {}
+    for abbr, code in _scheme(scheme).items():
+        out[code] = out.get(code, 0.0) + (CAT_PRIOR[abbr] + 1) / tot
+    return {c: math.log(v) for c, v in out.items()}
+
+
+def _category_codes(values, scheme: str) -> np.ndarray:
+    table = _scheme(scheme)
+    return np.array([table[str(v).strip().upper()] if str(v).strip().upper() in table else encode_category(v, scheme)
+                     for v in values], dtype=np.int64)
+
+
+def detect_cat_encoding(df: pd.DataFrame) -> dict:
+    """Which ``cat`` table a feature table uses, from the table itself.
+
+    Returns ``{"encoding": name or None, "matters": bool, "reason": str, "log10_bayes_factor": float}``:
+    ``encoding`` is None when the evidence is not decisive; ``matters`` is False when every code
+    present means the same in both tables (only 0 = CALIBRATION), so the choice changes nothing.
+    Evidence, in order: a ``cat_encoding`` column; a ``category`` column (MAST classification or
+    abbreviation) that must reproduce ``cat`` under exactly one table; codes that exist in one
+    table only; the log-likelihood ratio of the codes under :data:`CAT_PRIOR`
+    (``log10_bayes_factor`` > 0 favours ``spacekit-2021``), decisive beyond
+    :data:`DECISIVE_BAYES_FACTOR`.
+
+    Examples
+    --------
+    >>> detect_cat_encoding(pd.DataFrame({"cat": [1] * 20 + [6] * 10}))["encoding"]  # G and U in 2021; SS, GC otherwise
+    'spacekit-2021'
+    >>> detect_cat_encoding(pd.DataFrame({"cat": [7, 3, 3, 4]}))["encoding"]  # G, U, U, SC in current spacekit
+    'spacekit'
+    >>> d = detect_cat_encoding(pd.DataFrame({"cat": [4]}))  # S in one table, SC in the other
+    >>> d["encoding"], d["matters"]
+    (None, True)
+    """
+    codes = pd.to_numeric(df["cat"], errors="coerce").to_numpy(dtype=float)
+    codes = codes[np.isfinite(codes)].astype(np.int64)
+    names = sorted(CAT_SCHEMES)
+    res = {"encoding": None, "matters": True, "reason": "", "log10_bayes_factor": float("nan")}
+    if "cat_encoding" in df.columns:
+        vals = sorted({str(v).strip() for v in df["cat_encoding"].dropna()})
+        if len(vals) == 1 and vals[0] in CAT_SCHEMES:
+            return {**res, "encoding": vals[0], "reason": f"column cat_encoding = {vals[0]!r}"}
+        raise InputError(f"column 'cat_encoding' has {vals}; expected one of {names}")
+    possible = [s for s in names if set(np.unique(codes)) <= set(_scheme(s).values())]
+    if "category" in df.columns and len(codes) == len(df):
+        agree = [s for s in possible if np.array_equal(_category_codes(df["category"], s), codes)]
+        if len(agree) == 1:
+            return {**res, "encoding": agree[0], "reason": "the 'category' column reproduces cat only in this table"}
+        if not agree:
+            raise InputError(f"the 'category' column does not reproduce 'cat' in any encoding ({names})")
+    if not possible:
+        raise InputError(f"cat code(s) {sorted(set(codes.tolist()))} fit no encoding ({names})")
+    if len(possible) == 1:
+        other = next(s for s in names if s != possible[0])
+        only = sorted(set(codes.tolist()) - set(_scheme(other).values()))
+        return {**res, "encoding": possible[0], "reason": f"cat code(s) {only} exist only in {possible[0]!r}"}
+    canon = {s: recode_cat(codes, s, CANONICAL) for s in names}
+    if np.array_equal(canon[names[0]], canon[names[1]]):
+        return {**res, "matters": False, "reason": "every cat code present means the same in both tables"}
+    ll = {s: float(sum(_code_logprob(s)[int(c)] for c in codes)) for s in names}
+    lbf = (ll["spacekit-2021"] - ll["spacekit"]) / math.log(10)
+    res["log10_bayes_factor"] = lbf
+    need = math.log10(DECISIVE_BAYES_FACTOR)
+    hist = dict(zip(*[a.tolist() for a in np.unique(codes, return_counts=True)]))
+    if abs(lbf) >= need:
+        enc = "spacekit-2021" if lbf > 0 else "spacekit"
+        return {**res, "encoding": enc, "reason": f"cat code counts {hist} are 10^{abs(lbf):.1f} times more likely "
+                                                  f"in {enc!r}, given how often target categories occur"}
+    return {**res, "reason": f"cat code counts {hist} fit both tables (odds 10^{abs(lbf):.1f}, need 10^{need:.0f})"}
+
+
+def resolve_cat_encoding(df: pd.DataFrame, requested: str = AUTO, source: str = "features",
+                         force: bool = False) -> tuple[str, str]:
+    """The ``cat`` encoding to read *df* with, and a note saying how it was decided.
+
+    ``requested="auto"``: the detected one (:func:`detect_cat_encoding`); :class:`InputError`
+    asking for ``--cat-encoding`` when the evidence is not decisive and the choice matters. An
+    explicit encoding is checked against the file: codes it does not have, or decisive evidence for
+    the other table, raise :class:`InputError` (``force=True`` uses it anyway, noted).
+    """
+    ev = detect_cat_encoding(df)
+    choices = "--cat-encoding spacekit (current spacekit, `blobhelpers svm prep`) or --cat-encoding spacekit-2021 " \
+              "(the 2021 files)"
+    if requested == AUTO:
+        if ev["encoding"]:
+            return ev["encoding"], f"detected: {ev['reason']}"
+        if not ev["matters"]:
+            return CANONICAL, ev["reason"]
+        raise InputError(f"{source}: cannot tell which `cat` encoding this file uses ({ev['reason']}); pass {choices}")
+    _scheme(requested)
+    codes = pd.to_numeric(df["cat"], errors="coerce").dropna().astype(np.int64)
+    try:
+        decode_cat(codes, requested)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from exc
+    if ev["encoding"] and ev["encoding"] != requested and ev["matters"]:
+        if not force:
+            raise InputError(f"{source}: --cat-encoding {requested} contradicts the file, which looks "
+                             f"{ev['encoding']}-encoded ({ev['reason']}); rerun with --cat-encoding {ev['encoding']} "
+                             f"(or --force-cat-encoding if you are sure)")
+        return requested, f"given and forced, although the file looks {ev['encoding']}-encoded ({ev['reason']})"
+    return requested, "given" + (f"; consistent with the file ({ev['reason']})" if ev["encoding"] == requested else "")
 
 
 ENGINEERED = ("log_numexp", "log_nmatches", "log_point", "log_segment", "log_gaia", "log_rms_ra", "log_rms_dec",

@@ -28,9 +28,9 @@ from .catalog import CATALOG_COLUMNS, KnownCatalog
 from .config import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, TUNED, MonitorConfig
 from .daily import FrameResult, Monitor, confirm, run_monitor
 from .records import MonitorLog
-from .render import save_alert_pngs, summary_html
+from .render import summary_html
 from .tuning import apply_tuned, read_tuned, write_tuned
 
 __all__ = ["MonitorConfig", "Monitor", "FrameResult", "KnownCatalog", "CATALOG_COLUMNS", "MonitorLog",
-           "EXIT_NOTHING_NEW", "EXIT_NEW_BLOB", "run_monitor", "confirm", "save_alert_pngs", "summary_html",
+           "EXIT_NOTHING_NEW", "EXIT_NEW_BLOB", "run_monitor", "confirm", "summary_html",
            "TUNED", "write_tuned", "read_tuned", "apply_tuned"]

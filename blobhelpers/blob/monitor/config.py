@@ -32,12 +32,47 @@ class MonitorConfig:
     neg_veto: float = 8.0        # no alert next to a residual more negative than -neg_veto sigma
     min_depth: float = 0.0       # optional floor on the estimated central depth
     saliency: bool = True        # saliency PNG per alert
+    dipole_ratio: float = 0.5    # dipole test of the detection core (blobhelpers.blob.detection.screen)
+    dipole_min: float = 4.0
+
+    @classmethod
+    def resolve(cls, params: dict | None, fallback_threshold: float | None = None) -> tuple["MonitorConfig", set]:
+        """The monitor's settings from a whole params dict, with the precedence every caller uses.
+
+        ``monitor`` keys > (for ``threshold`` when it is null) *fallback_threshold* (the model's
+        validation-chosen one) > the defaults above; ``difference.clip_factor/border_rule`` fill
+        the ISR scaling used only for a model saved without its preprocessing file. Returns the
+        config and the set of :data:`TUNED` names fixed in params.yaml (tuned values must not
+        override those).
+        """
+        params = params or {}
+        mon = params.get("monitor") or {}
+        cfg = cls.from_dict(mon)
+        from ..sections import DifferenceConfig
+
+        dif = DifferenceConfig.from_dict(params.get("difference"))
+        cfg.clip_factor, cfg.border_rule = dif.clip_factor, dif.border_rule
+        if mon.get("threshold") is None and fallback_threshold is not None:
+            cfg.threshold = float(fallback_threshold)
+        return cfg, {k for k in TUNED if mon.get(k) is not None}
+
+    def detection(self):
+        """The :class:`~blobhelpers.blob.detection.DetectionConfig` of these settings."""
+        from ..detection import DetectionConfig
+
+        return DetectionConfig(radii=tuple(self.radii), snr_min=self.snr_min, max_candidates=self.max_candidates,
+                               dipole_ratio=self.dipole_ratio, dipole_min=self.dipole_min, neg_veto=self.neg_veto)
 
     @classmethod
     def from_dict(cls, params: dict | None) -> "MonitorConfig":
         from ...core.config import dataclass_from_params
 
+        from ..sections import MonitorCampaignConfig, MonitorTuneConfig, RegressionConfig
+
         params = {k: v for k, v in (params or {}).items() if not (k in TUNED and v is None)}
+        MonitorTuneConfig.from_dict(params.get("tune"))
+        MonitorCampaignConfig.from_dict(params.get("campaign"))
+        RegressionConfig.from_dict(params.get("regression"))
         cfg = dataclass_from_params(cls, params, "monitor", ignore=("campaign", "seed", "regression", "tune"))
         cfg.radii = tuple(float(r) for r in cfg.radii)
         return cfg

@@ -12,13 +12,14 @@ import numpy as np
 
 from ...core.errors import InputError
 from ...core.report import versions
-from ..detection import centred_origin, detect_candidates, measure_blob
+from ..detection import detect_candidates, measure_blob, screen, valid_mask, verify
 from ..fitsio import BORDER, expand_frame_paths, frame_time, read_frame, read_header
 from ..scaling import TILE, scale_image, tile_origins
 from .catalog import KnownCatalog
 from .config import MonitorConfig
 from .records import MonitorLog, sha256_file
-from .render import save_alert_pngs, summary_html
+from ..figures import save_alert_pngs
+from .render import summary_html
 
 __all__ = ["FrameResult", "Monitor", "run_monitor", "confirm"]
 
@@ -50,8 +51,8 @@ class Monitor:
     """
 
     def __init__(self, frames, model, config: MonitorConfig | None = None, known: KnownCatalog | None = None,
-                 model_name: str | None = None):
-        from ..cnn import load_model
+                 model_name: str | None = None, preprocessing: dict | None = None):
+        from ..cnn import load_model, load_preprocessing
 
         self.config = config or MonitorConfig()
         self.known = known if known is not None else KnownCatalog()
@@ -69,26 +70,63 @@ class Monitor:
             raise InputError("none of the frames given could be read: " + "; ".join(s["reason"] for s in self.skipped))
         ordered.sort(key=lambda t: (t[1], str(t[0])))
         self.ordered = ordered
+        # History consistency (headers only): frames must share FILTER, DETECTOR, size and unit
+        # with the newest readable frame. Those that differ are skipped (warned, named in the
+        # log) when they are loaded; too few matching frames is a clear error now.
+        from ..wfc3 import describe, signature_differences
+
+        self._info: dict[int, dict] = {}
+        sigs: dict[int, dict | None] = {}
+        for j, (p, _) in enumerate(ordered):
+            try:
+                sigs[j] = describe(p)
+            except InputError:
+                sigs[j] = None  # the frame's own error (named) surfaces when it is read
+        ref_j = next((j for j in range(len(ordered) - 1, -1, -1) if sigs[j] is not None), None)
+        self.reference: dict | None = None
+        if ref_j is not None:
+            self.reference = {"frame": ordered[ref_j][0].name,
+                              **{k: v for k, v in sigs[ref_j].items() if k != "layout"}}
+            bad = {j: signature_differences(sg, self.reference) for j, sg in sigs.items() if sg is not None}
+            bad = {j: d for j, d in bad.items() if d}
+            n_match = sum(sg is not None for sg in sigs.values()) - len(bad)
+            if bad and n_match - 1 < self.config.min_history:
+                ref = self.reference
+                listed = "; ".join(f"{ordered[j][0].name}: {', '.join(d)}" for j, d in list(bad.items())[:8])
+                raise InputError(
+                    f"the history cannot be made consistent with the newest frame {ref['frame']} (FILTER "
+                    f"{ref['FILTER'] or '?'}, DETECTOR {ref['DETECTOR'] or '?'}, {ref['shape']}, unit "
+                    f"{ref['unit'] or '?'}): {n_match - 1} earlier frame(s) match, the monitor needs at least "
+                    f"{self.config.min_history}; {len(bad)} differ: {listed}{'; ...' if len(bad) > 8 else ''}")
         if isinstance(model, (str, Path)):
             self.model_path = Path(model)
             self.model_sha256 = sha256_file(self.model_path) if self.model_path.is_file() else ""
             self.model = load_model(model)
         else:
             self.model_path, self.model_sha256, self.model = None, "", model
+        fallback = {"clip_factor": self.config.clip_factor, "border_rule": self.config.border_rule}
+        if preprocessing is not None:
+            self.preprocessing = {"representation": "isr", **fallback, **preprocessing}
+        elif self.model_path is not None:
+            self.preprocessing = load_preprocessing(self.model_path, fallback)
+        else:  # an in-memory model without a preprocessing record: the ISR scaling of the config
+            self.preprocessing = {"representation": "isr", **fallback, "source": "config"}
         self.model_name = model_name or (str(self.model_path) if self.model_path else getattr(model, "name", "model"))
         self._cache: dict[int, np.ndarray | None] = {}
         self._trimmed: dict[int, bool] = {}
         self._versions = versions()
 
     # -- frames ---------------------------------------------------------------------------
-    def _skip(self, path, reason: str) -> None:
+    def _skip(self, path, reason: str, kind: str = "unreadable") -> None:
+        """Skip *path* with a warning naming it; *kind*: unreadable, unusable or inconsistent."""
         if not any(s["file"] == str(path) for s in self.skipped):
             log.warning("skipping %s: %s", path, reason)
-            self.skipped.append({"file": str(path), "reason": reason})
+            self.skipped.append({"file": str(path), "reason": reason, "kind": kind})
 
     def _load(self, indices) -> None:
         """Read and normalise the frames *indices* not yet cached (bad ones cached as None)."""
         from ..difference import normalize_many
+        from ..wfc3 import signature_differences
 
         todo = [j for j in indices if j not in self._cache]
         raw, ok = [], []
@@ -100,16 +138,41 @@ class Monitor:
                 self._skip(path, str(exc).replace(f"{path}: ", ""))
                 self._cache[j] = None
                 continue
+            diffs = signature_differences(fr.signature, self.reference) if self.reference else []
+            if diffs:
+                self._skip(path, f"inconsistent with the newest frame {self.reference['frame']}: " + ", ".join(diffs),
+                           kind="inconsistent")
+                self._cache[j] = None
+                continue
             good = np.isfinite(fr.data).mean()
             if good < 0.5:
-                self._skip(path, f"only {good:.0%} of the pixels are finite")
+                self._skip(path, f"only {good:.0%} of the pixels are finite", kind="unusable")
                 self._cache[j] = None
                 continue
             raw.append(fr.data)
             ok.append(j)
             self._trimmed[j] = fr.trimmed
+            self._info[j] = fr.provenance()
         for j, img in zip(ok, normalize_many(raw) if raw else []):
             self._cache[j] = img
+
+    def input_provenance(self, i: int) -> dict:
+        """Where frame *i*'s verdict comes from (the log record's ``input``): the reader path,
+        unit, header keywords and masked-pixel counts of the frame; the same summarised over its
+        history; the consistency check against the newest frame (frames skipped, named); and
+        the source of the alert thresholds (:func:`~blobhelpers.blob.monitor.tuning.thresholds_provenance`).
+        """
+        from ..wfc3 import history_summary
+        from .tuning import thresholds_provenance
+
+        hist = [k for k in sorted(self._cache) if k < i and self._cache[k] is not None][-self.config.history:]
+        odd = [s for s in self.skipped if s.get("kind") == "inconsistent"]
+        return {**self._info.get(i, {}),
+                "history": history_summary([self._info[k] for k in hist if k in self._info]),
+                "consistency": {"reference": self.reference, "checked": ["FILTER", "DETECTOR", "size", "unit"],
+                                "n_skipped": len(odd), "skipped": [Path(s["file"]).name for s in odd]},
+                "n_skipped_other": len(self.skipped) - len(odd),
+                "thresholds": thresholds_provenance(self.config)}
 
     def _evict(self, keep_from: int) -> None:
         for j in [j for j in self._cache if j < keep_from]:
@@ -142,8 +205,7 @@ class Monitor:
         ``min_history`` usable frames before it.
         """
         from ..difference import difference_of_normalized
-        from ..scoring import predict_logits, saliency
-        from ..cnn import probabilities
+        from ..scoring import saliency
 
         cfg = self.config
         path, when = self.ordered[i]
@@ -160,60 +222,83 @@ class Monitor:
         diff = difference_of_normalized([self._cache[j] for j in hist], cur, cfg.register)
         d = diff.data
         off = BORDER if self._trimmed.get(i) else 0
-        scaled, _ = scale_image(d, clip_factor=cfg.clip_factor, border_rule=cfg.border_rule)
-
-        # detection -> known-catalog filter -> measurement
-        cands = []
-        n_known = 0
-        for c in detect_candidates(d, cfg.radii, cfg.snr_min):
+        det = cfg.detection()
+        prep = self.preprocessing
+        # The detection core (blobhelpers.blob.detection): masked S/N map -> candidates -> dipole and
+        # bright-transient tests -> known-catalog filter -> budget -> CNN on centred subframes.
+        valid = valid_mask(d)
+        cands_all = screen(detect_candidates(d, det.radii, det.snr_min, valid=valid), det)
+        cands, rejected, n_known = [], [], 0
+        for c in sorted(cands_all, key=lambda c: -c["snr"]):
+            if c["reject"]:
+                rejected.append(c)
+                continue
+            if len(cands) >= det.max_candidates:
+                c["reject"] = "over budget"
+                rejected.append(c)
+                continue
             m = measure_blob(d, c["x"], c["y"], c["scale"])
             x_in, y_in = m["x"] - off, m["y"] - off
-            k = self.known.match(x_in, y_in, cfg.known_margin)
-            if k is not None:
+            if self.known.match(x_in, y_in, cfg.known_margin) is not None:
                 n_known += 1
                 continue
             cands.append({"x": round(x_in, 2), "y": round(y_in, 2), "radius": round(m["radius"], 2),
                           "depth": round(m["depth"], 5), "snr": round(c["snr"], 2),
-                          "neg_snr": round(c["neg_snr"], 2)})
-            if len(cands) >= cfg.max_candidates:
-                break
-        # CNN: the 16 grid tiles + one centred subframe per candidate, in one batch. Known blobs
-        # (and their dips) are masked to the median in the candidates' subframes, so that a
-        # catalogued blob sharing the subframe cannot vouch for a candidate.
+                          "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2)})
+        # CNN: one centred subframe per candidate + the 16 grid tiles (the ISR's view), in one batch.
+        # Known blobs (and their dips) are masked in the candidates' subframes, so that a catalogued
+        # blob sharing the subframe cannot vouch for a candidate.
         grid = tile_origins(1024, TILE)
-        origins = list(grid) + [centred_origin(c["x"] + off, c["y"] + off) for c in cands]
-        masked = self._mask_known(scaled, off) if cands else scaled
-        X = np.stack([scaled[y:y + TILE, x:x + TILE] for y, x in grid]
-                     + [masked[y:y + TILE, x:x + TILE] for y, x in origins[len(grid):]])
-        prob = probabilities(predict_logits(self.model, X))
-        tiles = [{"row": y0 // TILE, "col": x0 // TILE, "x0": x0 - off, "y0": y0 - off, "size": TILE,
-                  "probability": round(float(p), 6), "blob": bool(p >= cfg.threshold)}
-                 for (y0, x0), p in zip(grid, prob[: len(grid)])]
+        scaled = None
+        if prep["representation"] == "isr":
+            scaled, _ = scale_image(d, clip_factor=prep["clip_factor"], border_rule=prep["border_rule"])
+        centres = [(c["x"] + off, c["y"] + off) for c in cands]
+        if cands and len(self.known):
+            mfull, mscaled = self._mask_known(d, scaled, off)
+            prob_c, X_c, orig_c = verify(self.model, mfull, centres, prep["representation"], mscaled)
+            prob_t, X_t, _ = verify(self.model, d, [], prep["representation"], scaled, extra_tiles=grid)
+            prob, X, origins = np.concatenate([prob_c, prob_t]), np.concatenate([X_c, X_t]), orig_c + list(grid)
+        else:
+            prob, X, origins = verify(self.model, d, centres, prep["representation"], scaled, extra_tiles=grid)
+        nc = len(cands)
         alerts = []
-        for c, p in zip(cands, prob[len(grid):]):
+        for c, p in zip(cands, prob[:nc]):
             c["probability"] = round(float(p), 6)
             c["veto"] = "bright transient nearby" if c["neg_snr"] < -cfg.neg_veto else ""
             c["new"] = bool(p >= cfg.threshold and c["snr"] >= cfg.snr_min and c["depth"] >= cfg.min_depth
                             and not c["veto"])
             if c["new"]:
                 alerts.append(c)
+        tiles = []
+        for k, (y0, x0) in enumerate(grid):
+            inside = [c for c in cands if y0 <= c["y"] + off < y0 + TILE and x0 <= c["x"] + off < x0 + TILE]
+            best = max((c["probability"] for c in inside), default=0.0)
+            tiles.append({"row": y0 // TILE, "col": x0 // TILE, "x0": x0 - off, "y0": y0 - off, "size": TILE,
+                          "probability": round(float(best), 6), "blob": any(c["new"] for c in inside),
+                          "cnn_probability": round(float(prob[nc + k]), 6)})
         explain = {}
         if alerts and cfg.saliency:
             idx = [k for k, c in enumerate(cands) if c["new"]]
-            sub = X[[len(grid) + k for k in idx]]
+            sub = X[idx]
             smaps = saliency(self.model, sub)
             for n, k in enumerate(idx):
-                explain[k] = (sub[n], smaps[n], origins[len(grid) + k])
+                explain[k] = (sub[n], smaps[n], origins[k])
         record = {
             "frame": path.name,
             "path": str(path),
             "date_obs": when.isoformat(timespec="seconds"),
             "trimmed": bool(self._trimmed.get(i)),
+            "input": self.input_provenance(i),
             "verdict": "new_blob" if alerts else "nothing_new",
             "new_blob": bool(alerts),
             "n_alerts": len(alerts),
             "candidates": cands,
             "n_known_matched": n_known,
+            "rejected": [{"x": round(c["x"] - off, 2), "y": round(c["y"] - off, 2), "snr": round(c["snr"], 2),
+                          "reason": c["reject"]} for c in rejected[:20]],
+            "n_rejected": {r: sum(1 for c in rejected if c["reject"] == r)
+                           for r in ("dipole", "bright transient", "over budget")},
+            "preprocessing": prep.get("representation"),
             "tiles": tiles,
             "history": {"n": len(hist), "first": self.ordered[hist[0]][0].name,
                         "last": self.ordered[hist[-1]][0].name},
@@ -229,12 +314,11 @@ class Monitor:
         }
         return FrameResult(record, d if with_arrays else None, scaled if with_arrays else None, explain)
 
-    def _mask_known(self, scaled: np.ndarray, off: int) -> np.ndarray:
-        """*scaled* with every known blob's disc (radius + margin) set to 0 (the median)."""
+    def _mask_known(self, full: np.ndarray, scaled: np.ndarray | None, off: int):
+        """*full* with every known blob's disc (radius + margin) set to NaN, *scaled* with it set to 0."""
         k = self.known.xyr()
-        if not len(k):
-            return scaled
-        out = scaled.copy()
+        out = full.copy()
+        outs = scaled.copy() if scaled is not None else None
         n = out.shape[0]
         for x, y, r in k:
             R = r + self.config.known_margin
@@ -243,9 +327,11 @@ class Monitor:
             if x0 >= x1 or y0 >= y1:
                 continue
             yy, xx = np.ogrid[y0:y1, x0:x1]
-            sub = out[y0:y1, x0:x1]
-            sub[(xx - x - off) ** 2 + (yy - y - off) ** 2 <= R * R] = 0.0
-        return out
+            disc = (xx - x - off) ** 2 + (yy - y - off) ** 2 <= R * R
+            out[y0:y1, x0:x1][disc] = np.nan
+            if outs is not None:
+                outs[y0:y1, x0:x1][disc] = 0.0
+        return out, outs
 
     def targets(self, all_frames: bool = False) -> list[int]:
         """The newest frame, or every frame with at least ``min_history`` earlier frames."""
@@ -278,7 +364,7 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
                 raise
             log.warning("%s", exc)
             continue
-        pngs = save_alert_pngs(res, out / "saliency") if mon.config.saliency and res.explain else []
+        pngs = save_alert_pngs(res.record, res.explain, out / "saliency") if mon.config.saliency and res.explain else []
         res.record["saliency_pngs"] = pngs
         if html:
             stem = Path(res.record["frame"]).name.split(".")[0]

@@ -3,62 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import json
 
 import numpy as np
 
+from ..figures import figure_png
 from ..fitsio import BORDER
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .daily import FrameResult
-
-__all__ = ["save_alert_pngs", "summary_html"]
-
-
-def _figure_png(fig) -> bytes:
-    import io as _io
-
-    import matplotlib.pyplot as plt
-
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def save_alert_pngs(result: FrameResult, outdir: Path) -> list[str]:
-    """One PNG per alert: the centred subframe with the candidate marked, and its saliency."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from ...core.paths import atomic_path
-
-    rec = result.record
-    off = BORDER if rec.get("trimmed") else 0
-    stem = Path(rec["frame"]).name.split(".")[0]
-    paths = []
-    outdir.mkdir(parents=True, exist_ok=True)
-    for k, (img, sal, (y0, x0)) in sorted(result.explain.items()):
-        c = rec["candidates"][k]
-        fig, axs = plt.subplots(1, 2, figsize=(8, 4))
-        axs[0].imshow(img, origin="lower", cmap="gray", vmin=-3, vmax=3)
-        axs[1].imshow(sal, origin="lower", cmap="inferno")
-        for ax in axs:
-            ax.plot(c["x"] + off - x0, c["y"] + off - y0, "o", mfc="none", mec="lime", ms=16)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axs[0].set_title(f"candidate {k}: x={c['x']:.1f} y={c['y']:.1f}  P={c['probability']:.3f}", fontsize=9)
-        axs[1].set_title(f"saliency; depth {100 * c['depth']:.1f} %, r {c['radius']:.1f} px, S/N {c['snr']:.1f}",
-                         fontsize=9)
-        dest = outdir / f"{stem}_cand{k}.png"
-        with atomic_path(dest, suffix=".png") as tmp:
-            tmp.write_bytes(_figure_png(fig))
-        paths.append(str(dest))
-    return paths
+__all__ = ["summary_html"]
 
 
 def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str]) -> str:
@@ -83,6 +36,32 @@ def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str]) -> str:
              f"{_html.escape(rec['history']['last'])}); measured shift {rec['shift']} px; model "
              f"{_html.escape(str(rec['model']))} (threshold {rec['threshold']:.3f}); known catalog "
              f"{rec['known_catalog']['n']} blobs.</p>"]
+    inp = rec.get("input") or {}
+    if inp:  # provenance: reader path, masked pixels, history consistency, thresholds' source
+        esc = _html.escape
+        mp, kw = inp.get("masked_pixels") or {}, inp.get("keywords") or {}
+        flags = ", ".join(f"{b}: {n}" for b, n in (mp.get("dq_by_flag") or {}).items()) or "none"
+        kws = ", ".join(f"{k} {v}" for k, v in kw.items() if v is not None)
+        parts.append(f"<p>Input ({esc(str(inp.get('layout', '?')))}): {esc(str(inp.get('reader', '')))}; data in "
+                     f"{esc(str(inp.get('unit') or '?'))}; {esc(kws)}. Masked pixels: {mp.get('total', 0)} "
+                     f"(reference border {mp.get('reference', 0)}, DQ {mp.get('dq', 0)} [by flag: {esc(flags)}], "
+                     f"non-finite in the file {mp.get('nonfinite', 0)}); blob-flagged (DQ 512) pixels kept: "
+                     f"{mp.get('dq_512_kept', 0)}"
+                     + (f"; DQ flags masked {inp['dq_masked_flags']}, kept {inp['dq_kept_flags']}"
+                        if inp.get("dq_masked_flags") else "") + ".</p>")
+        hs, cons = inp.get("history") or {}, inp.get("consistency") or {}
+        ref = cons.get("reference") or {}
+        parts.append(f"<p>History input: {hs.get('n', 0)} frames, layouts {esc(json.dumps(hs.get('layouts', {})))}, "
+                     f"EXPTIME {esc(str(hs.get('EXPTIME', [])))}, SAMP_SEQ {esc(str(hs.get('SAMP_SEQ', [])))}, "
+                     f"median masked pixels {hs.get('masked_pixels_median', 0)}. Consistency with the newest frame "
+                     f"{esc(str(ref.get('frame', '?')))} (FILTER {esc(str(ref.get('FILTER', '?')))}, DETECTOR "
+                     f"{esc(str(ref.get('DETECTOR', '?')))}, {esc(str(ref.get('shape', '?')))}, "
+                     f"{esc(str(ref.get('unit', '?')))}): {cons.get('n_skipped', 0)} frame(s) skipped"
+                     + (f" ({esc(', '.join(cons.get('skipped', [])))})" if cons.get("skipped") else "") + ".</p>")
+        th = inp.get("thresholds") or {}
+        vals = ", ".join(f"{k} {v:g}" for k, v in (th.get("values") or {}).items())
+        parts.append(f"<p>Thresholds ({esc(vals)}): {esc(str(th.get('description', 'not recorded')))}"
+                     + (f" [{esc(str(th['file']))}]" if th.get("file") else "") + ".</p>")
     if rec["skipped_frames"]:
         parts.append("<p>Skipped frames: " + "; ".join(_html.escape(f"{s['file']}: {s['reason']}")
                                                        for s in rec["skipped_frames"]) + "</p>")
@@ -97,7 +76,7 @@ def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str]) -> str:
             ax.plot(c["x"] + off, c["y"] + off, "o", mfc="none", mec="red" if c["new"] else "yellow",
                     ms=12 if c["new"] else 8)
         ax.set_title("difference image (median - current); red: alerts, yellow: rejected", fontsize=9)
-        b64 = base64.b64encode(_figure_png(fig)).decode()
+        b64 = base64.b64encode(figure_png(fig)).decode()
         parts.append(f"<img src='data:image/png;base64,{b64}'/>")
     if rec["candidates"]:
         parts.append("<table><tr><th>#</th><th>x</th><th>y</th><th>radius px</th><th>depth %</th><th>S/N</th>"

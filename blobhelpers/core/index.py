@@ -1,0 +1,245 @@
+"""``reports/index.html``: every stage's report with a few headline metrics and a one-line verdict.
+
+The ``index`` stage (``notebooks/90_index.py``) calls :func:`collect` and :func:`index_table`.
+A stage is a report ``reports/NN_name.html``; its metrics are ``metrics/NN_name.json``. The
+headline numbers are the keys named in :data:`HEADLINES` that the file has (``{best}`` stands
+for the stage's ``best`` / ``model`` entry), else its first few numeric entries; the verdict is a
+``verdict`` entry of the metrics when a stage writes one, else the rule in :data:`VERDICTS`, else
+a neutral line. Missing keys never fail the index: stages rename metrics, the index follows.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+__all__ = ["StageEntry", "collect", "headline", "verdict", "index_table", "report_title", "fmt"]
+
+#: Headline metric keys per stage (fnmatch patterns; ``{best}`` = the stage's best model).
+HEADLINES: dict[str, list[str]] = {
+    "01_data_prep": ["n_train", "n_val", "n_test", "n_difference_images", "max_pixel_auc_val",
+                     "dip_dipole_registered"],
+    "02_train": ["best", "{best}_val_auc", "{best}_val_tpr_at_fpr*", "*_val_auc"],
+    "03_evaluate": ["best", "{best}_test_auc", "{best}_tval_tpr", "{best}_tval_fpr",
+                    "{best}_campaign_detection_rate", "{best}_campaign_false_alarm_rate"],
+    "04_monitor": ["model", "detection_rate*", "false_alarm_days_per_100_quiet", "false_alerts_per_100_days",
+                   "median_loc_error_px"],
+    "05_crosssim": ["xsim_cnn_tile_tpr", "xsim_cnn_tile_fpr", "xsim_cnn_image_fpr", "xsim_mf_image_fpr",
+                    "xsim_cnn_localised", "xsim_monitor_found", "xsim_monitor_false_alarm_series"],
+    "10_svm_prep": ["n_real_aligned", "n_real_misaligned", "n_synthetic_misaligned", "n_unlabelled",
+                    "frac_rms0_real_misaligned", "frac_rms0_real_aligned"],
+    "11_svm_models": ["best", "{best}_roc_auc_real", "{best}_nested_real_misaligned",
+                      "{best}_nested_false_alarm_real_aligned", "{best}_nested_synthetic"],
+    "12_svm_screen": ["model", "n_screened", "flagged_all", "flagged_aligned_in_july",
+                      "samples12_ours_correct", "samples12_spacekit_correct"],
+    "13_svm_simulate": ["n_visits", "n_corrupted", "frac_corrupted_labelled_1", "frac_rms0_sim_misaligned",
+                        "frac_rms0_real_misaligned"],
+    "14_svm_images": ["n_products", "tabular_roc_auc", "cnn2d_roc_auc", "stacked_roc_auc", "spacekit_roc_auc",
+                      "best_image_model"],
+}
+
+#: Keys never shown as headline numbers (timings and speeds vary from run to run).
+VOLATILE = ("*seconds*", "*_per_s*", "*_s", "stage_*")
+
+
+def fmt(v) -> str:
+    """A metric value for a person: 3 significant digits, ints as they are.
+
+    >>> [fmt(x) for x in (0.98765, 12, 1234.5, True, "blobnet", None, float("nan"))]
+    ['0.988', '12', '1.23e+03', 'yes', 'blobnet', '—', '—']
+    """
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif not isinstance(v, list):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def headline(stem: str, metrics: dict, n: int = 6) -> list[tuple[str, object]]:
+    """Up to *n* (key, value) headline metrics of stage *stem*.
+
+    >>> headline("03_evaluate", {"best": "b", "b_test_auc": 0.9, "a_test_auc": 0.5, "stage_seconds": 3})
+    [('best', 'b'), ('b_test_auc', 0.9)]
+    >>> headline("99_new", {"stage_seconds": 3, "auc": 0.7, "name": "x", "n": 4})
+    [('auc', 0.7), ('n', 4)]
+    """
+    flat = _flat(metrics)
+    best = str(flat.get("best", flat.get("model", "")))
+    out: dict[str, object] = {}
+    for pat in HEADLINES.get(stem, []):
+        pat = pat.replace("{best}", best)
+        for k, v in flat.items():
+            if fnmatch(k, pat) and k not in out and not any(fnmatch(k, x) for x in VOLATILE):
+                out[k] = v
+    if not out:  # an unknown stage: its first numeric entries
+        out = {k: v for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and not any(fnmatch(k, x) for x in VOLATILE)}
+    return list(out.items())[:n]
+
+
+def _g(m: dict, *keys):
+    for k in keys:
+        if k in m and m[k] is not None:
+            return m[k]
+    raise KeyError(keys[0])
+
+
+def _v_data(m):
+    auc = _g(m, "max_pixel_auc_val")
+    ok = abs(auc - 0.5) < 0.1
+    return (f"{_g(m, 'n_train')} / {_g(m, 'n_val')} / {_g(m, 'n_test')} train/val/test subframes; the brightest "
+            f"pixel {'does not give' if ok else 'GIVES'} the label away (AUC {fmt(auc)}).")
+
+
+def _v_train(m):
+    best = _g(m, "best")
+    aucs = {k[: -len("_val_auc")]: v for k, v in m.items() if k.endswith("_val_auc")}
+    chance = [k for k, v in aucs.items() if v < 0.6]
+    tail = f"; at chance (val AUC < 0.6): {', '.join(chance)}" if chance else ""
+    return f"best on validation: {best} (val AUC {fmt(aucs.get(best))}){tail}."
+
+
+def _v_eval(m):
+    b = _g(m, "best")
+    return (f"{b} on held-out days: test AUC {fmt(_g(m, f'{b}_test_auc'))}, TPR {fmt(_g(m, f'{b}_tval_tpr'))} at "
+            f"FPR {fmt(_g(m, f'{b}_tval_fpr'))} (validation-chosen threshold).")
+
+
+def _v_monitor(m):
+    return (f"false alarms {fmt(_g(m, 'false_alarm_days_per_100_quiet'))} per 100 quiet days; median localisation "
+            f"error {fmt(_g(m, 'median_loc_error_px'))} px (model {_g(m, 'model')}).")
+
+
+def _v_crosssim(m):
+    return (f"independent simulator: classify flags {fmt(_g(m, 'xsim_cnn_image_fpr'))} of blob-free images "
+            f"(matched filter {fmt(_g(m, 'xsim_mf_image_fpr'))}), localises {fmt(_g(m, 'xsim_cnn_localised'))} of S/N>=3 "
+            f"blobs; monitor finds {fmt(_g(m, 'xsim_monitor_found'))} on day 1 (targets 0.05 / 0.95 / 0.95).")
+
+
+def _v_svm_prep(m):
+    return (f"{_g(m, 'n_real_misaligned')} real misaligned vs {_g(m, 'n_real_aligned')} real aligned visits; "
+            f"rms 0 in {fmt(_g(m, 'frac_rms0_real_misaligned'))} of the misaligned.")
+
+
+def _v_svm_models(m):
+    b = _g(m, "best")
+    rec = _g(m, f"{b}_nested_real_misaligned")
+    return (f"{b}: real recall {fmt(rec)} at false alarm {fmt(_g(m, f'{b}_nested_false_alarm_real_aligned'))} "
+            f"(nested) — target 0.80 {'reached' if rec >= 0.8 else 'not reached'}.")
+
+
+def _v_svm_screen(m):
+    return f"{fmt(_g(m, 'flagged_all'))} of {_g(m, 'n_screened')} visits flagged (model {_g(m, 'model')})."
+
+
+def _v_svm_sim(m):
+    return (f"{fmt(_g(m, 'frac_corrupted_labelled_1'))} of {_g(m, 'n_corrupted')} corruptions measured misaligned "
+            f"({_g(m, 'n_visits')} simulated visits).")
+
+
+def _v_svm_images(m):
+    tab, img = _g(m, "tabular_roc_auc"), max(_g(m, "cnn2d_roc_auc"), _g(m, "stacked_roc_auc"))
+    return (f"ROC-AUC tables {fmt(tab)} vs best with images {fmt(img)}: images "
+            f"{'add ranking power' if img > tab + 0.01 else 'do not add ranking power'} here.")
+
+
+VERDICTS = {"01_data_prep": _v_data, "02_train": _v_train, "03_evaluate": _v_eval, "04_monitor": _v_monitor,
+            "05_crosssim": _v_crosssim,
+            "10_svm_prep": _v_svm_prep, "11_svm_models": _v_svm_models, "12_svm_screen": _v_svm_screen,
+            "13_svm_simulate": _v_svm_sim, "14_svm_images": _v_svm_images}
+
+
+def verdict(stem: str, metrics: dict) -> str:
+    """One line on what the stage's numbers say (a ``verdict`` entry of the metrics wins).
+
+    >>> verdict("11_svm_models", {"best": "lr", "lr_nested_real_misaligned": 0.35,
+    ...                           "lr_nested_false_alarm_real_aligned": 0.049})
+    'lr: real recall 0.35 at false alarm 0.049 (nested) — target 0.80 not reached.'
+    >>> verdict("11_svm_models", {"best": "lr"})
+    'ran; see the report.'
+    """
+    if isinstance(metrics.get("verdict"), str):
+        return metrics["verdict"]
+    rule = VERDICTS.get(stem)
+    if rule is not None:
+        try:
+            return rule(_flat(metrics))
+        except (KeyError, TypeError, ValueError):
+            pass
+    return "ran; see the report." if metrics else "no metrics."
+
+
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+
+
+def report_title(html_text: str, default: str = "") -> str:
+    """The report's title: its first ``<h1>``, else its ``<title>``.
+
+    >>> report_title('<title>x</title><h1 id="a">Stage 03 — eval<a class="anchor-link">¶</a></h1>')
+    'Stage 03 — eval'
+    """
+    for rx in (_H1, _TITLE):
+        m = rx.search(html_text)
+        if m:
+            text = _html.unescape(re.sub(r"<[^>]+>", "", m.group(1))).replace("¶", "").strip()
+            if text and text != "Notebook":
+                return text
+    return default
+
+
+@dataclass
+class StageEntry:
+    stem: str
+    title: str
+    report: str  # relative to the index page
+    metrics_file: str | None
+    headline: list = field(default_factory=list)
+    verdict: str = ""
+
+
+def collect(reports: str | Path, metrics: str | Path, exclude: tuple[str, ...] = ("index",)) -> list[StageEntry]:
+    """One entry per ``reports/*.html`` (sorted by name), with its ``metrics/<same name>.json``."""
+    reports, metrics = Path(reports), Path(metrics)
+    out = []
+    for rep in sorted(reports.glob("*.html")):
+        if rep.stem in exclude:
+            continue
+        mfile = metrics / f"{rep.stem}.json"
+        m = json.loads(mfile.read_text()) if mfile.is_file() else {}
+        out.append(StageEntry(stem=rep.stem, title=report_title(rep.read_text(errors="replace"), rep.stem),
+                              report=rep.name, metrics_file=mfile.name if mfile.is_file() else None,
+                              headline=headline(rep.stem, m), verdict=verdict(rep.stem, m)))
+    return out
+
+
+def index_table(entries: list[StageEntry]) -> str:
+    """An HTML table: stage (linked report), headline metrics, verdict."""
+    e = _html.escape
+    rows = []
+    for s in entries:
+        mets = "<br>".join(f"<code>{e(k)}</code> {e(fmt(v))}" for k, v in s.headline) or "—"
+        rows.append(f'<tr><td><a href="{e(s.report)}"><b>{e(s.stem)}</b></a><br>{e(s.title)}</td>'
+                    f"<td>{mets}</td><td>{e(s.verdict)}</td></tr>")
+    return ('<table class="bh-index"><thead><tr><th>stage (report)</th><th>headline metrics '
+            "(<code>dvc metrics show</code> has them all)</th><th>verdict</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")

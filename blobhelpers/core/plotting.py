@@ -1,0 +1,28 @@
+"""Saving matplotlib figures for reports and ``dvc plots`` (atomic, non-interactive backend safe)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["save_figure", "figure_png"]
+
+
+def save_figure(fig, path, dpi: int = 72) -> Path:
+    """Save *fig* as PNG atomically (for ``dvc plots``) and return the path."""
+    from .paths import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    return Path(path)
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (80 dpi, tight), the figure closed."""
+    import io as _io
+
+    import matplotlib.pyplot as plt
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,42 @@
+"""Every params.yaml section is typed and rejects typos; profiles merge into valid parameters."""
+
+from pathlib import Path
+
+import pytest
+
+from blobhelpers.core.config import SECTIONS, deep_merge, load_params, validate_params
+from blobhelpers.core.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_params_yaml_and_every_profile_validate():
+    base = load_params(ROOT / "params.yaml")
+    got = validate_params(base)
+    assert set(got) == set(SECTIONS) & set(base)
+    assert got["difference"].history == base["difference"]["history"]
+    assert got["crosssim"].n_new_diff == base["crosssim"]["n_new_diff"]
+    for prof in sorted((ROOT / "profiles").glob("*.yaml")):
+        validate_params(deep_merge(base, load_params(prof)), str(prof))
+
+
+@pytest.mark.parametrize("path", [("difference", "histroy"), ("dataset", "n_trian"), ("dataset", "injection", "max_blob"),
+                                  ("evaluate", "fpr"), ("monitor", "snr_mni"), ("monitor", "tune", "sed"),
+                                  ("monitor", "regression", "match"), ("monitor", "campaign", "n_frame"),
+                                  ("train", "models", "blobnet", "epoch"), ("simulate", "skye"),
+                                  ("crosssim", "n_new"), ("crosssim", "stress", "levels", "gradiant")])
+def test_a_typo_in_any_section_is_rejected_with_its_name(path):
+    params = load_params(ROOT / "params.yaml")
+    d = params
+    for k in path[:-1]:
+        d = d[k]
+    d[path[-1]] = 1
+    with pytest.raises(InputError, match=path[0] if path[0] != "train" else "train.models"):
+        validate_params(params)
+
+
+def test_the_seed_must_be_an_integer():
+    params = load_params(ROOT / "params.yaml")
+    params["base"]["seed"] = "20210800"
+    with pytest.raises(InputError, match="base.seed"):
+        validate_params(params)
