@@ -1,4 +1,4 @@
-"""Benchmark: classify one full difference image (preprocessing + tiles + saliency), and
+"""Benchmark: classify one full difference image (detection core + CNN verification + saliency), and
 training throughput (samples/s) of each architecture.
 
 Uses models/best.keras and a difference image from build/diffs when the pipeline has run,
@@ -46,14 +46,24 @@ def main() -> None:
         img = np.random.default_rng(0).normal(0, 0.02, (1024, 1024)).astype(np.float32)
     res = {"cores": os.cpu_count(), "model": str(best) if best.exists() else "untrained blobnet",
            "image": str(diffs[-1]) if diffs else "synthetic"}
-    for label, kw in (("classify_16_tiles_threshold0_all_saliency", dict(threshold=0.0, overlap=False)),
-                      ("classify_49_tiles_threshold0_all_saliency", dict(threshold=0.0, overlap=True)),
-                      ("classify_49_tiles_default_threshold", dict(threshold=0.5, overlap=True))):
-        classify_image(img, model, **kw)  # warm-up (tracing)
+    from blobhelpers.blob.cnn import load_preprocessing
+
+    prep = load_preprocessing(best) if best.exists() else {"representation": "residual"}
+    res["representation"] = prep["representation"]
+    # a difference image with 20 strong candidates, so that the CNN verification is part of the time
+    from blobhelpers.blob.shapes import BlobShape, render
+
+    busy = img.copy()
+    for k in range(20):
+        render(busy, 60.0 + 45 * k, 100.0 + 40 * k, BlobShape(6.0), 0.2)
+    for label, im, kw in (("classify_frame_default", img, dict(threshold=0.5)),
+                          ("classify_frame_20_candidates_all_saliency", busy, dict(threshold=0.0)),
+                          ("classify_frame_no_tile_cnn", img, dict(threshold=0.5, tile_cnn=False))):
+        classify_image(im, model, preprocessing=prep, **kw)  # warm-up (tracing)
         ts = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            classify_image(img, model, **kw)
+            classify_image(im, model, preprocessing=prep, **kw)
             ts.append(time.perf_counter() - t0)
         res[label + "_s"] = stats(ts)
     if not args.skip_training:
@@ -71,7 +81,7 @@ def main() -> None:
             def __len__(self):
                 return len(self.y)
 
-            def batch(self, idx, rng=None, hard=0.0, noise=None):
+            def batch(self, idx, rng=None, hard=0.0, noise=None, boost=1.0, representation="isr", nuisances=0.0):
                 return self.x[idx], self.y[idx]
 
         data = Fake(args.train_samples)

@@ -52,8 +52,10 @@ from IPython.display import Markdown, display
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.core.paths import write_json, write_text
-from blobhelpers.core.report import show_header
+from blobhelpers.core.paths import write_text
+from blobhelpers.core.plotting import save_figure
+from blobhelpers.core.report import show_header, write_metrics
+from blobhelpers.core.stats import format_rate
 from blobhelpers.core.stats import flag
 from blobhelpers.svm.evaluate import (
     CRITERIA,
@@ -88,9 +90,7 @@ S, run, best = res["summaries"], res["run"], res["best"]
 sel = S[SELECTION]
 
 
-def fmt(r):
-    k = f"{r['k']:.1f}" if isinstance(r["k"], float) and not float(r["k"]).is_integer() else f"{int(r['k'])}"
-    return f"{r['rate']:.3f} ({k}/{r['n']}) [{r['lo']:.3f}, {r['hi']:.3f}]"
+fmt = format_rate
 
 
 rows = []
@@ -167,7 +167,7 @@ axs[1].set(xlabel="recall (real misaligned)", ylabel="precision", title="real on
 axs[2].set(xlabel="false-positive rate", ylabel="true-positive rate", title="all rows (incl. synthetic): ROC")
 for a in axs:
     a.legend(fontsize=7)
-fig.savefig(PLOTS / "roc_pr.png", dpi=90, bbox_inches="tight")
+save_figure(fig, PLOTS / "roc_pr.png")
 plt.show()
 
 # %% [markdown]
@@ -195,7 +195,7 @@ for n in S:
 ax.plot([0, 1], [0, 1], "k:")
 ax.set(xlabel="mean predicted P(misaligned)", ylabel="observed fraction misaligned", title="reliability (all rows)")
 ax.legend(fontsize=7)
-fig.savefig(PLOTS / "calibration.png", dpi=90, bbox_inches="tight")
+save_figure(fig, PLOTS / "calibration.png")
 plt.show()
 display(calibration_table(y[real], run.proba[best][0][real]).rename(columns={"observed": "observed (real rows)"}))
 
@@ -208,7 +208,7 @@ display(imp.round(4))
 fig, ax = plt.subplots(figsize=(7, 4))
 imp.set_index("feature")[["auc_drop_real", "auc_drop_all"]].plot.barh(ax=ax)
 ax.set(title=f"{best}: permutation importance", xlabel="drop in held-out ROC-AUC")
-fig.savefig(PLOTS / "importance_best.png", dpi=90, bbox_inches="tight")
+save_figure(fig, PLOTS / "importance_best.png")
 plt.show()
 
 # %% [markdown]
@@ -239,7 +239,7 @@ for n, s in S.items():
             key = f"{key0}_{sec.replace('.', '')}_{what}"
             metrics.update({key: r["rate"], f"{key}_k": r["k"], f"{key}_lo": r["lo"], f"{key}_hi": r["hi"]})
     metrics[f"{key0}_fa_at_real_recall_0.8"] = s["fa_at_real_recall_0.8"]["rate"]
-write_json(paths.metrics / "11_svm_models.json", metrics)
+write_metrics("11_svm_models", metrics)
 display(Markdown(f"Model saved to `build/svm/model` ({best}, threshold {res['model'].threshold:.4f}; held-out "
                  f"probabilities of every labelled row in `build/svm/model/cv_oof.csv`); metrics in "
                  f"`metrics/11_svm_models.json`."))

@@ -39,8 +39,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.core.paths import write_json
-from blobhelpers.core.report import show_header
+from blobhelpers.core.report import show_header, write_metrics
+from blobhelpers.core.stats import format_rate
 from blobhelpers.core.stats import flag, rate
 from blobhelpers.svm.features import detector_name, read_features
 from blobhelpers.svm.images import load_images, load_spacekit_model, spacekit_predict
@@ -59,8 +59,7 @@ display(Markdown(f"Model: `{model.name}` ({model.kind}), threshold {model.thresh
                     f"false alarms {oos['false_alarm']['rate']:.3f} on real aligned visits." if oos else "")))
 
 
-def fmt(r):
-    return f"{r['rate']:.3f} ({r['k']}/{r['n']}) [{r['lo']:.3f}, {r['hi']:.3f}]"
+fmt = format_rate
 
 
 # %% [markdown]
@@ -131,4 +130,4 @@ display(Markdown(
     f"at least half of the fold seeds): ours {metrics['samples12_ours_correct_held_out']} of 12 correct, "
     f"{metrics['samples12_real_misaligned_ours_flagged_held_out']} of the 3 real misalignments flagged. spacekit's "
     "released model has no held-out view on these visits."))
-write_json(paths.metrics / "12_svm_screen.json", metrics)
+write_metrics("12_svm_screen", metrics)

@@ -50,8 +50,10 @@ from IPython.display import Markdown, display
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.core.paths import write_json, write_text
-from blobhelpers.core.report import show_header
+from blobhelpers.core.paths import write_text
+from blobhelpers.core.plotting import save_figure
+from blobhelpers.core.report import show_header, write_metrics
+from blobhelpers.core.stats import format_rate
 from blobhelpers.core.stats import flag
 from blobhelpers.svm.ensemble import compare_models, fit_image_model, image_channels, metrics, side_by_side
 from blobhelpers.svm.features import is_synthetic, read_features, visit_of
@@ -100,7 +102,7 @@ for a in axs.flat:
     a.set_xticks([])
     a.set_yticks([])
 fig.tight_layout()
-fig.savefig(PLOTS / "renderings.png", dpi=90)
+save_figure(fig, PLOTS / "renderings.png")
 plt.show()
 
 # %% [markdown]
@@ -123,8 +125,7 @@ res = {name: metrics(y, m["proba"], fa, row_kind=y) for name, m in cmp["models"]
 base_rows, cor_rows = ~corrupted, corrupted
 
 
-def fmt(r):
-    return f"{r['rate']:.2f} [{r['lo']:.2f}-{r['hi']:.2f}] ({r['k']}/{r['n']})" if r["n"] else "n/a"
+fmt = format_rate
 
 
 rows = []
@@ -155,7 +156,7 @@ axs[1].set(xlabel="recall", ylabel="precision", title="precision-recall, out-of-
 for a in axs:
     a.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(PLOTS / "roc_pr.png", dpi=100)
+save_figure(fig, PLOTS / "roc_pr.png")
 plt.show()
 
 best_img = max((n for n in res if n != "tabular"), key=lambda n: (res[n]["pr_auc"], res[n]["roc_auc"]))
@@ -219,5 +220,5 @@ for name, r in res.items():
 for c in [c for c in sbs.columns if c.startswith("p_")]:
     tag = "_in_sample" if "in-sample" in c else ""
     out[f"real12_{c[2:].split(' ')[0]}_correct_at_0.5{tag}"] = int((flag(sbs[c], 0.5).astype(int) == sbs["label"]).sum())
-write_json(paths.metrics / "14_svm_images.json", out)
+write_metrics("14_svm_images", out)
 display(pd.Series({k: v for k, v in out.items()}, name="metrics/14_svm_images.json").to_frame())

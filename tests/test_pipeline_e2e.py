@@ -95,7 +95,10 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
         (repo / "models" / "best.preprocess.json").read_text())["representation"]
 
     # Stage 04: the monitor regression and one `blobhelpers monitor` run with its log.
-    mon = json.loads((repo / "metrics" / "04_monitor.json").read_text())
+    mon = json.loads((repo / "metrics" / "details" / "04_monitor.json").read_text())  # all it measured
+    head = json.loads((repo / "metrics" / "04_monitor.json").read_text())  # the DVC metric: headline only
+    assert head["campaign.n_days"] == mon["campaign"]["n_days"] and len(head) <= 12
+    assert not any("seconds" in k for k in head) and not any("seconds" in k for k in mon)
     assert mon["campaign"]["n_days"] == 16 - 10 and mon["model"] == best["name"]
     fa = mon["false_alarm_days"]
     assert mon["false_alarm_days_per_100_quiet"] == pytest.approx(100 * fa["k"] / fa["n"], abs=0.01)
@@ -117,12 +120,13 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
                                                                      tuned["neg_veto"])
 
     # Stage 05: the independent cross-simulator (tiny: 2 + 2 difference images, 1 + 1 series).
-    xs = json.loads((repo / "metrics" / "05_crosssim.json").read_text())
+    xs = json.loads((repo / "metrics" / "details" / "05_crosssim.json").read_text())
     assert xs["n_diff_images"] == 4 and xs["n_series"] == 2 and xs["xsim_cnn_image_fpr_n"] == 2
     rows = pd.read_csv(repo / "plots" / "05_crosssim" / "crosssim_images.csv")
     free = rows[~rows.has_any_blob]
     assert xs["xsim_cnn_image_fpr"] == pytest.approx(free.new_blob.mean())
     assert xs["xsim_mf_image_fpr"] == pytest.approx(free.mf_new_blob.mean())
+    assert json.loads((repo / "metrics" / "05_crosssim.json").read_text())["xsim_cnn_image_fpr"] == xs["xsim_cnn_image_fpr"]
     assert "Traceback" not in (repo / "reports" / "05_crosssim.html").read_text()
 
     # Stages 10-12: SVM prep, models (grouped CV), screening.

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from test_svm_models import toy
+from svm_toy import toy
 
 from blobhelpers.core.errors import InputError
 from blobhelpers.svm.features import (

@@ -174,7 +174,10 @@ def test_compare_models_never_splits_a_visit(data):
         r = res["models"][name]
         assert np.isfinite(r["proba"]).all() and (r["fold"] >= 0).all()
         m = r["metrics"]
-        assert 0 <= m["roc_auc"] <= 1 and 0 <= m["pr_auc"] <= 1
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        assert m["roc_auc"] == pytest.approx(roc_auc_score(df["label"], r["proba"]))
+        assert m["pr_auc"] == pytest.approx(average_precision_score(df["label"], r["proba"]))
         assert m["recall_at_fa"]["lo"] <= m["recall_at_fa"]["rate"] <= m["recall_at_fa"]["hi"]
         assert m["recall_synthetic_at_fa"]["n"] == int((df["index"].str.count("_") > 6).sum())
     again = compare_models(df, img, models=("tabular",), n_splits=3, seed=0)

@@ -160,10 +160,19 @@ def test_documented_encodings():
     assert [sk[a] for a in ("C", "SS", "I", "U", "SC", "S", "GC", "G", "?")] == list(range(9))
     old = CAT_SCHEMES["spacekit-2021"]
     assert [old[a] for a in ("C", "G", "GC", "I", "S", "SC", "U", "?")] == list(range(8))
-    # round trip of every code
+    # round trip of every code: there and back gives the same codes, and each code keeps its category
     for src, dst in (("spacekit", "spacekit-2021"), ("spacekit-2021", "spacekit")):
-        codes = np.arange(8)
-        assert set(recode_cat(codes, src, dst)) <= set(CAT_SCHEMES[dst].values())
+        codes = np.array(sorted(CAT_SCHEMES[src].values()))
+        there = recode_cat(codes, src, dst)
+        abbr = {v: k for k, v in CAT_SCHEMES[src].items() if v != CAT_SCHEMES[src]["?"]}  # unknown stays unknown
+        unknown = CAT_SCHEMES[dst]["?"]
+        # each category keeps its meaning; one the other table lacks (SS, solar system, is absent from the
+        # 2021 files) becomes that table's unknown code
+        want = [CAT_SCHEMES[dst].get(abbr.get(int(c), "?"), unknown) for c in codes]
+        assert there.tolist() == want
+        kept = np.array([w != unknown for w in want])
+        np.testing.assert_array_equal(recode_cat(there, dst, src)[kept], codes[kept])
+    assert recode_cat([1], "spacekit", "spacekit-2021").tolist() == [CAT_SCHEMES["spacekit-2021"]["?"]]
 
 
 def test_feature_file_validation(tmp_path):

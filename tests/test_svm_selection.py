@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_svm_models import toy
+from svm_toy import toy
 
 from blobhelpers.core.errors import InputError
 from blobhelpers.core.stats import flag
@@ -112,3 +112,24 @@ def test_stack_configuration_errors():
         resolve_candidates({"a": {}, "s": {"kind": "stack", "bases": ["a"]}, "t": {"kind": "stack", "bases": ["s"]}})
     with pytest.raises(InputError, match="selection"):
         nested_cv(toy(20), {"logreg": {}}, [0], 2, 2, criterion="accuracy", progress=False)
+
+
+def test_repeated_inner_cv_averages_the_criterion_and_takes_the_median_threshold():
+    from blobhelpers.svm.models import build_model
+
+    df = noisy_toy(60, seed=2)
+    cands = {"logreg": {}}
+    a = nested_cv(df, cands, seeds=[5], n_splits=3, inner_splits=2, fa_target=0.1, progress=False, inner_repeats=3)
+    i = 1
+    tr, te = a.folds[0][i]
+    d_tr = df.iloc[tr].reset_index(drop=True)
+    k_tr, y_tr = sample_kind(d_tr), d_tr["label"].to_numpy()
+    thr, score = [], []
+    for j in range(3):
+        p = np.full(len(d_tr), np.nan)
+        for itr, ite in grouped_folds(d_tr, 2, (5 * 1009 + i + 1 + 7919 * j) % 2**32):
+            p[ite] = build_model("logreg", {}, 0).fit(d_tr.iloc[itr], y_tr[itr], k_tr[itr]).predict_proba(d_tr.iloc[ite])
+        thr.append(real_threshold(k_tr, p, 0.1))
+        score.append(criterion_score(y_tr, p, k_tr))
+    assert np.all(a.threshold["logreg"][0, te] == np.median(thr))
+    assert a.inner_score["logreg"][0, i] == pytest.approx(np.mean(score))

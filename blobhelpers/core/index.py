@@ -24,17 +24,22 @@ __all__ = ["StageEntry", "collect", "headline", "verdict", "index_table", "repor
 HEADLINES: dict[str, list[str]] = {
     "01_data_prep": ["n_train", "n_val", "n_test", "n_difference_images", "max_pixel_auc_val",
                      "dip_dipole_registered"],
-    "02_train": ["best", "{best}_val_auc", "{best}_val_tpr_at_fpr*", "*_val_auc"],
-    "03_evaluate": ["best", "{best}_test_auc", "{best}_tval_tpr", "{best}_tval_fpr",
-                    "{best}_campaign_detection_rate", "{best}_campaign_false_alarm_rate"],
-    "04_monitor": ["model", "detection_rate*", "false_alarm_days_per_100_quiet", "false_alerts_per_100_days",
-                   "median_loc_error_px"],
+    "02_train": ["best", "{best}_val_auc", "{best}_val_tpr_at_fpr*", "{best}_val_threshold", "*_val_auc",
+                 "*_dead_fc1"],
+    "03_evaluate": ["best", "n_test", "{best}_test_auc", "{best}_tval_tpr", "{best}_tval_fpr",
+                    "{best}_campaign_detection_rate", "{best}_campaign_false_alarm_rate", "*_test_auc"],
+    "04_monitor": ["model", "detection_deeper_3pct.rate", "detection_all.rate", "false_alarm_days_per_100_quiet",
+                   "false_alerts_per_100_days", "median_loc_error_px", "snr_min", "threshold", "neg_veto",
+                   "campaign.n_days"],
     "05_crosssim": ["xsim_cnn_tile_tpr", "xsim_cnn_tile_fpr", "xsim_cnn_image_fpr", "xsim_mf_image_fpr",
-                    "xsim_cnn_localised", "xsim_monitor_found", "xsim_monitor_false_alarm_series"],
+                    "xsim_cnn_localised", "xsim_mf_localised", "xsim_monitor_found", "xsim_mf_found",
+                    "xsim_monitor_false_alarm_series", "own_cnn_tile_tpr", "own_cnn_tile_fpr", "offset_change_pp"],
     "10_svm_prep": ["n_real_aligned", "n_real_misaligned", "n_synthetic_misaligned", "n_unlabelled",
                     "frac_rms0_real_misaligned", "frac_rms0_real_aligned"],
-    "11_svm_models": ["best", "{best}_roc_auc_real", "{best}_nested_real_misaligned",
-                      "{best}_nested_false_alarm_real_aligned", "{best}_nested_synthetic"],
+    "11_svm_models": ["best", "threshold", "nested_selection_roc_auc_real", "nested_selection_nested_real_misaligned",
+                      "nested_selection_nested_false_alarm_real_aligned", "nested_selection_nested_synthetic",
+                      "{best}_roc_auc_real", "{best}_nested_real_misaligned", "gb_default_roc_auc_real",
+                      "gb_default_nested_real_misaligned"],
     "12_svm_screen": ["model", "n_screened", "flagged_all", "flagged_aligned_in_july",
                       "samples12_ours_correct", "samples12_spacekit_correct"],
     "13_svm_simulate": ["n_visits", "n_corrupted", "frac_corrupted_labelled_1", "frac_rms0_sim_misaligned",
@@ -78,7 +83,7 @@ def headline(stem: str, metrics: dict, n: int = 6) -> list[tuple[str, object]]:
     """Up to *n* (key, value) headline metrics of stage *stem*.
 
     >>> headline("03_evaluate", {"best": "b", "b_test_auc": 0.9, "a_test_auc": 0.5, "stage_seconds": 3})
-    [('best', 'b'), ('b_test_auc', 0.9)]
+    [('best', 'b'), ('b_test_auc', 0.9), ('a_test_auc', 0.5)]
     >>> headline("99_new", {"stage_seconds": 3, "auc": 0.7, "name": "x", "n": 4})
     [('auc', 0.7), ('n', 4)]
     """
@@ -142,6 +147,12 @@ def _v_svm_prep(m):
 
 def _v_svm_models(m):
     b = _g(m, "best")
+    if "nested_selection_nested_real_misaligned" in m:  # the whole procedure (selection + threshold), out of sample
+        rec, fa = m["nested_selection_nested_real_misaligned"], m["nested_selection_nested_false_alarm_real_aligned"]
+        auc = m.get("nested_selection_roc_auc_real")
+        return (f"deployed {b}; the selection procedure out of sample: real ROC-AUC {fmt(auc)}, real recall "
+                f"{fmt(rec)} at false alarm {fmt(fa)} — targets 0.88 / 0.55 "
+                f"{'reached' if rec >= 0.55 and (auc or 0) >= 0.88 else 'not reached'}.")
     rec = _g(m, f"{b}_nested_real_misaligned")
     return (f"{b}: real recall {fmt(rec)} at false alarm {fmt(_g(m, f'{b}_nested_false_alarm_real_aligned'))} "
             f"(nested) — target 0.80 {'reached' if rec >= 0.8 else 'not reached'}.")
@@ -225,7 +236,10 @@ def collect(reports: str | Path, metrics: str | Path, exclude: tuple[str, ...] =
         if rep.stem in exclude:
             continue
         mfile = metrics / f"{rep.stem}.json"
+        dfile = metrics / "details" / f"{rep.stem}.json"  # everything the stage measured (write_metrics)
         m = json.loads(mfile.read_text()) if mfile.is_file() else {}
+        if dfile.is_file():
+            m = {**json.loads(dfile.read_text()), **m}
         out.append(StageEntry(stem=rep.stem, title=report_title(rep.read_text(errors="replace"), rep.stem),
                               report=rep.name, metrics_file=mfile.name if mfile.is_file() else None,
                               headline=headline(rep.stem, m), verdict=verdict(rep.stem, m)))
@@ -241,5 +255,5 @@ def index_table(entries: list[StageEntry]) -> str:
         rows.append(f'<tr><td><a href="{e(s.report)}"><b>{e(s.stem)}</b></a><br>{e(s.title)}</td>'
                     f"<td>{mets}</td><td>{e(s.verdict)}</td></tr>")
     return ('<table class="bh-index"><thead><tr><th>stage (report)</th><th>headline metrics '
-            "(<code>dvc metrics show</code> has them all)</th><th>verdict</th></tr></thead><tbody>"
+            "(<code>dvc metrics show</code>; details in <code>metrics/details/</code>)</th><th>verdict</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")

@@ -437,18 +437,29 @@ def split_volatile(metrics: dict) -> tuple[dict, dict]:
     return stable, volatile
 
 
-def write_metrics(stem: str, metrics: dict, root: str | Path | None = None) -> Path:
-    """Write a stage's metrics: ``metrics/<stem>.json`` without timings, ``build/timings/<stem>.json`` with them.
+def write_metrics(stem: str, metrics: dict, root: str | Path | None = None, n_headline: int = 12) -> Path:
+    """Write a stage's numbers in three places, so that each is read by the right reader.
 
-    A rerun that gives the same results rewrites ``metrics/<stem>.json`` with the same bytes;
-    timings and speeds (which differ on every run) live outside git and outside ``dvc metrics``.
+    * ``metrics/<stem>.json`` (the DVC metric): the stage's headline numbers only
+      (:data:`blobhelpers.core.index.HEADLINES`, at most *n_headline*), so that
+      ``dvc metrics show`` / ``dvc metrics diff`` read well;
+    * ``metrics/details/<stem>.json`` (a stage output, not a DVC metric): everything else the
+      stage measured (intervals, counts, strata);
+    * ``build/timings/<stem>.json`` (not in git): timings and speeds, which differ on every run.
+
+    A rerun that gives the same results rewrites the first two with the same bytes. A stage with
+    no headline list keeps all its stable numbers in ``metrics/<stem>.json``.
     """
+    from .index import HEADLINES, headline
     from .paths import write_json
 
     root = Path(root) if root is not None else project_root()
     stable, volatile = split_volatile(metrics)
     if volatile:
         write_json(root / "build" / "timings" / f"{stem}.json", volatile)
+    if stem in HEADLINES:
+        write_json(root / "metrics" / "details" / f"{stem}.json", stable)
+        stable = dict(headline(stem, stable, n=n_headline))
     return write_json(root / "metrics" / f"{stem}.json", stable)
 
 

@@ -61,7 +61,9 @@ def format_rate(r: dict, digits: int = 3) -> str:
     """
     if not r.get("n"):
         return "-"
-    return f"{r['rate']:.{digits}f} [{r['lo']:.{digits}f}-{r['hi']:.{digits}f}] ({r['k']}/{r['n']})"
+    k = r["k"]
+    ks = f"{k:.1f}" if isinstance(k, float) and not float(k).is_integer() else f"{int(k)}"  # a mean count
+    return f"{r['rate']:.{digits}f} [{r['lo']:.{digits}f}-{r['hi']:.{digits}f}] ({ks}/{r['n']})"
 
 
 def flag(p, threshold: float) -> np.ndarray:

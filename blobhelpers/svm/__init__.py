@@ -8,15 +8,17 @@ features
 prep
     drizzlepac SVM quality-analysis JSON + total detection FITS header -> raw table -> features.
 models
-    spacekit's MLP (faithful baseline), logistic regression and gradient boosting on engineered
-    features; saving and loading without pickle.
+    spacekit's MLP (faithful baseline), logistic regression, gradient boosting, random forest,
+    extra trees and a calibrated stack; trees saved as node arrays, no pickle.
 evaluate
-    grouped (by visit) cross-validation, thresholds for a stated false-alarm rate, rates with
-    Wilson intervals split by real/synthetic and detector, calibration, feature importance.
+    repeated nested grouped (by visit) cross-validation: a pre-declared selection criterion
+    applied inside the loop, thresholds for a stated false-alarm rate measured out of sample,
+    rates with Wilson intervals split by real/synthetic and detector, calibration, importance.
 images
     spacekit's 3-frame PNG layout -> ``(n, 3, 128, 128, 3)`` arrays; spacekit's released model.
 predict
-    ``predictions.csv``, ``clf_report.txt`` and ``compromised.txt`` (spacekit's outputs).
+    ``predictions.csv``, ``clf_report.txt`` and ``compromised.txt`` (spacekit's outputs); the
+    ``cat`` encoding detected or refused; which model decides which row (``decided_by``).
 simulate
     simulated visits for the five detectors: exposures with a priori WCS errors, relative and
     Gaia-like absolute alignment with drizzlepac's failure modes, the real ``drizzle`` package,
