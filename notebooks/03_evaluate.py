@@ -60,9 +60,9 @@ paths = ProjectPaths.default()
 PLOTS = paths.plots / "03_evaluate"
 MODELS = paths.root / "models"
 show_header("Stage 03 — evaluation", params, ["base", "evaluate"])
-ev = EvaluateConfig.from_dict(evaluate)
+evcfg = EvaluateConfig.from_dict(evaluate)
 dif = DifferenceConfig.from_dict(difference)
-fpr_target = ev.fpr_target
+fpr_target = evcfg.fpr_target
 
 # %%
 cache = {}
@@ -164,7 +164,7 @@ write_text(PLOTS / "confusion_best.csv", pd.DataFrame({
 # %%
 strata = []
 for n in names:
-    for r in strata_table(test_ds.recipe, pt[n], thr[n], ev.dip_threshold):
+    for r in strata_table(test_ds.recipe, pt[n], thr[n], evcfg.dip_threshold):
         strata.append({"model": n, **r})
 st = pd.DataFrame(strata)
 st["value"] = st["value"].round(3)
@@ -236,7 +236,7 @@ if len(events[best]):
 # circled.
 
 # %%
-n_ex = ev.saliency_examples
+n_ex = evcfg.saliency_examples
 rng = np.random.default_rng(int(base["seed"]))
 for n in dict.fromkeys([best, "isr2021"]):
     if n not in models:
@@ -250,8 +250,8 @@ for n in dict.fromkeys([best, "isr2021"]):
         continue
     X = arrays[preps[n]["representation"]][1][[i for _, i in picks]]
     van = saliency(models[n], X, "vanilla")
-    smg = saliency(models[n], X, "smoothgrad", ev.smoothgrad_samples,
-                   ev.smoothgrad_noise, seed=int(base["seed"]))
+    smg = saliency(models[n], X, "smoothgrad", evcfg.smoothgrad_samples,
+                   evcfg.smoothgrad_noise, seed=int(base["seed"]))
     fig, axs = plt.subplots(3, len(picks), figsize=(2.6 * len(picks), 8), squeeze=False)
     for j, (g, i) in enumerate(picks):
         axs[0, j].imshow(X[j], origin="lower", cmap="gray", vmin=-3, vmax=3)

@@ -1,5 +1,8 @@
 """A small synthetic SVM feature table shared by the SVM tests (a helper, not a test module)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 
@@ -21,3 +24,20 @@ def toy(n_visits=60, seed=0):
             rows.append(dict(rows[-1] if s == 0 else rows[-2], rms_ra=rng.uniform(30, 90), rms_dec=rng.uniform(30, 90),
                              label=1, index=f"{base}_f{s}_all_stoc"))
     return pd.DataFrame(rows)
+
+
+def svm_cli(*args, cwd=None):
+    """``python -m blobhelpers.svm ARGS`` as a subprocess (text output, no check)."""
+    return subprocess.run([sys.executable, "-m", "blobhelpers.svm", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, check=False)
+
+
+def logreg_model_dir(folder, threshold):
+    """A logreg SVM model fitted on :func:`toy` data and saved in *folder*."""
+    from blobhelpers.svm.features import sample_kind
+    from blobhelpers.svm.models import build_model
+
+    df = toy(60)
+    m = build_model("logreg", {}, seed=0).fit(df, df["label"], sample_kind(df))
+    m.threshold = threshold
+    return m.save(folder / "logreg")

@@ -51,3 +51,11 @@ def test_stress_cases_vary_one_nuisance_only():
                                                   ("offset", 1.0, False), ("offset", 1.0, True)]
     assert all(c[4]["nuisance"]["offset_sigma"] == c[1] for c in cases)
     assert [len(c[4]["new_blobs"]) for c in cases] == [0, 1, 0, 1]
+
+
+def test_a_blob_may_declare_itself_a_target():
+    tiles = [{"x0": 0, "y0": 0, "size": 256}, {"x0": 256, "y0": 0, "size": 256}]
+    blobs = [{"x": 10.0, "y": 10.0, "snr": 1.2, "target": True}, {"x": 300.0, "y": 20.0, "snr": 9.0, "target": False}]
+    assert crosseval.tile_labels(tiles, blobs) == ["pos", "ambiguous"]
+    assert [crosseval.is_target(b) for b in blobs] == [True, False]
+    assert crosseval.is_target({"snr": 3.0}) and not crosseval.is_target({"snr": 2.99})

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blobhelpers.blob.shapes import BlobShape, render
+from blob_frames import frames_with_new_blob
 from blobhelpers.cli import main
 from blobhelpers.blob.fitsio import write_image
 from blobhelpers.blob.monitor import (EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog,
@@ -29,13 +29,7 @@ def frames(tmp_path_factory):
     camp = Campaign(cfg, seed=11)
     out = tmp_path_factory.mktemp("mon_frames")
     paths = []
-    for i in range(cfg.n_frames):
-        img, hdr, _ = camp.frame(i)
-        if i == cfg.n_frames - 1:
-            occ = np.zeros_like(img)
-            sx, sy = camp.shifts[i]
-            render(occ, BLOB[0] + sx, BLOB[1] + sy, BlobShape(BLOB[2]), BLOB[3])
-            img = img * (1 - occ)
+    for i, img, hdr in frames_with_new_blob(camp, cfg.n_frames, BLOB):
         p = out / f"frame_{cfg.n_frames - i:02d}.fits"  # newest frame has the smallest name
         write_image(p, img, hdr)
         paths.append(p)

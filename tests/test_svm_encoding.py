@@ -1,13 +1,11 @@
 """predict cannot silently mislead: the `cat` encoding is detected or refused; image-model routing."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from svm_toy import toy
+from svm_toy import logreg_model_dir, svm_cli, toy
 
 from blobhelpers.core.errors import InputError
 from blobhelpers.svm.features import (
@@ -15,25 +13,17 @@ from blobhelpers.svm.features import (
     read_features,
     recode_cat,
     resolve_cat_encoding,
-    sample_kind,
 )
-from blobhelpers.svm.models import build_model
 from blobhelpers.svm.predict import predict_file
 
 UNLABELLED = "data/svm/svm_unlabeled_2021-10-06.csv"
 
 
-def svm_cli(*args):
-    return subprocess.run([sys.executable, "-m", "blobhelpers.svm", *map(str, args)], capture_output=True, text=True,
-                          check=False)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    df = toy(60)
-    m = build_model("logreg", {}, seed=0).fit(df, df["label"], sample_kind(df))
-    m.threshold = 0.3
-    return m.save(tmp_path_factory.mktemp("model") / "logreg")
+    return logreg_model_dir(tmp_path_factory.mktemp("model"), 0.3)
 
 
 @pytest.fixture(scope="module")

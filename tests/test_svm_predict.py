@@ -11,24 +11,17 @@ from PIL import Image
 from blobhelpers.core.errors import InputError
 from blobhelpers.svm.features import FEATURES
 from blobhelpers.svm.images import load_images, load_spacekit_model, load_triplet, spacekit_predict
-from blobhelpers.svm.models import build_model
 from blobhelpers.svm.predict import predict_file
-from blobhelpers.svm.features import read_features, sample_kind
+from blobhelpers.svm.features import read_features
 
-from svm_toy import toy
+from svm_toy import logreg_model_dir, svm_cli, toy
 
 
-def svm_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "blobhelpers.svm", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    df = toy(60)
-    m = build_model("logreg", {}, seed=0).fit(df, df["label"], sample_kind(df))
-    m.threshold = 0.5
-    return m.save(tmp_path_factory.mktemp("model") / "logreg")
+    return logreg_model_dir(tmp_path_factory.mktemp("model"), 0.5)
 
 
 @pytest.fixture()

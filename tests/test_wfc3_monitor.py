@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from blob_frames import frames_with_new_blob
 from blobhelpers.blob.campaign import Campaign, CampaignConfig
 from blobhelpers.blob.classify import classify_file
 from blobhelpers.blob.difference import difference_from_files
@@ -22,7 +23,6 @@ from blobhelpers.blob.monitor import (
     summary_html,
     write_tuned,
 )
-from blobhelpers.blob.shapes import BlobShape, render
 from blobhelpers.blob.wfc3 import write_product
 from blobhelpers.cli import main
 from blobhelpers.core.errors import InputError
@@ -63,13 +63,7 @@ def scene(tmp_path_factory):
     dirs = {lay: root / lay for lay in LAYOUTS}
     for d in dirs.values():
         d.mkdir()
-    for i in range(cfg.n_frames):
-        img, hdr, _ = camp.frame(i)
-        if i == cfg.n_frames - 1:
-            occ = np.zeros_like(img)
-            sx, sy = camp.shifts[i]
-            render(occ, BLOB[0] + sx, BLOB[1] + sy, BlobShape(BLOB[2]), BLOB[3])
-            img = img * (1 - occ)
+    for i, img, hdr in frames_with_new_blob(camp, cfg.n_frames, BLOB):
         for lay, d in dirs.items():
             name = f"day{i}.fits" if lay == "plain" else f"day{i}_{lay}.fits"
             write_product(d / name, img, hdr, lay, exptime=cfg.exptime, nsamp=3, blob_mask=blob_mask, bias_seed=i)

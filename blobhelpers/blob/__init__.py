@@ -2,8 +2,10 @@
 
 Modules, in the order data flows through them
 ---------------------------------------------
-fitsio
-    FITS in (native float32, clear errors) and out (atomic).
+fitsio, wfc3
+    FITS in (RAW/IMA/FLT/plain, DQ masks, native float32, clear errors) and out (atomic).
+sections
+    typed params.yaml sections (difference, dataset, train, evaluate, crosssim, monitor sub-sections).
 campaign, shapes
     the project's simulated CSM-monitor campaign with ground truth; blob profiles.
 difference
@@ -21,6 +23,6 @@ detection, classify, monitor, regression
     simulated campaign scored against the truth.
 review, figures
     ginga / static review figures; report figures.
-crosssim
-    an independently written simulator, used only for evaluation.
+crosssim, crosseval
+    an independently written simulator, used only for evaluation, and the scoring against it.
 """

@@ -214,14 +214,9 @@ def read_frame(path: str | os.PathLike, extension: str | int | None = None,
             hdu = hdul[extension]
         except (KeyError, IndexError) as exc:
             raise InputError(f"{path}: no extension {extension!r}") from exc
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                raw = hdu.data
-        except Exception as exc:  # truncated data section
-            raise InputError(f"{path}: cannot read the image data ({exc}); is the file truncated?") from exc
-        if raw is None or raw.size == 0:
-            raise InputError(f"{path}: extension {extension!r} holds no image data")
+        from .wfc3 import hdu_data
+
+        raw = hdu_data(hdu, path, f"extension {extension!r}")
         if raw.ndim != 2:
             raise InputError(f"{path}: image is {raw.ndim}-D with shape {raw.shape}; expected a 2-D image")
         if allowed_shapes is not None and tuple(raw.shape) not in {tuple(s) for s in allowed_shapes}:

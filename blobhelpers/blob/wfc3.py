@@ -339,7 +339,8 @@ def _merged_header(primary, ext_hdr):
     return header
 
 
-def _sci_data(hdu, path, what="SCI"):
+def hdu_data(hdu, path, what="SCI"):
+    """The data of *hdu* (warnings silenced); :class:`InputError` naming *path* if truncated or empty."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -371,8 +372,8 @@ def _read_ramp(hdul, prod: _Product, dq_mask: int):
         dt, dt_src, tf, tz = float(exptime), f"EXPTIME = {float(exptime):g} s", float(exptime), 0.0
     else:
         raise InputError(f"{path}: no sample times (SAMPTIME/TIME) and no EXPTIME: cannot make a rate")
-    final = np.asarray(_sci_data(hf, path), np.float64)
-    zero = np.asarray(_sci_data(hz, path), np.float64)
+    final = np.asarray(hdu_data(hf, path), np.float64)
+    zero = np.asarray(hdu_data(hz, path), np.float64)
     unit = prod.unit_in
     gain_txt = ""
     if prod.layout == "raw" or unit in _DN_UNITS | _DN_RATE_UNITS:
@@ -412,7 +413,7 @@ def read_product(path, dq_mask: int = DEFAULT_DQ_MASK, allowed_shapes=((FULL_SIZ
         extra: dict = {}
         if prod.layout == "plain":
             hdu = hdul[prod.image_hdu]
-            raw = _sci_data(hdu, path, f"HDU {prod.image_hdu}")
+            raw = hdu_data(hdu, path, f"HDU {prod.image_hdu}")
             if raw.ndim != 2:
                 raise InputError(f"{path}: image is {raw.ndim}-D with shape {raw.shape}; expected a 2-D image")
             _check_shape(path, raw.shape, allowed_shapes)
@@ -432,7 +433,7 @@ def read_product(path, dq_mask: int = DEFAULT_DQ_MASK, allowed_shapes=((FULL_SIZ
             extension = "SCI"
         else:  # flt or sci: one SCI extension
             hdu = hdul[prod.sci[0]]
-            raw = _sci_data(hdu, path)
+            raw = hdu_data(hdu, path)
             if raw.ndim != 2:
                 raise InputError(f"{path}: image is {raw.ndim}-D with shape {raw.shape}; expected a 2-D image")
             _check_shape(path, raw.shape, allowed_shapes)

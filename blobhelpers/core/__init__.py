@@ -16,6 +16,10 @@ deeplearning
     the lazy Keras bootstrap and determinism.
 deps
     the import closure of a notebook (what ``dvc.yaml`` must list as a stage's code).
+plotting
+    figures saved atomically.
+index
+    ``reports/index.html``: every stage's headline numbers and verdict; the headline lists.
 """
 
-__all__ = ["errors", "paths", "config", "report", "stats", "deeplearning", "deps"]
+__all__ = ["errors", "paths", "config", "report", "stats", "deeplearning", "deps", "plotting", "index"]
