@@ -39,6 +39,7 @@ from IPython.display import Markdown, display
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_text
 from blobhelpers.core.plotting import save_figure
+from blobhelpers.svm.sections import SvmSimSection
 from blobhelpers.core.report import show_header, write_metrics
 from blobhelpers.svm.corrupt import corrupt
 from blobhelpers.svm.features import read_features, sample_kind
@@ -52,17 +53,18 @@ OUT = paths.root / "build" / "svm" / "sim"
 PLOTS = paths.plots / "13_svm_simulate"
 PLOTS.mkdir(parents=True, exist_ok=True)
 show_header("Stage 13 — SVM simulation", {"base": base, "svm_sim": svm_sim}, ["base", "svm_sim"])
-cfg = SimConfig(size=svm_sim["size"], threshold_px=svm_sim["threshold_px"], min_matches=svm_sim["min_matches"])
+sim_p = SvmSimSection.from_dict(svm_sim)
+cfg = SimConfig(size=sim_p.size, threshold_px=sim_p.threshold_px, min_matches=sim_p.min_matches)
 metrics = {}
 
 # %% [markdown]
 # ## Simulate, corrupt, prep
 
 # %%
-rows = simulate(OUT / "visits", n_visits=svm_sim["n_visits"], seed=base["seed"], detectors=svm_sim["detectors"],
-                size=svm_sim["size"], config=cfg)
-cor = pd.DataFrame(corrupt([r[1] for r in rows], OUT / "corrupted", modes=svm_sim["modes"], expos=svm_sim["expos"],
-                           shift_range=(0.0, svm_sim["shift_max"]), rot_max=svm_sim["rot_max"], seed=base["seed"],
+rows = simulate(OUT / "visits", n_visits=sim_p.n_visits, seed=base["seed"], detectors=sim_p.detectors,
+                size=sim_p.size, config=cfg)
+cor = pd.DataFrame(corrupt([r[1] for r in rows], OUT / "corrupted", modes=sim_p.modes, expos=sim_p.expos,
+                           shift_range=(0.0, sim_p.shift_max), rot_max=sim_p.rot_max, seed=base["seed"],
                            config=cfg, write_exposures=False))
 res = prep(OUT, OUT / "prep", missing_gaia="zero", progress=False)
 assert not res.errors, res.errors

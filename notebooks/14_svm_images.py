@@ -52,6 +52,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_text
 from blobhelpers.core.plotting import save_figure
+from blobhelpers.svm.sections import SvmImagesSection
 from blobhelpers.core.report import show_header, write_metrics
 from blobhelpers.core.stats import format_rate
 from blobhelpers.core.stats import flag
@@ -67,8 +68,9 @@ PLOTS = paths.plots / "14_svm_images"
 PLOTS.mkdir(parents=True, exist_ok=True)
 show_header("Stage 14 — SVM images vs tables", {"base": base, "svm_images": svm_images}, ["base", "svm_images"])
 seed = int(base["seed"])
-fa = float(svm_images["fa_target"])
-TAB = svm_images["tabular"]
+img_p = SvmImagesSection.from_dict(svm_images)
+fa = img_p.fa_target
+TAB = img_p.tabular
 tab_params = {k: v for k, v in (svm.get("models", {}) or {}).get(TAB, {}).items() if k != "kind"}  # stage 11's
 
 # %%
@@ -109,14 +111,14 @@ plt.show()
 # ## Grouped cross-validation on the same folds
 
 # %%
-models = list(svm_images["models"])
-cmp = compare_models(table, imgs, models=models, n_splits=int(svm_images["n_splits"]), seed=seed,
-                     epochs=int(svm_images["epochs"]), fa_target=fa, tabular=TAB, progress=True,
+models = list(img_p.models)
+cmp = compare_models(table, imgs, models=models, n_splits=img_p.n_splits, seed=seed,
+                     epochs=img_p.epochs, fa_target=fa, tabular=TAB, progress=True,
                      params={"tabular": tab_params, "stacked": {"tabular_params": tab_params,
-                                                                "inner_splits": int(svm_images.get("inner_splits", 3))}})
-if int(svm_images.get("spacekit_epochs", 0)) > 0:
-    sk = compare_models(table, imgs, models=["spacekit"], n_splits=int(svm_images["n_splits"]), seed=seed,
-                        epochs=int(svm_images["spacekit_epochs"]), fa_target=fa, progress=True)
+                                                                "inner_splits": img_p.inner_splits}})
+if img_p.spacekit_epochs > 0:
+    sk = compare_models(table, imgs, models=["spacekit"], n_splits=img_p.n_splits, seed=seed,
+                        epochs=img_p.spacekit_epochs, fa_target=fa, progress=True)
     assert all((a[1] == b[1]).all() for a, b in zip(cmp["folds"], sk["folds"]))  # the same folds
     cmp["models"]["spacekit"] = sk["models"]["spacekit"]
 
@@ -184,9 +186,9 @@ display(Markdown(
 # (`build/svm/model`), not by the stacked model's own tabular part (150 simulated products).
 
 # %%
-final = fit_image_model("stacked", table, imgs, y, seed, int(svm_images["epochs"]),
+final = fit_image_model("stacked", table, imgs, y, seed, img_p.epochs,
                         params={"tabular": TAB, "tabular_params": tab_params,
-                                "inner_splits": int(svm_images.get("inner_splits", 3))})
+                                "inner_splits": img_p.inner_splits})
 if "stacked" in res:
     final.threshold = float(res["stacked"]["threshold_oracle"])
 final.save(OUT)

@@ -24,14 +24,15 @@ def test_params_yaml_and_every_profile_validate():
                                   ("evaluate", "fpr"), ("monitor", "snr_mni"), ("monitor", "tune", "sed"),
                                   ("monitor", "regression", "match"), ("monitor", "campaign", "n_frame"),
                                   ("train", "models", "blobnet", "epoch"), ("simulate", "skye"),
-                                  ("crosssim", "n_new"), ("crosssim", "stress", "levels", "gradiant")])
+                                  ("crosssim", "n_new"), ("crosssim", "stress", "levels", "gradiant"),
+                                  ("svm", "cv_split"), ("svm_sim", "n_visit"), ("svm_images", "epoch")])
 def test_a_typo_in_any_section_is_rejected_with_its_name(path):
     params = load_params(ROOT / "params.yaml")
     d = params
     for k in path[:-1]:
         d = d[k]
     d[path[-1]] = 1
-    with pytest.raises(InputError, match=path[0] if path[0] != "train" else "train.models"):
+    with pytest.raises(InputError, match=(path[0] if path[0] != "train" else "train.models") + r"\b"):
         validate_params(params)
 
 

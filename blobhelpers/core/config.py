@@ -52,6 +52,9 @@ SECTIONS = {
     "evaluate": "blobhelpers.blob.sections:EvaluateConfig",
     "monitor": "blobhelpers.blob.monitor.config:MonitorConfig",
     "crosssim": "blobhelpers.blob.sections:CrossSimConfig",
+    "svm": "blobhelpers.svm.sections:SvmSection",
+    "svm_sim": "blobhelpers.svm.sections:SvmSimSection",
+    "svm_images": "blobhelpers.svm.sections:SvmImagesSection",
 }
 
 
@@ -60,7 +63,7 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
 
     Unknown keys anywhere in those sections raise :class:`InputError` naming the section, so a
     typo fails before a stage runs rather than silently taking a default. ``base.seed`` must be an
-    integer. Sections without a class here (the svm wing's) are checked by their own code.
+    integer.
     """
     import importlib
 

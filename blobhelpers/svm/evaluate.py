@@ -515,6 +515,9 @@ def train_and_select(df: pd.DataFrame, svm: dict | None, seed: int, out=None, pr
     """
     from ..core.paths import write_json, write_text
 
+    from .sections import SvmSection
+
+    SvmSection.from_dict(svm)  # a typo in params.yaml's svm section is an error, not a silent default
     svm = {**DEFAULT_SVM, **(svm or {})}
     if "label" not in df:
         raise InputError("training data need a 'label' column")
