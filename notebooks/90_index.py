@@ -15,7 +15,7 @@
 # # blobhelpers — the reports of every stage
 #
 # One row per stage: its report (click the name), a few headline numbers from its
-# `metrics/*.json` (`dvc metrics show` prints them all) and a one-line verdict. Built by the last
+# `metrics/*.json` (`dvc metrics show` prints them; every other number of a stage is in `metrics/details/`) and a one-line verdict. Built by the last
 # stage of the pipeline (`index`), so it always matches the reports beside it.
 
 # %%
