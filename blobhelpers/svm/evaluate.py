@@ -278,7 +278,7 @@ def auc_interval(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> tuple[f
     --------
     >>> lo, hi = auc_interval(0.85, 46, 832)
     >>> round(lo, 3), round(hi, 3)
-    (0.794, 0.906)
+    (0.779, 0.921)
     """
     if not (n_pos and n_neg) or not np.isfinite(auc):
         return float("nan"), float("nan")
