@@ -27,7 +27,7 @@ pip_quiet() {  # pip, without the notes about unusable local index folders; fail
 }
 
 lock_fits() {  # does requirements.lock describe this interpreter (CPython 3.11 on Linux x86_64)?
-  "$VENV/bin/python" -c "import platform, sys; sys.exit(not (sys.version_info[:2] == ($LOCK_PYTHON) \
+  "$VENV/bin/python" -c "import platform, sys; sys.exit(not (sys.version_info[:2] == tuple(map(int, '$LOCK_PYTHON'.split('.'))) \
 and sys.platform == 'linux' and platform.machine() == 'x86_64' \
 and platform.python_implementation() == 'CPython'))" 2>/dev/null
 }
