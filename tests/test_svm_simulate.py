@@ -230,3 +230,26 @@ def test_stat_and_stoc_shifts():
     assert len(set(stat)) == 1 and len(set(stoc)) == 4  # one shift for all vs independent per exposure
     for e, n, r in stat + stoc:
         assert 0.1 <= abs(e) <= 0.8 and 0.1 <= abs(n) <= 0.8 and abs(r) <= 0.02
+
+
+def test_cli_simulate_takes_params_yaml_and_rejects_typos(tmp_path, capsys):
+    """`svm simulate/corrupt --params`: the svm_sim section gives the defaults, flags win, typos are errors."""
+    import yaml
+
+    from blobhelpers.svm.commands import main
+
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"svm_sim": {"n_visits": 2, "size": 64, "detectors": ["sbc"],
+                                                  "modes": ["stoc"], "expos": ["all"]}}))
+    assert main(["simulate", str(tmp_path / "s"), "--params", str(params), "--n-visits", "1", "-q"]) == 0
+    visits = [p for p in (tmp_path / "s").iterdir() if p.is_dir()]
+    assert len(visits) == 1  # the flag won over the section's 2
+    assert json.loads(capsys.readouterr().out)["visits"] == 1
+    assert main(["corrupt", str(visits[0]), "-o", str(tmp_path / "c"), "--params", str(params), "--no-exposures"]) == 0
+    table = pd.read_csv(tmp_path / "c" / "corruptions.csv")
+    assert [i.rsplit("_", 2)[1:] for i in table["index"]] == [["all", "stoc"]]  # modes/expos from the section
+    params.write_text(yaml.safe_dump({"svm_sim": {"n_visit": 2}}))
+    capsys.readouterr()
+    assert main(["simulate", str(tmp_path / "s2"), "--params", str(params), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "svm_sim" in err and "n_visit" in err and not (tmp_path / "s2").exists()

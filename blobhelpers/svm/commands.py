@@ -71,9 +71,35 @@ def cmd_predict(a) -> int:
     return EXIT_OK
 
 
+#: The command line's own defaults (without ``--params``); ``None`` = the command's built-in behaviour.
+_SIM_FLAG_DEFAULTS = {"n_visits": 5, "size": 256, "detectors": ["ir", "uvis", "wfc", "hrc", "sbc"], "min_matches": 1,
+                      "threshold_px": None, "shift_max": 0.8, "rot_max": 0.02, "mode": None, "expo": None}
+_SIM_KEYS = {"n_visits": "n_visits", "size": "size", "detectors": "detectors", "min_matches": "min_matches",
+             "threshold_px": "threshold_px", "shift_max": "shift_max", "rot_max": "rot_max", "mode": "modes",
+             "expo": "expos"}
+
+
+def _sim_defaults(a, command: str) -> None:
+    """Fill the flags not given: from ``--params``' svm_sim section (typed, typos rejected), else the CLI defaults."""
+    sec = None
+    if a.params:
+        from ..core.config import load_params
+        from .sections import SvmSimSection
+
+        sec = SvmSimSection.from_dict(load_params(a.params).get("svm_sim"))
+    for flag, key in _SIM_KEYS.items():
+        if not hasattr(a, flag) or getattr(a, flag) is not None:
+            continue
+        default = getattr(sec, key) if sec is not None else _SIM_FLAG_DEFAULTS[flag]
+        if command == "simulate" and flag == "threshold_px" and default is None:
+            default = 1.0
+        setattr(a, flag, default)
+
+
 def cmd_simulate(a) -> int:
     from .simulate import SimConfig, simulate
 
+    _sim_defaults(a, "simulate")
     cfg = SimConfig(size=a.size, min_matches=a.min_matches, threshold_px=a.threshold_px)
     rows = simulate(a.out, n_visits=a.n_visits, seed=a.seed, detectors=a.detectors, size=a.size, config=cfg,
                     field_kinds=a.field_kind, progress=not a.quiet)
@@ -87,6 +113,7 @@ def cmd_corrupt(a) -> int:
     from .corrupt import corrupt
     from .simulate import SimConfig
 
+    _sim_defaults(a, "corrupt")
     if a.shift_min > a.shift_max:
         raise InputError(f"--shift-min {a.shift_min} > --shift-max {a.shift_max}")
     cfg = None if a.threshold_px is None else SimConfig(threshold_px=a.threshold_px)
@@ -176,29 +203,33 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="simulated SVM visits (exposures, drizzled total product, QA JSON, truth)")
     s.add_argument("out", type=Path, help="output folder (one sub-folder per visit)")
-    s.add_argument("--n-visits", type=int, default=5, help="number of visits (default 5; detectors in turn)")
+    s.add_argument("--params", type=Path, default=None,
+                   help="take the defaults below from this params.yaml's svm_sim section (flags still win)")
+    s.add_argument("--n-visits", type=int, default=None, help="number of visits (default 5; detectors in turn)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--detectors", nargs="+", choices=sorted(DETECTOR_SPECS),
-                   default=["ir", "uvis", "wfc", "hrc", "sbc"], help="detectors in turn (default: all five)")
-    s.add_argument("--size", type=int, default=256, help="simulated chip width in pixels (real: 1014-4096)")
+                   default=None, help="detectors in turn (default: all five)")
+    s.add_argument("--size", type=int, default=None, help="simulated chip width in pixels (default 256; real: 1014-4096)")
     s.add_argument("--field-kind", nargs="+", choices=sorted(FIELD_KINDS), default=None,
                    help="field kinds in turn (default: drawn at random)")
-    s.add_argument("--min-matches", type=int, default=1, help="fewest Gaia matches of an accepted fit (default 1)")
-    s.add_argument("--threshold-px", type=float, default=1.0, help="label threshold, native pixels (default 1)")
+    s.add_argument("--min-matches", type=int, default=None, help="fewest Gaia matches of an accepted fit (default 1)")
+    s.add_argument("--threshold-px", type=float, default=None, help="label threshold, native pixels (default 1)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("corrupt", help="misalign exposures of simulated visits, re-process, measure and label")
     s.add_argument("visits", type=Path, nargs="+", help="simulated visit folders (with truth.json)")
     s.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    s.add_argument("--params", type=Path, default=None,
+                   help="take the defaults below from this params.yaml's svm_sim section (flags still win)")
     s.add_argument("--mode", choices=("stat", "stoc"), action="append", default=None,
                    help="stat: one shift for all chosen exposures; stoc: per exposure and axis (repeatable)")
     s.add_argument("--expo", choices=("all", "sub"), action="append", default=None,
                    help="all exposures of the filter or a random subset (repeatable)")
     s.add_argument("--filter", default=None, help="filter to corrupt (default: drawn per visit)")
     s.add_argument("--shift-min", type=float, default=0.0, help="smallest |shift| per axis, arcsec (default 0)")
-    s.add_argument("--shift-max", type=float, default=0.8, help="largest |shift| per axis, arcsec (default 0.8)")
-    s.add_argument("--rot-max", type=float, default=0.02, help="largest |rotation|, degrees (default 0.02)")
+    s.add_argument("--shift-max", type=float, default=None, help="largest |shift| per axis, arcsec (default 0.8)")
+    s.add_argument("--rot-max", type=float, default=None, help="largest |rotation|, degrees (default 0.02)")
     s.add_argument("--shift", type=float, nargs=2, default=None, metavar=("EAST", "NORTH"),
                    help="apply exactly this shift (arcsec) instead of drawing one")
     s.add_argument("--threshold-px", type=float, default=None, help="label threshold, native pixels (default 1)")
