@@ -69,8 +69,8 @@ def classify_image(diff: np.ndarray, model, threshold: float = 0.5, preprocessin
     offset = BORDER if trimmed else 0
     full = to_full_frame(diff)
     flag_full = to_full_frame(flagged.astype(np.float32)) > 0 if flagged is not None else None
-    valid = valid_mask(full if trimmed else np.asarray(diff, np.float32), flag_full)
-    full = np.where(valid | ~np.isfinite(full), full, np.nan).astype(np.float32) if not trimmed else full
+    valid = valid_mask(full, flag_full)  # a trimmed frame's padded border is NaN and masked either way
+    full = np.where(valid, full, np.float32(np.nan))  # masked pixels are blank in the CNN's subframes too
     cands = screen(detect_candidates(full, det.radii, det.snr_min, valid=valid), det)
     chosen, rest = select(cands, det.max_candidates)
     for c in chosen:
