@@ -18,8 +18,10 @@ deps
     the import closure of a notebook (what ``dvc.yaml`` must list as a stage's code).
 plotting
     figures saved atomically.
+headlines
+    which numbers of each stage are its headline (``metrics/<stage>.json``).
 index
-    ``reports/index.html``: every stage's headline numbers and verdict; the headline lists.
+    ``reports/index.html``: every stage's headline numbers and verdict.
 """
 
-__all__ = ["errors", "paths", "config", "report", "stats", "deeplearning", "deps", "plotting", "index"]
+__all__ = ["errors", "paths", "config", "report", "stats", "deeplearning", "deps", "plotting", "headlines", "index"]

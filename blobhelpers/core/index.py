@@ -15,42 +15,11 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 
+from .headlines import HEADLINES, VOLATILE, _flat, headline  # noqa: F401 (re-exported)
+
 __all__ = ["StageEntry", "collect", "headline", "verdict", "index_table", "report_title", "fmt"]
-
-#: Headline metric keys per stage (fnmatch patterns; ``{best}`` = the stage's best model).
-HEADLINES: dict[str, list[str]] = {
-    "01_data_prep": ["n_train", "n_val", "n_test", "n_difference_images", "max_pixel_auc_val",
-                     "dip_dipole_registered"],
-    "02_train": ["best", "{best}_val_auc", "{best}_val_tpr_at_fpr*", "{best}_val_threshold", "*_val_auc",
-                 "*_dead_fc1"],
-    "03_evaluate": ["best", "n_test", "{best}_test_auc", "{best}_tval_tpr", "{best}_tval_fpr",
-                    "{best}_campaign_detection_rate", "{best}_campaign_false_alarm_rate", "*_test_auc"],
-    "04_monitor": ["model", "detection_deeper_3pct.rate", "detection_all.rate", "false_alarm_days_per_100_quiet",
-                   "false_alerts_per_100_days", "median_loc_error_px", "snr_min", "threshold", "neg_veto",
-                   "campaign.n_days"],
-    "05_crosssim": ["xsim_cnn_tile_tpr", "xsim_cnn_tile_fpr", "xsim_cnn_image_fpr", "xsim_mf_image_fpr",
-                    "xsim_cnn_localised", "xsim_mf_localised", "xsim_monitor_found", "xsim_mf_found",
-                    "xsim_monitor_false_alarm_series", "own_cnn_tile_tpr", "own_cnn_tile_fpr", "offset_change_pp"],
-    "10_svm_prep": ["n_real_aligned", "n_real_misaligned", "n_synthetic_misaligned", "n_unlabelled",
-                    "frac_rms0_real_misaligned", "frac_rms0_real_aligned"],
-    "11_svm_models": ["best", "threshold", "nested_selection_roc_auc_real", "nested_selection_nested_real_misaligned",
-                      "nested_selection_nested_false_alarm_real_aligned", "nested_selection_nested_synthetic",
-                      "{best}_roc_auc_real", "{best}_nested_real_misaligned", "gb_default_roc_auc_real",
-                      "gb_default_nested_real_misaligned"],
-    "12_svm_screen": ["model", "n_screened", "flagged_all", "flagged_aligned_in_july",
-                      "samples12_ours_correct", "samples12_spacekit_correct"],
-    "13_svm_simulate": ["n_visits", "n_corrupted", "frac_corrupted_labelled_1", "frac_rms0_sim_misaligned",
-                        "frac_rms0_real_misaligned"],
-    "14_svm_images": ["n_products", "tabular_roc_auc", "cnn2d_roc_auc", "stacked_roc_auc", "spacekit_roc_auc",
-                      "best_image_model"],
-}
-
-#: Keys never shown as headline numbers (timings and speeds vary from run to run).
-VOLATILE = ("*seconds*", "*_per_s*", "*_s", "stage_*")
-
 
 def fmt(v) -> str:
     """A metric value for a person: 3 significant digits, ints as they are.
@@ -67,38 +36,6 @@ def fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        elif not isinstance(v, list):
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def headline(stem: str, metrics: dict, n: int = 6) -> list[tuple[str, object]]:
-    """Up to *n* (key, value) headline metrics of stage *stem*.
-
-    >>> headline("03_evaluate", {"best": "b", "b_test_auc": 0.9, "a_test_auc": 0.5, "stage_seconds": 3})
-    [('best', 'b'), ('b_test_auc', 0.9), ('a_test_auc', 0.5)]
-    >>> headline("99_new", {"stage_seconds": 3, "auc": 0.7, "name": "x", "n": 4})
-    [('auc', 0.7), ('n', 4)]
-    """
-    flat = _flat(metrics)
-    best = str(flat.get("best", flat.get("model", "")))
-    out: dict[str, object] = {}
-    for pat in HEADLINES.get(stem, []):
-        pat = pat.replace("{best}", best)
-        for k, v in flat.items():
-            if fnmatch(k, pat) and k not in out and not any(fnmatch(k, x) for x in VOLATILE):
-                out[k] = v
-    if not out:  # an unknown stage: its first numeric entries
-        out = {k: v for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-               and not any(fnmatch(k, x) for x in VOLATILE)}
-    return list(out.items())[:n]
 
 
 def _g(m: dict, *keys):
@@ -120,17 +57,18 @@ def _v_train(m):
     aucs = {k[: -len("_val_auc")]: v for k, v in m.items() if k.endswith("_val_auc")}
     chance = [k for k, v in aucs.items() if v < 0.6]
     tail = f"; at chance (val AUC < 0.6): {', '.join(chance)}" if chance else ""
-    return f"best on validation: {best} (val AUC {fmt(aucs.get(best))}){tail}."
+    return f"best on validation (own simulator, in-distribution): {best} (val AUC {fmt(aucs.get(best))}){tail}."
 
 
 def _v_eval(m):
     b = _g(m, "best")
     return (f"{b} on held-out days: test AUC {fmt(_g(m, f'{b}_test_auc'))}, TPR {fmt(_g(m, f'{b}_tval_tpr'))} at "
-            f"FPR {fmt(_g(m, f'{b}_tval_fpr'))} (validation-chosen threshold).")
+            f"FPR {fmt(_g(m, f'{b}_tval_fpr'))} (validation-chosen threshold; own simulator, in-distribution).")
 
 
 def _v_monitor(m):
-    return (f"false alarms {fmt(_g(m, 'false_alarm_days_per_100_quiet'))} per 100 quiet days; median localisation "
+    return (f"own simulator (in-distribution): false alarms {fmt(_g(m, 'false_alarm_days_per_100_quiet'))} per 100 "
+            f"quiet days, first-day detection of >3 % blobs {fmt(m.get('detection_deeper_3pct.rate'))}; median localisation "
             f"error {fmt(_g(m, 'median_loc_error_px'))} px (model {_g(m, 'model')}).")
 
 

@@ -450,7 +450,7 @@ def write_metrics(stem: str, metrics: dict, root: str | Path | None = None, n_he
     A rerun that gives the same results rewrites the first two with the same bytes. A stage with
     no headline list keeps all its stable numbers in ``metrics/<stem>.json``.
     """
-    from .index import HEADLINES, headline
+    from .headlines import HEADLINES, headline
     from .paths import write_json
 
     root = Path(root) if root is not None else project_root()
