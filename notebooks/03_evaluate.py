@@ -12,7 +12,11 @@
 # ---
 
 # %% [markdown]
-# # Stage 03 — evaluating the blob classifiers on data they never saw
+# # Stage 03 — evaluating the blob classifiers on held-out days (in-distribution)
+#
+# Everything here comes from the project's own simulator, the one the models were trained on: an
+# **in-distribution** result. Data the models were not built on (an independently written simulator,
+# with the matched-filter baseline beside every number) are scored in stage 05 (`reports/05_crosssim.html`).
 #
 # * **Held-out test subframes**: later days than any training or validation subframe, the whole
 #   frame, and blobs injected from 5 real cutouts that training never used. Thresholds are chosen
