@@ -118,11 +118,16 @@ def cmd_classify(a) -> int:
     tuned = None if a.no_tuned else project_root() / "build" / "monitor" / "thresholds.json"
     apply_tuned(cfg, tuned, model, keep=tuple(fixed))
     net = load_model(model)
+    products = None
+    if a.save_products or a.products_dir is not None:
+        # beside the output: --products-dir, else the folder of --json, else the current folder
+        products = a.products_dir if a.products_dir is not None else (a.json.parent if a.json else Path("."))
     docs = []
     for f in files:
         sal = (a.saliency_dir if len(files) == 1 else a.saliency_dir / f.name.split(".")[0]) if a.saliency_dir else None
         try:
-            docs.append(classify_file(f, model, cfg.threshold, saliency_dir=sal, model=net, detection=cfg.detection()))
+            docs.append(classify_file(f, model, cfg.threshold, saliency_dir=sal, model=net, detection=cfg.detection(),
+                                      products_dir=products))
         except InputError as exc:
             if len(files) == 1:
                 raise
@@ -181,12 +186,37 @@ def cmd_monitor(a) -> int:
         print(f"blobhelpers monitor: thresholds tuned on the development campaign ({tuned}): "
               + ", ".join(applied), file=sys.stderr)
     recs = run_monitor(a.frames, model, a.out, cfg, a.known, all_frames=a.all, progress=not a.quiet,
-                       html=not a.no_html)
+                       html=not a.no_html, save_products=a.save_products)
     for r in recs:
         print(json.dumps({"frame": r["frame"], "date_obs": r["date_obs"], "verdict": r["verdict"],
                           "alerts": [{k: c[k] for k in ("x", "y", "radius", "depth", "probability")}
-                                     for c in r["candidates"] if c["new"]]}))
+                                     for c in r["candidates"] if c["new"]],
+                          **({"products": r["products"]} if r.get("products") else {})}))
     return EXIT_NEW_BLOB if any(r["new_blob"] for r in recs) else EXIT_NOTHING_NEW
+
+
+def cmd_review(a) -> int:
+    """Show a saved verdict (difference image + DS9 regions) in ginga, or write it as a PNG."""
+    from .blob.review import display_available, load_review, review_png, show_in_ginga
+
+    if a.size < 64:
+        raise InputError(f"review: --size {a.size} is too small (at least 64 px)")
+    view = load_review(a.source, a.frame)
+    for note in view.notes:
+        print(f"blobhelpers review: note: {note}", file=sys.stderr)
+    window = display_available() and not a.no_window
+    if a.out is not None or not window:
+        from .blob.products import product_stem
+
+        out = a.out if a.out is not None else view.fits_path.parent / f"{product_stem(view.fits_path)}_review.png"
+        try:
+            review_png(view, out, size=a.size)
+        except OSError as exc:
+            raise BlobhelpersError(f"{out}: cannot write the PNG ({exc})") from exc
+        print(str(out))
+    if window:  # pragma: no cover - needs a display
+        show_in_ginga(view)
+    return EXIT_OK
 
 
 def cmd_confirm(a) -> int:
@@ -200,7 +230,7 @@ def cmd_confirm(a) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="blobhelpers", description="WFC3/IR blob and HST SVM data-quality ML tools.",
-        epilog="User commands: simulate, difference, classify, monitor, confirm, svm. Pipeline plumbing "
+        epilog="User commands: simulate, difference, classify, monitor, review, confirm, svm. Pipeline plumbing "
                "(what dvc.yaml and tasks.sh run): prepare, run-notebook, profile. Exit status: 0 success, "
                "2 bad input (the message names the file), 1 internal error; monitor: 3 = new blob.")
     p.add_argument("--version", action="version", version=f"blobhelpers {__version__}")
@@ -234,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--saliency-dir", type=Path, default=None, help="write one saliency PNG per alert")
     s.add_argument("--params", type=Path, default=None, help="params.yaml for the detection settings (monitor section)")
     s.add_argument("--no-tuned", action="store_true", help="ignore the thresholds tuned on the development campaign")
+    s.add_argument("--save-products", action="store_true",
+                   help="also write <stem>_diff.fits (the image classified, with its provenance) and <stem>_regions.reg "
+                        "(DS9 regions of the verdict) into --products-dir")
+    s.add_argument("--products-dir", type=Path, default=None,
+                   help="folder for --save-products (default: the folder of --json, else the current folder; "
+                        "implies --save-products)")
     s.set_defaults(func=cmd_classify, history=None, min_history=None, no_register=False, snr_min=None)
 
     s = sub.add_parser("monitor", help="daily new-blob monitor: newest frame vs the median of its history",
@@ -246,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-history", type=int, default=None, help="fewest usable history frames for a verdict")
     s.add_argument("--known", type=Path, default=None, help="known-blob catalog CSV (x, y, radius columns)")
     s.add_argument("-o", "--out", type=Path, default=Path("monitor_out"),
-                   help="output folder: monitor_log.jsonl, saliency/, summary/ (default ./monitor_out)")
+                   help="output folder: monitor_log.jsonl, saliency/, summary/, products/ (default ./monitor_out)")
     s.add_argument("--all", action="store_true", help="process every frame with enough history, not only the newest")
     s.add_argument("--snr-min", type=float, default=None, help="matched-filter detection threshold (sigma)")
     s.add_argument("--tuned", type=Path, default=None,
@@ -255,9 +291,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-tuned", action="store_true", help="ignore tuned thresholds (params.yaml / defaults only)")
     s.add_argument("--no-register", action="store_true", help="skip the sub-pixel dip correction")
     s.add_argument("--no-html", action="store_true", help="no daily HTML summary")
+    s.add_argument("--save-products", action=argparse.BooleanOptionalAction, default=True,
+                   help="write each frame's difference image (products/<frame>_diff.fits) and DS9 region file "
+                        "(products/<frame>_regions.reg) into --out (default: on; --no-save-products to skip)")
     s.add_argument("--params", type=Path, default=None, help="params.yaml for the monitor section (default: project's)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_monitor)
+
+    s = sub.add_parser("review", help="look at a saved verdict: difference image with alerts circled (ginga window or PNG)",
+                       description="LOG_OR_FITS: a monitor_log.jsonl (the record of --frame; default the latest "
+                                   "alerting record, else the latest) or a saved *_diff.fits (its *_regions.reg is "
+                                   "found beside it). With a display (DISPLAY set, a Qt binding installed) the image "
+                                   "opens in a ginga window; otherwise, or with --out, the same view is written as a "
+                                   "PNG and its path printed.")
+    s.add_argument("source", type=Path, metavar="LOG_OR_FITS")
+    s.add_argument("--frame", default=None, help="frame file name (or stem) in the log")
+    s.add_argument("--out", type=Path, default=None,
+                   help="PNG to write (default without a display: <stem>_review.png beside the FITS)")
+    s.add_argument("--size", type=int, default=1024, help="PNG size in pixels (default 1024)")
+    s.add_argument("--no-window", action="store_true", help="never open a window, only write the PNG")
+    s.set_defaults(func=cmd_review)
 
     s = sub.add_parser("confirm", help="add confirmed blob(s) to a known-blob catalog (so they are no longer new)")
     s.add_argument("catalog", type=Path, help="known-blob catalog CSV (created if absent)")

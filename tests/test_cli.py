@@ -64,3 +64,21 @@ def test_profile_merges_overrides(tmp_path, root):
     merged = yaml.safe_load(params.read_text())
     assert merged["simulate"]["n_frames"] == 14 and merged["dataset"]["n_train"] == 48
     assert merged["simulate"]["sky_e"] == 2500.0  # untouched keys kept
+
+
+def test_products_flags():
+    """monitor saves its products by default (--no-save-products turns it off); classify only on request."""
+    from blobhelpers.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["monitor", "frames/"]).save_products is True
+    assert p.parse_args(["monitor", "frames/", "--no-save-products"]).save_products is False
+    a = p.parse_args(["classify", "d.fits"])
+    assert a.save_products is False and a.products_dir is None
+    a = p.parse_args(["classify", "d.fits", "--save-products", "--products-dir", "out"])
+    assert a.save_products is True and str(a.products_dir) == "out"
+    a = p.parse_args(["review", "monitor_out/monitor_log.jsonl", "--frame", "f.fits", "--out", "v.png"])
+    assert (str(a.source), a.frame, str(a.out), a.no_window) == ("monitor_out/monitor_log.jsonl", "f.fits", "v.png",
+                                                                  False)
+    r = run("review", "no_such_log.jsonl")
+    assert r.returncode == 2 and "no_such_log.jsonl" in r.stderr and "does not exist" in r.stderr

@@ -37,3 +37,38 @@ def test_static_review_figure(rng):
     assert len(fig.axes) == 3
     assert len(fig.axes[1].patches) == 1
     assert fig.axes[2].get_xlim() == (44.0, 84.0)
+
+
+def test_boxes_and_dashed_lines_render(rng):
+    """The 16-tile grid of the region files: boxes (ginga and matplotlib), dashed when not flagged."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    img = rng.normal(0, 1, (256, 256)).astype(np.float32)
+    shapes = [{"shape": "box", "x": 63.5, "y": 63.5, "w": 128, "h": 128, "color": "green", "label": "",
+               "linewidth": 2, "linestyle": "solid"},
+              {"x": 190.0, "y": 190.0, "r": 10.0, "color": "yellow", "label": "x", "linestyle": "dash"}]
+    rgb, to_win = render_ginga(img, shapes, size=256, cuts=(-3, 3))
+    # the right edge of the box (x = 127.5, between pixels 127 and 128) is green at mid-height
+    wx, wy = to_win(127.5, 63.5)
+    patch = rgb[wy - 1:wy + 2, wx - 1:wx + 2].reshape(-1, 3).astype(int)
+    assert any(p[1] > 100 and p[0] < 60 and p[2] < 60 for p in patch)
+    fig = review_figure(None, img, shapes)
+    kinds = sorted(type(p).__name__ for p in fig.axes[0].patches)
+    assert kinds == ["Circle", "Rectangle"]
+    rect = next(p for p in fig.axes[0].patches if type(p).__name__ == "Rectangle")
+    assert rect.get_xy() == (-0.5, -0.5) and rect.get_width() == 128
+
+
+def test_masked_pixels_render_without_warnings(rng):
+    """NaN (masked) pixels are shown at the low cut, not cast to an undefined colour by ginga."""
+    import warnings
+
+    img = rng.normal(0, 1, (128, 128)).astype(np.float32)
+    img[:20] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb, to_win = render_ginga(img, [], size=128, cuts=(-3, 3))
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
+    wx, wy = to_win(64.0, 5.0)
+    assert (rgb[wy, wx] == 0).all()  # masked: black (the low cut of the grey map)

@@ -125,10 +125,14 @@ def classify_image(diff: np.ndarray, model, threshold: float = 0.5, preprocessin
 
 def classify_file(path: str | Path, model_path: str | Path, threshold: float = 0.5,
                   saliency_dir: str | Path | None = None, model=None, detection: DetectionConfig | None = None,
-                  preprocessing: dict | None = None) -> dict:
+                  preprocessing: dict | None = None, products_dir: str | Path | None = None) -> dict:
     """:func:`classify_image` on a FITS file; returns the JSON-ready result (schema in README).
 
     The preprocessing is the model's own (``<model>.preprocess.json``) unless *preprocessing* is given.
+    With *products_dir*, the image classified (as read: same array, units and coordinates) and a
+    DS9 region file of the verdict are written there (:mod:`blobhelpers.blob.products`:
+    ``<stem>_diff.fits``, ``<stem>_regions.reg``) and their paths returned in ``products``; when
+    that FITS name is the input itself, the input is not rewritten.
     """
     from .cnn import load_model, load_preprocessing
     from .figures import save_alert_pngs
@@ -141,4 +145,17 @@ def classify_file(path: str | Path, model_path: str | Path, threshold: float = 0
     if saliency_dir is not None:
         res["saliency_pngs"] = save_alert_pngs({**res, "file": str(path)}, explain, Path(saliency_dir),
                                                Path(path).name.split(".")[0])
-    return {"file": str(path), "model": str(model_path), "preprocessing": prep, **res}
+    out = {"file": str(path), "model": str(model_path), "preprocessing": prep, **res}
+    if products_dir is not None:
+        from .products import classify_header, product_paths, product_stem, save_products
+
+        stem = product_stem(path)
+        dest = product_paths(products_dir, stem)[0]
+        same = dest.exists() and dest.resolve() == Path(path).resolve()
+        meta = {**{k: frame.meta.get(k) for k in ("FILTER", "DETECTOR")}, "DATE-OBS": frame.header.get("DATE-OBS"),
+                "layout": frame.layout, "reader": frame.reader}
+        out["products"] = save_products(products_dir, stem, None if same else frame.data, out,
+                                        classify_header(out, detection or DetectionConfig(), model_path,
+                                                        frame.unit, meta),
+                                        fits_path=path if same else None)
+    return out

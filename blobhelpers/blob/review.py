@@ -7,14 +7,29 @@
   ipyevents);
 - :func:`render_ginga` draws the same view off-screen with ginga's PIL renderer (headless: used
   by the tests and for the HTML report);
-- :func:`review_figure` is the static matplotlib fallback for the HTML report.
+- :func:`review_figure` is the static matplotlib fallback for the HTML report;
+- :func:`load_review` opens what the monitor (or ``classify --save-products``) saved for one
+  verdict -- a difference image and its DS9 region file (:mod:`blobhelpers.blob.products`),
+  found from a monitor log or from the FITS file -- and :func:`review_png` /
+  :func:`show_in_ginga` show it (``blobhelpers review``).
+
+Shapes are dicts with ``x``, ``y`` (0-based, pixel centres at integers), ``color``, ``label``
+and either ``r`` (a circle, the default) or ``shape="box"`` with ``w``, ``h``; optional
+``linewidth`` and ``linestyle`` (``solid`` or ``dash``).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["overlay_shapes", "ginga_viewer", "render_ginga", "review_figure", "COLORS"]
+from ..core.errors import InputError
+
+__all__ = ["overlay_shapes", "ginga_viewer", "render_ginga", "review_figure", "COLORS", "ReviewView",
+           "load_review", "review_png", "display_available", "show_in_ginga"]
 
 COLORS = {"alert": "red", "candidate": "yellow", "known": "cyan"}
 
@@ -58,13 +73,21 @@ def _draw(viewer, data, shapes, cuts=None, labels: bool = True) -> None:
     from .scaling import zscale
 
     dc = get_canvas_types()
-    viewer.set_image(_astro_image(data, viewer.logger))
-    lo, hi = cuts if cuts is not None else zscale(np.asarray(data, np.float32))
+    arr = np.asarray(data, np.float32)
+    lo, hi = cuts if cuts is not None else zscale(arr)
+    if not np.isfinite(arr).all():  # ginga casts NaN to an undefined colour (with a warning): show masked pixels at the low cut
+        arr = np.where(np.isfinite(arr), arr, np.float32(lo))
+    viewer.set_image(_astro_image(arr, viewer.logger))
     viewer.cut_levels(float(lo), float(hi))
     canvas = viewer.get_canvas()
     for s in shapes:
-        canvas.add(dc.Circle(s["x"], s["y"], s["r"], color=s["color"], linewidth=2))
-        if labels and s["label"]:
+        style = {"color": s["color"], "linewidth": int(s.get("linewidth", 2)),
+                 "linestyle": "dash" if s.get("linestyle", "solid") != "solid" else "solid"}
+        if s.get("shape", "circle") == "box":
+            canvas.add(dc.Box(s["x"], s["y"], s["w"] / 2, s["h"] / 2, **style))
+            continue
+        canvas.add(dc.Circle(s["x"], s["y"], s["r"], **style))
+        if labels and s.get("label"):
             canvas.add(dc.Text(s["x"] + s["r"] + 2, s["y"], text=s["label"], color=s["color"], fontsize=10))
 
 
@@ -120,7 +143,7 @@ def review_figure(frame: np.ndarray | None, diff: np.ndarray, shapes: list[dict]
                   zoom_on: dict | None = None, half: int = 64):
     """Static review figure: frame (if given), difference image and, optionally, a zoom."""
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle
+    from matplotlib.patches import Circle, Rectangle
 
     from .scaling import zscale
 
@@ -134,15 +157,182 @@ def review_figure(frame: np.ndarray | None, diff: np.ndarray, shapes: list[dict]
         lo, hi = zscale(np.asarray(img, np.float32))
         ax.imshow(img, origin="lower", cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         for s in shapes:
-            ax.add_patch(Circle((s["x"], s["y"]), s["r"], fill=False, ec=s["color"], lw=1.2))
+            ls = "--" if s.get("linestyle", "solid") != "solid" else "-"
+            if s.get("shape", "circle") == "box":
+                ax.add_patch(Rectangle((s["x"] - s["w"] / 2, s["y"] - s["h"] / 2), s["w"], s["h"], fill=False,
+                                       ec=s["color"], lw=0.8, ls=ls))
+            else:
+                ax.add_patch(Circle((s["x"], s["y"]), s["r"], fill=False, ec=s["color"], lw=1.2, ls=ls))
         if name == "zoom":
             ax.set_xlim(zoom_on["x"] - half, zoom_on["x"] + half)
             ax.set_ylim(zoom_on["y"] - half, zoom_on["y"] + half)
             for s in shapes:
-                if s["label"] and abs(s["x"] - zoom_on["x"]) < half and abs(s["y"] - zoom_on["y"]) < half:
+                if (s.get("label") and s.get("shape", "circle") != "box" and abs(s["x"] - zoom_on["x"]) < half
+                        and abs(s["y"] - zoom_on["y"]) < half):
                     ax.text(s["x"] + s["r"] + 1, s["y"], s["label"], color=s["color"], fontsize=8)
         ax.set_title(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# -- reviewing a saved verdict (blobhelpers review) -----------------------------------------
+@dataclass
+class ReviewView:
+    """A saved verdict ready to look at: the difference image and its overlay shapes."""
+
+    data: np.ndarray
+    shapes: list[dict]
+    fits_path: Path
+    regions_path: Path | None = None
+    record: dict | None = None
+    title: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_fits(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        magic = fh.read(9)
+    return magic == b"SIMPLE  =" or magic[:2] == b"\x1f\x8b"
+
+
+def _pick_record(log_path: Path, frame: str | None) -> dict:
+    from .monitor.records import MonitorLog
+
+    recs = MonitorLog(log_path).read()
+    if not recs:
+        raise InputError(f"{log_path}: the monitor log has no records")
+    if any(not isinstance(r, dict) or "frame" not in r for r in recs):
+        raise InputError(f"{log_path}: not a monitor log (a line without a 'frame')")
+    if frame is not None:
+        hits = [r for r in recs if frame in (r["frame"], Path(r.get("path", "")).name, r["frame"].split(".")[0])]
+        if not hits:
+            names = ", ".join(r["frame"] for r in recs[-5:])
+            raise InputError(f"{log_path}: no record for frame {frame!r} (latest: {names})")
+        return hits[-1]
+    ordered = sorted(recs, key=lambda r: (r.get("date_obs", ""), r["frame"]))
+    alerting = [r for r in ordered if r.get("new_blob")]
+    return (alerting or ordered)[-1]
+
+
+def _locate(recorded: str, log_path: Path) -> Path:
+    """A product path from a log: as recorded (relative to where the monitor ran), else relative to
+    the log's folder, else in its ``products/`` folder (the log moved with its output folder)."""
+    p = Path(recorded)
+    tries = [p] if p.is_absolute() else [p, log_path.parent / p]
+    tries.append(log_path.parent / "products" / p.name)
+    return next((q for q in tries if q.exists()), p)
+
+
+def load_review(path: str | os.PathLike, frame: str | None = None) -> ReviewView:
+    """What was saved for one verdict, from a monitor log or a saved difference image.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``monitor_log.jsonl`` (the record of *frame*; default: the latest alerting record,
+        else the latest one), or a difference image FITS saved with ``--save-products`` (its
+        region file is found beside it: :func:`blobhelpers.blob.products.regions_beside`; any
+        1024x1024 or 1014x1014 difference image works, without overlays when it has none).
+    frame : str, optional
+        Frame name (or stem) in the log.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no such frame, a record without saved products. The
+        message names the file.
+    """
+    from .fitsio import read_frame
+    from .products import read_regions, record_shapes, regions_beside
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file does not exist")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a monitor log (monitor_log.jsonl) or a saved *_diff.fits")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    record, notes = None, []
+    if _is_fits(path):
+        fits_path, reg = path, regions_beside(path)
+        if frame is not None:
+            notes.append(f"--frame {frame} ignored: {path.name} is one image")
+    else:
+        try:
+            record = _pick_record(path, frame)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: neither a FITS file nor a monitor log (JSON Lines)") from exc
+        prod = record.get("products") or {}
+        if not prod.get("diff_fits"):
+            raise InputError(f"{path}: frame {record['frame']} has no saved difference image (the monitor ran "
+                             "with --no-save-products, or before products existed); rerun `blobhelpers monitor` "
+                             "on it to save one")
+        fits_path = _locate(prod["diff_fits"], path)
+        if not fits_path.exists():
+            raise InputError(f"{path}: frame {record['frame']}: its difference image {fits_path} does not exist")
+        reg = _locate(prod["regions"], path) if prod.get("regions") else None
+    img = read_frame(fits_path, allowed_shapes=None)
+    if reg is not None and reg.exists():
+        shapes = read_regions(reg)
+    elif record is not None:
+        shapes = record_shapes(record)
+        notes.append(f"region file {reg} missing: overlays drawn from the log record")
+        reg = None
+    else:
+        shapes, reg = [], None
+        notes.append(f"no region file beside {fits_path.name}: no overlays")
+    rec_name = record["frame"] if record else img.header.get("FRAME", fits_path.name)
+    verdict = record.get("verdict") if record else img.header.get("VERDICT", "")
+    n_alert = sum(s.get("kind") == "alert" for s in shapes)
+    title = f"{rec_name}: {verdict or '?'} ({n_alert} alert(s))"
+    return ReviewView(img.data, shapes, fits_path, reg, record, title, notes)
+
+
+def review_png(view: ReviewView, dest: str | os.PathLike, size: int = 1024, labels: bool = True) -> Path:
+    """Write *view* rendered off-screen with ginga (:func:`render_ginga`) as a PNG, atomically."""
+    from PIL import Image
+
+    from ..core.paths import atomic_path
+
+    rgb, _ = render_ginga(view.data, view.shapes, size=size, labels=labels)
+    with atomic_path(dest, suffix=".png") as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG")
+    return Path(dest)
+
+
+def display_available() -> bool:
+    """True when a ginga window can be opened: ``DISPLAY`` (or ``WAYLAND_DISPLAY``) is set and a
+    Qt binding (PyQt5/6, PySide2/6) plus qtpy are installed."""
+    import importlib.util
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    if importlib.util.find_spec("qtpy") is None:
+        return False
+    return any(importlib.util.find_spec(m) is not None for m in ("PyQt5", "PyQt6", "PySide6", "PySide2"))
+
+
+def show_in_ginga(view: ReviewView, width: int = 900, height: int = 900) -> None:  # pragma: no cover - needs a display
+    """Open *view* in a ginga Qt window (blocks until it is closed).
+
+    ginga's standard bindings: scroll to zoom, middle-drag or arrow keys to pan, right-drag for
+    the cut levels, 'z' for zscale.
+    """
+    from ginga.misc.log import get_logger
+    from ginga.qtw.ImageViewQt import CanvasView
+    from ginga.qtw.QtHelp import QtGui
+
+    app = QtGui.QApplication.instance() or QtGui.QApplication([])
+    v = CanvasView(get_logger("blobhelpers.blob.review", null=True), render="widget")
+    v.enable_autocuts("off")
+    v.get_bindings().enable_all(True)
+    v.ui_set_active(True)
+    _draw(v, view.data, view.shapes, labels=True)
+    v.zoom_fit()
+    w = v.get_widget()
+    w.resize(width, height)
+    w.setWindowTitle(f"{view.title} - {view.fits_path.name}")
+    w.show()
+    (app.exec() if hasattr(app, "exec") else app.exec_())

@@ -34,6 +34,7 @@ class FrameResult:
     diff: np.ndarray | None = None
     scaled: np.ndarray | None = None
     explain: dict = field(default_factory=dict)  # candidate index -> (subframe, saliency, (y0, x0))
+    history_dates: tuple = ()  # DATE-OBS of the first and last history frames (for the saved products)
 
 
 class Monitor:
@@ -312,7 +313,8 @@ class Monitor:
             "versions": self._versions,
             "processed_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        return FrameResult(record, d if with_arrays else None, scaled if with_arrays else None, explain)
+        span = tuple(self.ordered[k][1].isoformat(timespec="seconds") for k in (hist[0], hist[-1]))
+        return FrameResult(record, d if with_arrays else None, scaled if with_arrays else None, explain, span)
 
     def _mask_known(self, full: np.ndarray, scaled: np.ndarray | None, off: int):
         """*full* with every known blob's disc (radius + margin) set to NaN, *scaled* with it set to 0."""
@@ -342,11 +344,16 @@ class Monitor:
 
 def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = None,
                 known_path: str | Path | None = None, all_frames: bool = False, progress: bool = False,
-                html: bool = True) -> list[dict]:
+                html: bool = True, save_products: bool = False) -> list[dict]:
     """What ``blobhelpers monitor`` does; returns the records written to ``OUT/monitor_log.jsonl``.
 
     In the default (daily) mode a newest frame that cannot be processed raises
     :class:`InputError`; with *all_frames* such frames are skipped with a warning.
+
+    With *save_products* (the command's default; off here so that a pipeline running the
+    monitor over hundreds of days writes no images) each frame's difference image and DS9
+    region file go to ``OUT/products/<frame>_diff.fits`` and ``<frame>_regions.reg``
+    (:mod:`blobhelpers.blob.products`) and their paths into the record's ``products``.
     """
     from tqdm.auto import tqdm
 
@@ -358,7 +365,7 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
     records = []
     for i in tqdm(mon.targets(all_frames), desc="monitor", disable=not progress):
         try:
-            res = mon.process(i, with_arrays=html)
+            res = mon.process(i, with_arrays=html or save_products)
         except InputError as exc:
             if not all_frames:
                 raise
@@ -366,9 +373,16 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
             continue
         pngs = save_alert_pngs(res.record, res.explain, out / "saliency") if mon.config.saliency and res.explain else []
         res.record["saliency_pngs"] = pngs
+        stem = Path(res.record["frame"]).name.split(".")[0]
+        if save_products:
+            from ..products import monitor_header, record_image, save_products as _save
+
+            res.record["products"] = _save(out / "products", stem, record_image(res.diff, res.record["trimmed"]),
+                                           res.record, monitor_header(res.record, res.history_dates),
+                                           known=mon.known)
         if html:
-            stem = Path(res.record["frame"]).name.split(".")[0]
-            write_text(out / "summary" / f"{stem}.html", summary_html(res.record, res.diff, pngs))
+            write_text(out / "summary" / f"{stem}.html",
+                       summary_html(res.record, res.diff, pngs, base=out / "summary"))
             res.record["summary_html"] = str(out / "summary" / f"{stem}.html")
         records.append(res.record)
     if records:

@@ -11,11 +11,54 @@ import numpy as np
 from ..figures import figure_png
 from ..fitsio import BORDER
 
-__all__ = ["summary_html"]
+__all__ = ["summary_html", "products_html"]
 
 
-def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str]) -> str:
-    """A small, self-contained daily HTML summary (figures inlined)."""
+def _href(path: str, base: str | Path | None) -> str:
+    """*path* relative to the folder *base* (the HTML's), as a URL path."""
+    import os
+    from urllib.parse import quote
+
+    p = Path(path)
+    if base is not None:
+        try:
+            p = Path(os.path.relpath(Path(path).resolve(), Path(base).resolve()))
+        except ValueError:  # another drive (Windows): keep it absolute
+            p = Path(path).resolve()
+    return quote(p.as_posix())
+
+
+def products_html(rec: dict, base: str | Path | None = None) -> str:
+    """The paragraph linking a record's saved difference image and DS9 region file ('' without them).
+
+    Links are relative to *base* (the folder the HTML is written to).
+
+    >>> print(products_html({"products": {"diff_fits": "/o/products/f_diff.fits",
+    ...                                   "regions": "/o/products/f_regions.reg"}}, "/o/summary"))
+    ... # doctest: +ELLIPSIS
+    <p>Check by eye: <a href='../products/f_diff.fits'>difference image (FITS)</a> ... <code>ds9 f_diff.fits -regions f_regions.reg</code>...</p>
+    """
+    import html as _html
+
+    prod = rec.get("products") or {}
+    if not prod.get("diff_fits"):
+        return ""
+    fits_name, reg = Path(prod["diff_fits"]).name, prod.get("regions")
+    links = f"<a href='{_href(prod['diff_fits'], base)}'>difference image (FITS)</a>"
+    if reg:
+        links += f" and <a href='{_href(reg, base)}'>DS9 regions</a>"
+    cmd = f"ds9 {fits_name}" + (f" -regions {Path(reg).name}" if reg else "")
+    return (f"<p>Check by eye: {links} (the image this verdict was computed from); in their folder: "
+            f"<code>{_html.escape(cmd)}</code>, or <code>blobhelpers review {_html.escape(fits_name)}</code>. "
+            "Red: alerts; yellow: not alerts (with the reason); cyan: known blobs; green: the 16 tiles.</p>")
+
+
+def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str | Path | None = None) -> str:
+    """A small, self-contained daily HTML summary (figures inlined).
+
+    *base*: the folder the HTML is written to; the saved products (``rec["products"]``) are
+    linked relative to it.
+    """
     import base64
     import html as _html
 
@@ -36,6 +79,8 @@ def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str]) -> str:
              f"{_html.escape(rec['history']['last'])}); measured shift {rec['shift']} px; model "
              f"{_html.escape(str(rec['model']))} (threshold {rec['threshold']:.3f}); known catalog "
              f"{rec['known_catalog']['n']} blobs.</p>"]
+    if rec.get("products"):
+        parts.append(products_html(rec, base))
     inp = rec.get("input") or {}
     if inp:  # provenance: reader path, masked pixels, history consistency, thresholds' source
         esc = _html.escape
