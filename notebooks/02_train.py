@@ -99,7 +99,9 @@ fpr = TrainSection.from_dict(train).select_fpr
 for name, cfg_d in train["models"].items():
     cfg = TrainConfig.from_dict(cfg_d)
     display(Markdown(f"### `{name}` ({cfg.architecture}, recipe {cfg.recipe}, {cfg.epochs} epochs)"))
-    model, hist = train_model(cfg, train_ds, val_ds, seed=int(base["seed"]), verbose=2)
+    # checkpoints after every epoch: an interrupted `dvc repro` resumes (README, "Training at full scale")
+    model, hist = train_model(cfg, train_ds, val_ds, seed=int(base["seed"]), verbose=0, progress=True,
+                              checkpoint_dir=paths.root / "build" / "checkpoints" / name)
     prep = {"representation": cfg.representation}
     if cfg.representation == "isr":
         dif = DifferenceConfig.from_dict(difference)

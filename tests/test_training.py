@@ -1,3 +1,6 @@
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -94,3 +97,148 @@ def test_saved_model_bytes_do_not_depend_on_the_time(tmp_path, monkeypatch):
     back = load_model(a)
     for w0, w1 in zip(m.get_weights(), back.get_weights()):
         np.testing.assert_array_equal(w0, w1)
+
+
+# --------------------------------------------------------------------------- checkpoints and resume
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(monkeypatch, k):
+    """Make the next training run stop (an exception) right after its checkpoint of epoch *k* (0-based)."""
+    from blobhelpers.blob import training
+
+    write = training._Checkpoint.on_epoch_end
+
+    def stop(self, epoch, logs=None):
+        write(self, epoch, logs)
+        if epoch == k:
+            raise _Interrupted(f"after epoch {k}")
+
+    monkeypatch.setattr(training._Checkpoint, "on_epoch_end", stop)
+
+
+def _same_weights(a, b):
+    wa, wb = a.get_weights(), b.get_weights()
+    return len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb))
+
+
+# the isr recipe: Adam for epochs 1-2, SGD for 3-4 (0-based 0-1 and 2-3)
+ISR_SWITCH = TrainConfig(architecture="tiny", recipe="isr", epochs=4, adam_epochs=2, batch_size=50, n_train=100)
+
+
+@pytest.fixture(scope="module")
+def isr_uninterrupted(easy_datasets):
+    return train_model(ISR_SWITCH, easy_datasets["train"], easy_datasets["val"], seed=4, verbose=0)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2], ids=["inside-adam", "at-the-switch", "inside-sgd"])
+def test_interrupted_run_resumes_to_identical_weights(k, easy_datasets, isr_uninterrupted, tmp_path, monkeypatch):
+    """Stopped after epoch k+1 and restarted: the same weights, bit for bit, as a run never stopped."""
+    ref_model, ref = isr_uninterrupted
+    with monkeypatch.context() as m:
+        _interrupt_after(m, k)
+        with pytest.raises(_Interrupted):
+            train_model(ISR_SWITCH, easy_datasets["train"], easy_datasets["val"], seed=4, verbose=0,
+                        checkpoint_dir=tmp_path)
+    meta = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert meta["epoch"] == k and len(meta["history"]["loss"]) == k + 1
+    model, hist = train_model(ISR_SWITCH, easy_datasets["train"], easy_datasets["val"], seed=4, verbose=0,
+                              checkpoint_dir=tmp_path)
+    assert _same_weights(model, ref_model)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "optimizer"):
+        assert hist[key] == ref[key], key
+    assert hist["optimizer"] == ["adam", "adam", "sgd", "sgd"] and len(hist["seconds"]) == 4
+    assert hist["best_epoch"] == ref["best_epoch"]
+
+
+def test_resume_with_dropout_cosine_schedule_and_restore_best(easy_datasets, tmp_path, monkeypatch):
+    """blobnet (dropout: its seed state), AdamW + cosine decay (the iteration counter), restore_best
+    (the best-epoch store); then a finished checkpoint is returned without training."""
+    from blobhelpers.blob.training import _keras
+
+    cfg = TrainConfig(architecture="blobnet", width=4, recipe="adamw_cosine", epochs=3, batch_size=50, n_train=100,
+                      learning_rate=0.003, restore_best=True, representation="residual")
+    tr, va = easy_datasets["train"], easy_datasets["val"]
+    ref_model, ref = train_model(cfg, tr, va, seed=6, verbose=0)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        with pytest.raises(_Interrupted):
+            train_model(cfg, tr, va, seed=6, verbose=0, checkpoint_dir=tmp_path)
+    model, hist = train_model(cfg, tr, va, seed=6, verbose=0, checkpoint_dir=tmp_path)
+    assert _same_weights(model, ref_model)
+    assert hist["loss"] == ref["loss"] and hist["val_loss"] == ref["val_loss"]
+    assert hist["restored_epoch"] == ref["restored_epoch"] and hist["best_epoch"] == ref["best_epoch"]
+
+    def no_fit(*a, **k):
+        raise AssertionError("a finished checkpoint must not train again")
+
+    monkeypatch.setattr(_keras().Model, "fit", no_fit)
+    again, h2 = train_model(cfg, tr, va, seed=6, verbose=0, checkpoint_dir=tmp_path)
+    assert _same_weights(again, ref_model) and h2["loss"] == ref["loss"] and len(h2["seconds"]) == 3
+
+
+def test_checkpoint_layout_needs_no_pickle(easy_datasets, tmp_path):
+    from blobhelpers.blob.training import CHECKPOINT_FILE
+
+    cfg = TrainConfig(architecture="tiny", recipe="isr", epochs=1, adam_epochs=1, batch_size=50, n_train=50)
+    model, _ = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=2, verbose=0,
+                           checkpoint_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", CHECKPOINT_FILE]  # verbose=0: no log
+    with np.load(tmp_path / CHECKPOINT_FILE, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        n_model = sum(k.startswith("model_") for k in z.files)
+        assert n_model == len(model.variables) and any(k.startswith("optimizer_") for k in z.files)
+        assert not any(k.startswith("best_") for k in z.files)  # kept only with restore_best
+        np.testing.assert_array_equal(z["model_0000"], model.variables[0].numpy())
+    assert meta["epoch"] == 0 and meta["epochs"] == 1 and meta["optimizer"] == "adam"
+    assert meta["fingerprint_parts"]["config"]["architecture"] == "tiny" and meta["fingerprint_parts"]["seed"] == 2
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["fingerprint"] == meta["fingerprint"]
+
+
+def test_checkpoint_of_another_configuration_is_set_aside(easy_datasets, tmp_path):
+    from blobhelpers.blob.training import CHECKPOINT_FILE, CheckpointWarning
+
+    tr, va = easy_datasets["train"], easy_datasets["val"]
+    cfg = TrainConfig(architecture="tiny", recipe="isr", epochs=1, adam_epochs=1, batch_size=50, n_train=50)
+    train_model(cfg, tr, va, seed=2, verbose=0, checkpoint_dir=tmp_path)
+    other = TrainConfig(**{**cfg.__dict__, "learning_rate": 0.002})
+    with pytest.warns(CheckpointWarning, match=r"another configuration.*learning_rate 0\.001 -> 0\.002"):
+        _, hist = train_model(other, tr, va, seed=2, verbose=0, checkpoint_dir=tmp_path)
+    assert len(hist["loss"]) == 1 and (tmp_path / "checkpoint.rejected.npz").is_file()
+    meta = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert meta["fingerprint_parts"]["config"]["learning_rate"] == 0.002
+    with pytest.warns(CheckpointWarning, match=r"seed 2 -> 3"):
+        train_model(other, tr, va, seed=3, verbose=0, checkpoint_dir=tmp_path)
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"PK\x03\x04 not a checkpoint")
+    with pytest.warns(CheckpointWarning, match="unreadable"):
+        train_model(other, tr, va, seed=3, verbose=0, checkpoint_dir=tmp_path)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 0
+
+
+def test_progress_lines_with_eta(easy_datasets, tmp_path, capsys):
+    cfg = TrainConfig(architecture="tiny", recipe="isr", epochs=2, adam_epochs=1, batch_size=50, n_train=50)
+    train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=2, verbose=2, checkpoint_dir=tmp_path / "m1")
+    err = capsys.readouterr().err
+    assert "[train m1] 2 epochs x 1 batches of 50 (50 subframes) on " in err
+    assert re.search(r"\[train m1\] epoch 1/2  loss \d+\.\d{4}  val_loss \d+\.\d{4}  [\d.]+ s/epoch  ETA \d", err)
+    assert re.search(r"\[train m1\] epoch 2/2  .* s/epoch  done", err)
+    log = (tmp_path / "m1" / "progress.log").read_text()
+    assert log.count("[train m1] epoch") == 2
+    train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=2, verbose=0)
+    assert "[train" not in capsys.readouterr().err  # verbose=0: silent
+
+
+def test_training_with_a_width(easy_datasets):
+    from blobhelpers.blob.cnn import build_model
+
+    cfg = TrainConfig.from_dict({"architecture": "blobnet", "recipe": "adamw_cosine", "epochs": 1, "width": 4,
+                                 "batch_size": 50, "n_train": 50})
+    model, hist = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=1, verbose=0)
+    assert model.get_layer("conv1").filters == 4
+    assert hist["n_params"] == build_model("blobnet", width=4).count_params() < build_model("blobnet").count_params()
+    with pytest.raises(InputError, match="width"):
+        train_model(TrainConfig(architecture="tiny", width=4, epochs=1), easy_datasets["train"],
+                    easy_datasets["val"], seed=1, verbose=0)

@@ -19,14 +19,21 @@ name         architecture                                               paramete
              train/inference statistics diverged and validation collapsed)
 ``tiny``     a small fast model for tests and smoke runs                 1,410
 ============ ========================================================== ==============
+
+``blobnet`` takes a *width* (filters of its first conv block, then 2x, 4x, 4x; default 16): the
+hyperparameter search of README "Hyperparameter search (dvc exp)" varies it through
+``train.models.blobnet.width``. The saved ``.keras`` file records the layers, so
+:func:`load_model` rebuilds any width without being told.
 """
 
 from __future__ import annotations
 
 __all__ = ["MODELS", "build_model", "count_params", "probabilities", "load_model", "preprocessing_path",
-           "load_preprocessing"]
+           "load_preprocessing", "model_width", "DEFAULT_WIDTH"]
 
 MODELS = ("isr2021", "deepwfc3", "blobnet", "tiny")
+#: Architectures that take a width, and their default.
+DEFAULT_WIDTH = {"blobnet": 16}
 
 
 from ..core.deeplearning import keras_module as _keras
@@ -88,15 +95,30 @@ def _tiny(keras, input_shape, name):
     return keras.Model(inp, out, name=name)
 
 
-def build_model(name: str, input_shape=(256, 256, 1), seed: int | None = None):
+def build_model(name: str, input_shape=(256, 256, 1), seed: int | None = None, width: int | None = None):
     """Build an uncompiled Keras model by name (see the module table).
+
+    *width* (``blobnet`` only): filters of the first conv block; None is the architecture's
+    default (:data:`DEFAULT_WIDTH`), the same model as before the option existed.
 
     Examples
     --------
     >>> m = build_model("isr2021")
     >>> m.count_params(), m.output_shape
     (528098, (None, 2))
+    >>> build_model("blobnet", width=8).count_params() < build_model("blobnet").count_params()
+    True
     """
+    from ..core.errors import InputError
+
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}; choose one of {MODELS}")
+    if width is not None:
+        if name not in DEFAULT_WIDTH:
+            raise InputError(f"model {name!r} has a fixed architecture: width applies to "
+                             f"{', '.join(DEFAULT_WIDTH)} only (got width={width!r})")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise InputError(f"width must be a positive integer (got {width!r})")
     keras = _keras()
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
@@ -105,12 +127,16 @@ def build_model(name: str, input_shape=(256, 256, 1), seed: int | None = None):
     if name == "deepwfc3":
         return _isr(keras, 2, input_shape, name)
     if name == "blobnet":
-        return _blobnet(keras, input_shape, name)
-    if name == "tiny":
-        return _tiny(keras, input_shape, name)
-    from ..core.errors import InputError
+        return _blobnet(keras, input_shape, name, width=DEFAULT_WIDTH[name] if width is None else width)
+    return _tiny(keras, input_shape, name)
 
-    raise InputError(f"unknown model {name!r}; choose one of {MODELS}")
+
+def model_width(model, name: str | None = None) -> int | None:
+    """The width of a built model of an architecture that takes one (see :func:`build_model`); else None."""
+    name = name or model.name
+    if name != "blobnet":
+        return None
+    return int(model.get_layer("conv1").filters)
 
 
 def count_params(model) -> int:
