@@ -33,9 +33,12 @@ def save_keras_reproducibly(model, path) -> None:
 
     Keras writes the save time into ``metadata.json`` (``date_saved``) and stamps the weights
     member with the current time, so every retrain with identical results would change the file,
-    its DVC hash and ``dvc.lock``. The archive is rewritten with ``date_saved`` removed and every
-    member dated 1980-01-01 (what Keras already uses for the other members); its content is
-    otherwise unchanged and loads with ``keras.saving.load_model``.
+    its DVC hash and ``dvc.lock``. Its ``config.json`` also names shared objects by their memory
+    address (``shared_object_id``), which differs in every process. The archive is rewritten with
+    ``date_saved`` removed, the shared-object ids renumbered 1, 2, ... in order of appearance
+    (:func:`renumber_shared_ids`) and every member dated 1980-01-01 (what Keras already uses for
+    the other members); its content is otherwise unchanged and loads with
+    ``keras.saving.load_model``.
     """
     import json
     import tempfile
@@ -53,7 +56,28 @@ def save_keras_reproducibly(model, path) -> None:
                     meta = json.loads(data)
                     meta.pop("date_saved", None)
                     data = json.dumps(meta, sort_keys=True).encode()
+                elif info.filename == "config.json":
+                    data = renumber_shared_ids(data.decode()).encode()
                 out = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
                 out.compress_type = zipfile.ZIP_STORED
                 out.external_attr = 0o644 << 16
                 dst.writestr(out, data)
+
+
+def renumber_shared_ids(config_text: str) -> str:
+    """Replace Keras' ``"shared_object_id": <memory address>`` values by 1, 2, ... in order of first appearance.
+
+    The same address keeps the same number, so objects shared in the saved graph stay shared.
+
+    >>> renumber_shared_ids('{"a": {"shared_object_id": 1406218}, "b": {"shared_object_id": 99}, '
+    ...                     '"c": {"shared_object_id": 1406218}}')
+    '{"a": {"shared_object_id": 1}, "b": {"shared_object_id": 2}, "c": {"shared_object_id": 1}}'
+    """
+    import re
+
+    ids: dict[str, int] = {}
+
+    def sub(m):
+        return f'{m.group(1)}{ids.setdefault(m.group(2), len(ids) + 1)}'
+
+    return re.sub(r'("shared_object_id":\s*)(\d+)', sub, config_text)
