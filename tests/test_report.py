@@ -18,3 +18,44 @@ def test_header_lists_parameters_and_versions():
     v = versions()
     assert "numpy" in v and "blobhelpers" in v and "python" in v
     assert "| numpy |" in md
+
+
+def test_widget_outputs_and_state_are_dropped():
+    import nbformat
+
+    from blobhelpers.core.report import clean_for_report
+
+    c = nbformat.v4.new_code_cell("for _ in tqdm(x): pass")
+    c.outputs = [nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "3f2a9c", "version_major": 2},
+        "text/plain": "classify:  40%|####      | 2/5 [00:01<00:02,  1.9it/s]"}),
+        nbformat.v4.new_output("stream", name="stdout", text="done\n")]
+    nb = nbformat.v4.new_notebook(cells=[c], metadata={"widgets": {"state": {"3f2a9c": {}}}})
+    dropped = clean_for_report(nb)
+    assert dropped["widgets"] == 1
+    assert [o.output_type for o in nb.cells[0].outputs] == ["stream"]
+    assert "widgets" not in nb.metadata
+
+
+def test_code_commit_ignores_output_commits_and_flags_code_edits(tmp_path):
+    import subprocess
+
+    from blobhelpers.core.report import code_commit
+
+    def git(*a):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    git("add", "params.yaml")
+    git("commit", "-qm", "code")
+    first = git("rev-parse", "--short", "HEAD")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "r.html").write_text("x")
+    git("add", "reports")
+    git("commit", "-qm", "results")
+    assert code_commit(tmp_path) == first  # committing outputs does not relabel the reports
+    (tmp_path / "params.yaml").write_text("a: 2\n")
+    assert code_commit(tmp_path) == first + " (with uncommitted changes)"
+    assert code_commit(tmp_path / "reports") == first + " (with uncommitted changes)"

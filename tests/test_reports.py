@@ -74,7 +74,7 @@ def test_report_has_no_machine_paths_no_stderr_box_one_title(tiny_reports):
 def test_report_keeps_parameters_and_commit_and_injects_only_declared(tiny_reports):
     tmp, (html, _) = tiny_reports
     assert "seed is 3 | other injected: False" in html  # base injected, `other` not declared
-    assert "base.seed" in html and "git commit" in html and "numpy" in html
+    assert "base.seed" in html and "code commit" in html and "numpy" in html
     executed = nbformat.read(tmp / "build" / "tiny.ipynb", as_version=4)
     stderr = [o for c in executed.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
     assert stderr, "the executed notebook keeps stderr (only the HTML leaves it out)"

@@ -116,6 +116,7 @@ _OBJECT_REPR = re.compile(r"^\s*[\[\(]?\s*(?:<[^<>]* at 0x[0-9a-f]+>|(?:Posix|Wi
                           r"\s*,?\s*[\]\)]?\s*$")
 # Keras progress lines carry wall-clock timings ("20/20 - 7s - 372ms/step - loss: ..."): volatile.
 _KERAS_TIMING = re.compile(r"(\d+/\d+)(?: [━─=>.]+)?\s+-?\s*\d+(?:\.\d+)?[mµu]?s(?:\s+-)?\s+\d+(?:\.\d+)?[mµu]?s/step")
+_WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def clean_for_report(nb) -> dict:
@@ -125,7 +126,10 @@ def clean_for_report(nb) -> dict:
     * ``execute_result`` outputs that are only object reprs (paths, ``<... at 0x...>``) are
       removed, and remaining ``PosixPath('x')`` reprs in text become ``x``;
     * Keras per-step timings are removed from progress lines;
-    * cell ids become their position (papermill and jupytext draw random ones).
+    * cell ids become their position (papermill and jupytext draw random ones);
+    * progress widgets (tqdm's ``application/vnd.jupyter.widget-view+json`` outputs) and the
+      notebook's widget state are removed: they carry random model ids and elapsed times, so
+      a rerun with identical results would otherwise give a different report.
 
     Error outputs are kept: papermill fails the stage on them anyway.
 
@@ -143,6 +147,7 @@ def clean_for_report(nb) -> dict:
     ['wrote /a/c.csv']
     """
     dropped = {"stderr": 0, "reprs": 0}
+    nb.get("metadata", {}).pop("widgets", None)
     for i, cell in enumerate(nb.cells):
         if "id" in cell:
             cell["id"] = f"cell-{i}"
@@ -152,6 +157,9 @@ def clean_for_report(nb) -> dict:
         for out in cell.get("outputs", []):
             if out.output_type == "stream" and out.name == "stderr":
                 dropped["stderr"] += 1
+                continue
+            if out.output_type in ("display_data", "execute_result") and _WIDGET in out.get("data", {}):
+                dropped["widgets"] = dropped.get("widgets", 0) + 1
                 continue
             if out.output_type == "execute_result":
                 data = out.get("data", {})
@@ -335,16 +343,34 @@ def versions() -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             continue
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=project_root(), timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=project_root(), timeout=10).stdout.strip()
-        if commit:
-            out["git commit"] = commit + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
+    commit = code_commit()
+    if commit:
+        out["code commit"] = commit
     return out
+
+
+#: What the results depend on: the last commit touching one of these labels a report. Outputs
+#: (reports, metrics, dvc.lock) are left out, so committing the results of a run does not change
+#: the label, and a rerun of that commit reproduces its reports byte for byte.
+CODE_PATHS = ("blobhelpers", "notebooks", "params.yaml", "dvc.yaml", "pyproject.toml", "requirements.lock",
+              "profiles", "data.dvc")
+
+
+def code_commit(root: str | Path | None = None) -> str:
+    """Short hash of the last commit that touched :data:`CODE_PATHS`, with a note if they have
+    uncommitted changes; "" outside a git checkout."""
+    root = Path(root) if root is not None else project_root()
+    specs = [f":(top){p}" for p in CODE_PATHS]  # relative to the checkout's top, wherever *root* is
+    try:
+        commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", *specs], capture_output=True,
+                                text=True, cwd=root, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *specs],
+                               capture_output=True, text=True, cwd=root, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if not commit:
+        return ""
+    return commit + (" (with uncommitted changes)" if dirty else "")
 
 
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -359,7 +385,7 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def header_markdown(title: str, params: dict, sections: list[str]) -> str:
-    """Markdown block: the parameters of *sections* and the package versions (git commit included).
+    """Markdown block: the parameters of *sections* and the package versions (the last commit touching the code or parameters included: :func:`code_commit`).
 
     *title* is kept for the callers' sake; the report's title is the notebook's first heading.
     """
