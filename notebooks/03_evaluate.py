@@ -93,6 +93,10 @@ display(Markdown(f"Test set: {len(yt)} subframes, {int(yt.sum())} with a blob "
 # ## Side by side on the test set
 # The ISR's published validation rates next to the three models, all measured here on the same
 # test subframes. "val-chosen" thresholds give a 3 % false-positive rate on the validation set.
+# The published rates were measured under the ISR's own recipe (real cutouts PASTED as squares),
+# not this project's (blobs ADDED before the clipping): stage 06 (`reports/06_isr_recipe.html`)
+# trains the models under the ISR's recipe, reproduces the published validation rates, and crosses
+# training recipe x test data (ISR-style / these test days / the independent cross-simulator).
 
 # %%
 rows = [{"model": "ISR 2021-08 (published, its own validation set)", "threshold": "-", "TPR": 0.94,

@@ -25,6 +25,7 @@ def test_params_yaml_and_every_profile_validate():
                                   ("monitor", "regression", "match"), ("monitor", "campaign", "n_frame"),
                                   ("train", "models", "blobnet", "epoch"), ("simulate", "skye"),
                                   ("crosssim", "n_new"), ("crosssim", "stress", "levels", "gradiant"),
+                                  ("isr_recipe", "n_trian"), ("isr_recipe", "models", "isr2021", "epoch"),
                                   ("svm", "cv_split"), ("svm_sim", "n_visit"), ("svm_images", "epoch")])
 def test_a_typo_in_any_section_is_rejected_with_its_name(path):
     params = load_params(ROOT / "params.yaml")

@@ -52,6 +52,7 @@ SECTIONS = {
     "evaluate": "blobhelpers.blob.sections:EvaluateConfig",
     "monitor": "blobhelpers.blob.monitor.config:MonitorConfig",
     "crosssim": "blobhelpers.blob.sections:CrossSimConfig",
+    "isr_recipe": "blobhelpers.blob.isrrecipe:IsrRecipeConfig",
     "svm": "blobhelpers.svm.sections:SvmSection",
     "svm_sim": "blobhelpers.svm.sections:SvmSimSection",
     "svm_images": "blobhelpers.svm.sections:SvmImagesSection",

@@ -78,6 +78,14 @@ def _v_crosssim(m):
             f"blobs; monitor finds {fmt(_g(m, 'xsim_monitor_found'))} on day 1 (targets 0.05 / 0.95 / 0.95).")
 
 
+def _v_isr_recipe(m):
+    met = _g(m, "isr_recipe_isr2021_val_tpr") >= 0.89 and _g(m, "isr_recipe_isr2021_val_tnr") >= 0.83
+    return (f"ISR recipe (pasted cutouts): isr2021 validation TPR {fmt(_g(m, 'isr_recipe_isr2021_val_tpr'))}, "
+            f"TNR {fmt(_g(m, 'isr_recipe_isr2021_val_tnr'))} (published 0.94 / 0.88; targets 0.89 / 0.83 "
+            f"{'met' if met else 'not met'}); on cross-simulator tiles its AUC is "
+            f"{fmt(_g(m, 'isr_recipe_isr2021_xsim_auc'))}.")
+
+
 def _v_svm_prep(m):
     return (f"{_g(m, 'n_real_misaligned')} real misaligned vs {_g(m, 'n_real_aligned')} real aligned visits; "
             f"rms 0 in {fmt(_g(m, 'frac_rms0_real_misaligned'))} of the misaligned.")
@@ -112,7 +120,7 @@ def _v_svm_images(m):
 
 
 VERDICTS = {"01_data_prep": _v_data, "02_train": _v_train, "03_evaluate": _v_eval, "04_monitor": _v_monitor,
-            "05_crosssim": _v_crosssim,
+            "05_crosssim": _v_crosssim, "06_isr_recipe": _v_isr_recipe,
             "10_svm_prep": _v_svm_prep, "11_svm_models": _v_svm_models, "12_svm_screen": _v_svm_screen,
             "13_svm_simulate": _v_svm_sim, "14_svm_images": _v_svm_images}
 
