@@ -59,3 +59,16 @@ def test_code_commit_ignores_output_commits_and_flags_code_edits(tmp_path):
     (tmp_path / "params.yaml").write_text("a: 2\n")
     assert code_commit(tmp_path) == first + " (with uncommitted changes)"
     assert code_commit(tmp_path / "reports") == first + " (with uncommitted changes)"
+
+
+def test_a_stage_report_is_labelled_with_its_own_code(monkeypatch):
+    """Stage labels follow the stage's files: a commit elsewhere must not relabel a report DVC keeps."""
+    from blobhelpers.core import report
+
+    files = report.stage_files("notebooks/13_svm_simulate.py")
+    assert files[0] == "notebooks/13_svm_simulate.py" and "blobhelpers/core/report.py" in files
+    assert not any(f.startswith("blobhelpers/blob/") for f in files)  # the SVM wing does not run the blob code
+    seen = {}
+    monkeypatch.setattr(report, "code_commit", lambda root=None, paths=None: seen.setdefault("paths", paths) and "abc")
+    monkeypatch.setenv(report.NOTEBOOK_ENV, "notebooks/13_svm_simulate.py")
+    assert report.versions()["code commit"] == "abc" and seen["paths"] == files

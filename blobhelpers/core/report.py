@@ -206,7 +206,14 @@ def _set_title(html: str) -> str:
                   flags=re.IGNORECASE | re.DOTALL)
 
 
-def _kernel_manager_class(stderr_log: Path, ipc_dir: str):
+def _relative(path: Path, root: Path) -> str | None:
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:  # a notebook outside the project: no stage label
+        return None
+
+
+def _kernel_manager_class(stderr_log: Path, ipc_dir: str, notebook: str | None = None):
     """A kernel manager that starts the kernel quietly: IPC sockets, TF log level, stderr to a file."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import CaselessStrEnum, default
@@ -223,6 +230,8 @@ def _kernel_manager_class(stderr_log: Path, ipc_dir: str):
             env = dict(kw.get("env") or os.environ)
             env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++: errors only
             env.pop("MPLBACKEND", None)  # keep inline figures
+            if notebook:  # which stage this is: its report is labelled with its own code's commit
+                env[NOTEBOOK_ENV] = notebook
             kw["env"] = env
             # The kernel echoes what is written to its stderr (TensorFlow's start-up lines, which
             # no log level reaches) to the terminal: send that copy to a log file instead.
@@ -314,7 +323,7 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
             papermill.execute_notebook(str(built), str(tmp), parameters=injected, kernel_name=kernel,
                                        cwd=str(cwd or root), progress_bar=False, log_output=False,
                                        execution_timeout=timeout,
-                                       kernel_manager_class=_kernel_manager_class(stderr_log, ipc_dir))
+                                       kernel_manager_class=_kernel_manager_class(stderr_log, ipc_dir, _relative(source, root)))
     except BaseException:
         _log(f"{name}: FAILED after {_duration(time.perf_counter() - t0)} (executed notebook: {ipynb}; "
              f"kernel stderr: {stderr_log})")
@@ -343,10 +352,23 @@ def versions() -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             continue
-    commit = code_commit()
+    nb = os.environ.get(NOTEBOOK_ENV)
+    commit = code_commit(paths=stage_files(nb) if nb else None)
     if commit:
         out["code commit"] = commit
     return out
+
+
+#: Set by :func:`run_notebook` in the kernel's environment: the notebook (relative to the project root).
+NOTEBOOK_ENV = "BLOBHELPERS_NOTEBOOK"
+
+
+def stage_files(notebook: str) -> list[str]:
+    """The tracked files a stage running *notebook* executes: the notebook and its code closure
+    (:func:`blobhelpers.core.deps.stage_code`, the same list as the stage's deps in dvc.yaml)."""
+    from .deps import stage_code
+
+    return [notebook, *stage_code(project_root() / notebook, project_root())]
 
 
 #: What the results depend on: the last commit touching one of these labels a report. Outputs
@@ -356,11 +378,16 @@ CODE_PATHS = ("blobhelpers", "notebooks", "params.yaml", "dvc.yaml", "pyproject.
               "profiles", "data.dvc")
 
 
-def code_commit(root: str | Path | None = None) -> str:
-    """Short hash of the last commit that touched :data:`CODE_PATHS`, with a note if they have
-    uncommitted changes; "" outside a git checkout."""
+def code_commit(root: str | Path | None = None, paths=None) -> str:
+    """Short hash of the last commit that touched *paths* (default :data:`CODE_PATHS`), with a note
+    if they have uncommitted changes; "" outside a git checkout.
+
+    A stage's report uses the stage's own files (:func:`stage_files`): DVC reruns a stage exactly
+    when those (or its parameters, listed in the report) change, so a stage that is not rerun
+    keeps a label that a full rerun from a clean checkout gives again.
+    """
     root = Path(root) if root is not None else project_root()
-    specs = [f":(top){p}" for p in CODE_PATHS]  # relative to the checkout's top, wherever *root* is
+    specs = [f":(top){p}" for p in (paths or CODE_PATHS)]  # relative to the checkout's top, wherever *root* is
     try:
         commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", *specs], capture_output=True,
                                 text=True, cwd=root, timeout=10).stdout.strip()
