@@ -7,41 +7,19 @@ no network), up to stage `train` only.
 """
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from repo_copy import project_copy, sh
 
 pytestmark = pytest.mark.slow  # runs in the normal test command; `-m "not slow"` leaves it out
-
-
-def sh(cmd, cwd, env, check=True, timeout=900):
-    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
-    return r
 
 
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory, root):
     """A fresh git repository holding the project's files (tracked + new unignored), data pulled, tiny profile."""
     dest = tmp_path_factory.mktemp("exprepo")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for f in filter(None, files):
-        src = root / f
-        if not src.is_file() or f.startswith(("reports/", "plots/", "metrics/")):
-            continue  # stage outputs are rebuilt
-        (dest / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / f)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": str(dest), "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("DVC", None)
-    sh(["git", "init", "-q"], dest, env)
+    env = project_copy(root, dest)
     sh([sys.executable, "-m", "dvc", "pull", "-q", "data.dvc"], dest, env)
     sh([sys.executable, "-m", "blobhelpers", "profile", "tiny"], dest, env)
     sh(["git", "add", "-A"], dest, env)

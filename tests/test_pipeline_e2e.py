@@ -2,41 +2,21 @@
 `dvc repro` on the tiny profile. Proves the pipeline itself works, not only its functions."""
 
 import json
-import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from repo_copy import project_copy, sh
 
 pytestmark = pytest.mark.slow
-
-
-def sh(cmd, cwd, env, check=True):
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
 
 
 @pytest.fixture(scope="module")
 def clean_copy(tmp_path_factory, root):
     """The repository's files as a fresh clone would have them (git-tracked + new unignored)."""
     dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for f in filter(None, files):
-        src = root / f
-        if not src.is_file() or f.startswith(("reports/", "plots/", "metrics/")):
-            continue  # stage outputs are rebuilt
-        (dest / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / f)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": str(dest), "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    sh(["git", "init", "-q"], dest, env)
+    env = project_copy(root, dest)
     sh(["git", "add", "-A"], dest, env)
     sh(["git", "commit", "-qm", "clean copy"], dest, env)
     return dest, env
