@@ -128,12 +128,12 @@ axes[1, 0].set_ylabel("project recipe\n(added, tapered)")
 fig.suptitle("Positive validation subframes of the two recipes, same grey scale (z units, -3 to 4.5)")
 save_figure(fig, PLOTS / "recipes.png")
 plt.show()
-stats = pd.DataFrame([{"recipe": r, "max pixel, positives (median)": float(np.median(x.max(axis=(1, 2)))),
-                       "max pixel, negatives (median)": float(np.median(y.max(axis=(1, 2))))}
-                      for r, x, y in (("ISR (pasted)", *(isr_ds["val"].arrays()[0][isr_ds["val"].labels == k]
-                                                         for k in (1, 0))),
-                                      ("project (added)", *(proj["val"].arrays(representation="isr")[0][proj["val"].labels == k]
-                                                            for k in (1, 0))))]).round(2)
+Xv_isr, yv_isr = isr_ds["val"].arrays()  # the ISR recipe's validation set (re-z-scored crops)
+Xv_proj_isr = proj["val"].arrays(representation="isr")[0]
+stats = pd.DataFrame([{"recipe": r, "max pixel, positives (median)": float(np.median(x[y == 1].max(axis=(1, 2)))),
+                       "max pixel, negatives (median)": float(np.median(x[y == 0].max(axis=(1, 2))))}
+                      for r, x, y in (("ISR (pasted)", Xv_isr, yv_isr),
+                                      ("project (added)", Xv_proj_isr, proj["val"].labels))]).round(2)
 display(stats)
 
 # %% [markdown]
@@ -151,16 +151,17 @@ display(stats)
 # after every epoch: an interrupted run continues where it stopped.
 
 # %%
-models_isr, hists = {}, {}
+models_isr, hists, input_of = {}, {}, {}
 for name, m in cfg.models.items():
     tc = TrainConfig.from_dict(m)
+    input_of[name] = "isr_crop" if tc.representation == "isr" else "residual"  # what it was trained on
     t0 = time.perf_counter()
     model, hist = train_model(tc, isr_ds["train"], isr_ds["val"], seed=seed, verbose=0, progress=True,
                               checkpoint_dir=CKPT / f"isr_recipe_{name}")
     timing(f"train {name} on the ISR recipe", time.perf_counter() - t0)
     save_model(model, OUT / f"isr_recipe_{name}.keras", tc.architecture,
                {"representation": tc.representation, "recipe": "isr_pasted",
-                "input": "isr_crop" if tc.representation == "isr" else "residual"})
+                "input": input_of[name]})
     models_isr[name], hists[name] = model, {**hist, "config": m}
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -186,17 +187,8 @@ write_text(PLOTS / "learning_curves.csv", pd.concat(
 # intervals are 95 % Wilson intervals.
 
 # %%
-Xv_isr, yv_isr = isr_ds["val"].arrays()
-inputs_of = {"isr2021": "isr_crop", "blobnet": "residual"}
-
-
-def prob(model, kind, processed_x, raw_x=None):
-    return probabilities(predict_logits(model, isreval.to_input(kind, processed_x, raw_x)))
-
-
-repro = {}
-for name, model in models_isr.items():
-    repro[name] = isreval.binary_summary(yv_isr, prob(model, "isr_crop" if name != "blobnet" else "residual", Xv_isr))
+repro = {n: isreval.binary_summary(yv_isr, probabilities(predict_logits(m, isreval.to_input(input_of[n], Xv_isr))))
+         for n, m in models_isr.items()}
 rows = [{"model": "ISR 2021-08 (published)", "TPR": "0.94", "TNR": "0.88", "AUC": "-"}]
 rows += [{"model": f"{n} (ISR recipe, ours)", "TPR": format_rate(s["tpr"]), "TNR": format_rate(s["tnr"]),
           "AUC": round(s["auc"], 4)} for n, s in repro.items()]
@@ -225,7 +217,7 @@ if r:
 proj_models = {n: load_model(MODELS / f"{n}.keras") for n in ("isr2021", "blobnet") if (MODELS / f"{n}.keras").exists()}
 proj_inputs = {n: ("residual" if load_preprocessing(MODELS / f"{n}.keras")["representation"] == "residual" else "isr")
                for n in proj_models}
-all_models = {("ISR (pasted)", n): (m, "isr_crop" if n != "blobnet" else "residual") for n, m in models_isr.items()}
+all_models = {("ISR (pasted)", n): (m, input_of[n]) for n, m in models_isr.items()}
 all_models.update({("project (added)", n): (m, proj_inputs[n]) for n, m in proj_models.items()})
 
 # test set A: ISR-style crops (processed units only: the residual is taken on them as they are)
