@@ -52,6 +52,7 @@ interactive = False  # True in JupyterLab: show the interactive ginga viewer
 # %matplotlib inline
 import dataclasses
 import json
+import shutil
 import time
 
 import matplotlib.pyplot as plt
@@ -68,7 +69,7 @@ from blobhelpers.core.stats import format_rate
 from blobhelpers.blob.regression import run_regression, summarize, tune_thresholds
 from blobhelpers.blob.figures import save_figure
 from blobhelpers.core.paths import write_text
-from blobhelpers.core.report import show_header, write_metrics, timing
+from blobhelpers.core.report import show_header, split_volatile, write_metrics, timing
 from blobhelpers.blob.review import overlay_shapes, render_ginga, review_figure
 from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
 
@@ -135,7 +136,7 @@ if tuned is not None:
     dev_summary = {"seed": int(tune["seed"]), "n_frames": dev_cfg.n_frames, "n_quiet_days": tuned["n_quiet_days"],
                    "n_events_deeper": tuned["n_events_deeper"], "detection_deeper": ch["detection_deeper"],
                    "fa_days_per_100_quiet": ch["fa_days_per_100_quiet"], "fa_target": tuned["fa_target"],
-                   "grids": grids, "seconds": round(t_dev, 1)}
+                   "grids": grids}
     write_tuned(paths.monitor_out / "thresholds.json", {k: getattr(cfg, k) for k in TUNED}, MODEL, dev_summary)
     set_thresholds_provenance(cfg, "tuned", tuned_description({"provenance": dev_summary}))
     tab = pd.DataFrame(tuned["table"])
@@ -294,8 +295,9 @@ for kind in ("missed", "false"):
 #
 # The last day of the campaign with an alert is rerun through `run_monitor` -- the function behind
 # `blobhelpers monitor FRAMES --known CATALOG --out DIR` -- with the known-blob catalog as it stood
-# that morning. It writes `build/monitor/monitor_log.jsonl`, a saliency PNG per alert and a daily
-# HTML summary. Below: the review view (known blobs cyan, alerts red, rejected candidates yellow),
+# that morning. It writes `build/monitor_demo/monitor_log.jsonl`, a saliency PNG per alert, the
+# difference image with its DS9 region file and a daily HTML summary. (That folder is not a tracked
+# output: the log records when it was processed, which differs on every run.) Below: the review view (known blobs cyan, alerts red, rejected candidates yellow),
 # rendered by ginga off-screen and as the static matplotlib fallback.
 
 # %%
@@ -305,16 +307,17 @@ frames_sorted = sorted((paths.monitor_campaign / "frames").glob("*.fits"))
 upto = [p for p in frames_sorted if int(p.stem.split("_")[-1]) <= int(demo["day"])]
 known_then = KnownCatalog([r for r in res.known.rows
                            if not str(r.get("first_seen", "")) or str(r["first_seen"]) < str(demo["date"])])
-known_csv = paths.monitor_out / "known_blobs.csv"
+shutil.rmtree(paths.monitor_demo, ignore_errors=True)  # the demo starts from an empty log
+known_csv = paths.monitor_demo / "known_blobs.csv"
 known_then.write(known_csv)
 t0 = time.perf_counter()
-recs = run_monitor(upto, MODEL, paths.monitor_out, cfg, known_csv)
+recs = run_monitor(upto, MODEL, paths.monitor_demo, cfg, known_csv, save_products=True)
 t_cli = time.perf_counter() - t0
 rec = recs[-1]
 timing("run_monitor incl. model load and 31 frame reads", t_cli)
 display(Markdown(f"`run_monitor` on {rec['frame']}: verdict "
                  f"**{rec['verdict']}**, {rec['n_alerts']} alert(s); log has "
-                 f"{len(MonitorLog(paths.monitor_out / 'monitor_log.jsonl').read())} line(s)."))
+                 f"{len(MonitorLog(paths.monitor_demo / 'monitor_log.jsonl').read())} line(s)."))
 display(pd.DataFrame(rec["candidates"]))
 
 mon = Monitor(upto, load_model(MODEL), cfg, known_then)
@@ -373,4 +376,5 @@ metrics = {
     "seconds_regression_total": round(t_reg, 1),
 }
 write_metrics("04_monitor", metrics)
-print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
+# timings (split off by write_metrics into build/timings/) would make the report differ on every rerun
+print(json.dumps({k: v for k, v in split_volatile(metrics)[0].items() if not isinstance(v, dict)}, indent=1))

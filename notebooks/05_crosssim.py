@@ -58,6 +58,7 @@ from blobhelpers.blob.figures import save_figure
 from blobhelpers.blob.injection import load_real_stamps
 from blobhelpers.blob.monitor import MonitorConfig, apply_tuned
 from blobhelpers.core.config import ProjectPaths
+from blobhelpers.core.parallel import ordered_map
 from blobhelpers.core.paths import write_json, write_text
 from blobhelpers.core.report import show_header, write_metrics, timing
 from blobhelpers.core.stats import format_rate
@@ -106,10 +107,17 @@ truth = xsim.write_difference_set(XDIR, xs.n_quiet_diff, xs.n_new_diff, seed,
 t_gen = time.perf_counter() - t0
 rows, tiles, blobs = [], [], []
 t0 = time.perf_counter()
-for c in tqdm(truth["cases"], desc="classify cross-sim", mininterval=5):
+
+
+def score_case(c):
     img = read_frame(XDIR / "diff" / c["file"]).data
-    r, t, b = crosseval.score_difference(img, c["new_blobs"], model, cfg.threshold, prep, det,
-                                         c["case"], c["nuisance_regime"])
+    return crosseval.score_difference(img, c["new_blobs"], model, cfg.threshold, prep, det,
+                                      c["case"], c["nuisance_regime"])
+
+
+# ordered_map: two images at a time in threads, results in the order of the loop (blobhelpers.core.parallel)
+for c, (r, t, b) in zip(truth["cases"], tqdm(ordered_map(score_case, truth["cases"]), total=len(truth["cases"]),
+                                             desc="classify cross-sim", mininterval=5)):
     rows.append({**r, "units": c["units"], "size": c["size"]})
     tiles += t
     blobs += b
@@ -130,7 +138,10 @@ timing(f"cross-sim difference images classified ({len(rows)})", t_cls)
 infos = diff_infos(paths.diffs, paths.campaign, "test", DifferenceConfig.from_dict(difference).history)
 first_test = min(d.frame_index for d in infos)
 orows, otiles, oblobs = [], [], []
-for k, d in enumerate(tqdm(infos, desc="classify own test days", mininterval=5)):
+
+
+def score_own(kd):
+    k, d = kd
     img = read_frame(d.path).data
     fin = img[np.isfinite(img)]
     noise = float(np.median(np.abs(fin - np.median(fin)))) * 1.4826
@@ -138,7 +149,11 @@ for k, d in enumerate(tqdm(infos, desc="classify own test days", mininterval=5))
     # blobs that appeared in the training days are neither targets nor errors (ambiguous tiles)
     new = [{"x": b[0], "y": b[1], "radius": b[2], "depth": b[3], "snr": b[3] / noise,
             "target": bool(b[4] >= first_test and b[3] >= VISIBLE_DEPTH)} for b in d.natural if b[3] >= AMBIGUOUS_DEPTH]
-    r, t, b = crosseval.score_difference(img, new, model, cfg.threshold, prep, det, f"own_{k:02d}", "own")
+    return crosseval.score_difference(img, new, model, cfg.threshold, prep, det, f"own_{k:02d}", "own")
+
+
+for r, t, b in tqdm(ordered_map(score_own, enumerate(infos)), total=len(infos), desc="classify own test days",
+                    mininterval=5):
     orows.append(r)
     otiles += t
     oblobs += b
@@ -225,16 +240,24 @@ plt.show()
 # %%
 srows, sblobs = [], []
 t0 = time.perf_counter()
-for name, kind, regime, frames, headers, tr in tqdm(
-        xsim.iter_series_cases(xs.n_quiet_series, xs.n_new_series, seed,
-                               templates=templates, n_history=xs.n_history),
-        total=xs.n_quiet_series + xs.n_new_series, desc="monitor cross-sim", mininterval=5):
+
+
+def monitor_series(case, name="", regime=""):
+    frames, headers, tr = case
     mcfg = dataclasses.replace(cfg, history=len(frames) - 1, min_history=min(cfg.min_history, len(frames) - 1),
                                saliency=False)
-    r, b = crosseval.score_series(frames, headers, tr, MODEL, mcfg, name, regime, workdir=paths.root / "build")
+    return crosseval.score_series(frames, headers, tr, model, mcfg, name, regime, workdir=paths.root / "build",
+                                  preprocessing=prep)
+
+
+# the series are drawn one after the other in this thread (same random numbers as a plain loop) and
+# monitored two at a time
+for r, b in tqdm(ordered_map(lambda c: monitor_series(c[3:], c[0], c[2]),
+                             xsim.iter_series_cases(xs.n_quiet_series, xs.n_new_series, seed,
+                                                    templates=templates, n_history=xs.n_history)),
+                 total=xs.n_quiet_series + xs.n_new_series, desc="monitor cross-sim", mininterval=5):
     srows.append(r)
     sblobs += b
-    del frames
 t_mon = time.perf_counter() - t0
 summary.update(crosseval.summarise_series(srows, sblobs, "xsim"))
 s_df = pd.DataFrame(srows)
@@ -262,30 +285,39 @@ levels = {k: list(v) for k, v in st.levels.items()}
 srow = []
 t0 = time.perf_counter()
 n_cases = sum(len(v) for v in levels.values()) * 2 * st.n_per
-for name, level, has, img, tr in tqdm(crosseval.stress_cases(levels, st.n_per, st.snr,
-                                                               seed, templates), total=n_cases, desc="stress", mininterval=5):
-    r, _, b = crosseval.score_difference(img, tr["new_blobs"], model, cfg.threshold, prep, det)
+
+
+def score_stress(case):
+    name, level, has, img, tr = case
+    return name, level, has, crosseval.score_difference(img, tr["new_blobs"], model, cfg.threshold, prep, det)
+
+
+for name, level, has, (r, _, b) in tqdm(ordered_map(score_stress, crosseval.stress_cases(levels, st.n_per, st.snr,
+                                                                                         seed, templates)),
+                                        total=n_cases, desc="stress", mininterval=5):
     srow.append({"nuisance": name, "level": level, "has_blob": has, "cnn_alert": r["new_blob"], "mf_alert": r["mf_new_blob"],
                  "cnn_found": bool(b and b[0]["localised"]), "mf_found": bool(b and b[0]["mf_localised"])})
 stress = pd.DataFrame(srow)
 # the monitor under mis-registration (and others): series, fewer cases
 mlevels = {k: list(v) for k, v in st.monitor_levels.items()}
 mrow = []
-for name, lv in mlevels.items():
-    for li, level in enumerate(lv):
-        nu = xsim.Nuisance.named(name, level)
-        for k in range(2 * st.monitor_n_per):
-            has = k >= st.monitor_n_per
-            rng = np.random.default_rng([seed, 7, li, k, sum(map(ord, name))])
-            blobs_ = [xsim.sample_new_blob(rng, snr=st.snr, nuisance=nu, templates=templates)] if has else []
-            frames, headers, tr = xsim.make_series(rng, nu, blobs_, templates=templates,
-                                                   n_history=xs.n_history)
-            mcfg = dataclasses.replace(cfg, history=len(frames) - 1, min_history=min(cfg.min_history, len(frames) - 1),
-                                       saliency=False)
-            r, b = crosseval.score_series(frames, headers, tr, MODEL, mcfg, workdir=paths.root / "build")
-            mrow.append({"nuisance": name, "level": level, "has_blob": has, "monitor_alert": r["alert"],
-                         "mf_alert": r["mf_alert"], "monitor_found": bool(b and b[0]["found"]),
-                         "mf_found": bool(b and b[0]["mf_found"])})
+
+
+def monitor_stress_cases():
+    for name, lv in mlevels.items():
+        for li, level in enumerate(lv):
+            nu = xsim.Nuisance.named(name, level)
+            for k in range(2 * st.monitor_n_per):
+                has = k >= st.monitor_n_per
+                rng = np.random.default_rng([seed, 7, li, k, sum(map(ord, name))])
+                blobs_ = [xsim.sample_new_blob(rng, snr=st.snr, nuisance=nu, templates=templates)] if has else []
+                yield name, level, has, xsim.make_series(rng, nu, blobs_, templates=templates, n_history=xs.n_history)
+
+
+for name, level, has, (r, b) in ordered_map(lambda c: (*c[:3], monitor_series(c[3])), monitor_stress_cases()):
+    mrow.append({"nuisance": name, "level": level, "has_blob": has, "monitor_alert": r["alert"],
+                 "mf_alert": r["mf_alert"], "monitor_found": bool(b and b[0]["found"]),
+                 "mf_found": bool(b and b[0]["mf_found"])})
 t_stress = time.perf_counter() - t0
 mstress = pd.DataFrame(mrow)
 write_text(PLOTS / "stress_classify.csv", stress.to_csv(index=False))

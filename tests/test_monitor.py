@@ -13,6 +13,7 @@ import pytest
 from blob_frames import frames_with_new_blob
 from blobhelpers.cli import main
 from blobhelpers.blob.fitsio import write_image
+from blobhelpers.core.errors import InputError
 from blobhelpers.blob.monitor import (EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog,
                                  confirm, run_monitor)
 from blobhelpers.blob.detection import detect_candidates
@@ -222,3 +223,59 @@ def test_tuned_thresholds_apply_only_to_their_model(tmp_path):
     with pytest.raises(InputError, match="bad.json.*snr_min"):
         read_tuned(bad)
     assert MonitorConfig.from_dict({"snr_min": None, "threshold": None, "neg_veto": None, "tune": {}}).snr_min == 5.5
+
+
+def test_process_many_in_threads_equals_one_by_one(frames, trained_tiny, tmp_path):
+    """Frames differenced two at a time give exactly the records of process() in turn, including
+    a known-catalog entry added by the caller between two days, and an unreadable frame is raised
+    in its turn or skipped with a warning."""
+    folder, paths, known_csv = frames
+
+    def run(workers, **kw):
+        mon = Monitor(paths, trained_tiny[2], _cfg(min_history=3), KnownCatalog.read(known_csv))
+        recs = []
+        for i, res in mon.process_many(mon.targets(all_frames=True), with_arrays=True, workers=workers, **kw):
+            rec = dict(res.record)
+            rec.pop("processed_utc")
+            recs.append((i, json.dumps(rec, sort_keys=True), float(np.nansum(res.diff))))
+            if len(recs) == 2:  # the caller confirms a blob before the next day is judged
+                mon.known.add(BLOB[0], BLOB[1], BLOB[2], BLOB[3], rec["date_obs"][:10], "test")
+        return recs, mon
+
+    serial, mon1 = run(1)
+    threaded, _ = run(2)
+    assert [r[0] for r in serial] == list(range(3, len(paths)))
+    assert threaded == serial
+    # the blob added after day 2 is known on the last day: no alert there, however the frames were scheduled
+    assert not json.loads(serial[-1][1])["new_blob"]
+    # one by one, by hand: the same
+    mon = Monitor(paths, trained_tiny[2], _cfg(min_history=3), KnownCatalog.read(known_csv))
+    by_hand = []
+    for n, i in enumerate(mon.targets(all_frames=True)):
+        res = mon.process(i, with_arrays=True)
+        rec = dict(res.record)
+        rec.pop("processed_utc")
+        by_hand.append((i, json.dumps(rec, sort_keys=True), float(np.nansum(res.diff))))
+        if n == 1:
+            mon.known.add(BLOB[0], BLOB[1], BLOB[2], BLOB[3], rec["date_obs"][:10], "test")
+    assert by_hand == serial
+
+    # an unusable frame (all NaN) in the middle: raised in its turn, or skipped with a warning
+    from astropy.io import fits
+
+    bad = tmp_path / "frames"
+    bad.mkdir()
+    for p in paths:
+        (bad / p.name).write_bytes(p.read_bytes())
+    victim = bad / paths[5].name
+    with fits.open(victim, mode="update") as hdul:
+        hdul[0].data = np.full_like(hdul[0].data, np.nan)
+    for workers in (1, 2):
+        mon = Monitor([bad], trained_tiny[2], _cfg(min_history=3), KnownCatalog.read(known_csv))
+        got = []
+        with pytest.raises(InputError, match=victim.name):
+            for i, _ in mon.process_many(range(3, len(paths)), workers=workers):
+                got.append(i)
+        assert got == [3, 4]
+        mon = Monitor([bad], trained_tiny[2], _cfg(min_history=3), KnownCatalog.read(known_csv))
+        assert [i for i, _ in mon.process_many(range(3, len(paths)), workers=workers, skip_errors=True)] == [3, 4, 6, 7]

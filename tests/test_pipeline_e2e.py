@@ -84,7 +84,8 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     assert mon["false_alarm_days_per_100_quiet"] == pytest.approx(100 * fa["k"] / fa["n"], abs=0.01)
     days = pd.read_csv(repo / "plots" / "04_monitor" / "days.csv")
     assert len(days) == mon["campaign"]["n_days"]
-    assert (repo / "build" / "monitor" / "monitor_log.jsonl").read_text().count("\n") == 1
+    assert (repo / "build" / "monitor_demo" / "monitor_log.jsonl").read_text().count("\n") == 1
+    assert sorted(p.name for p in (repo / "build" / "monitor").iterdir()) == ["thresholds.json"]
     html = (repo / "reports" / "04_monitor.html").read_text()
     assert "Traceback" not in html and html.count("data:image/png;base64") >= 3
     r = sh([sys.executable, "-m", "blobhelpers", "monitor", repo / "build" / "monitor_campaign" / "frames",

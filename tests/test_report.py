@@ -1,3 +1,6 @@
+import numpy as np
+import pytest
+
 from blobhelpers.core.report import header_markdown, strip_remote_scripts, versions
 
 
@@ -72,3 +75,53 @@ def test_a_stage_report_is_labelled_with_its_own_code(monkeypatch):
     monkeypatch.setattr(report, "code_commit", lambda root=None, paths=None: seen.setdefault("paths", paths) and "abc")
     monkeypatch.setenv(report.NOTEBOOK_ENV, "notebooks/13_svm_simulate.py")
     assert report.versions()["code commit"] == "abc" and seen["paths"] == files
+
+
+def test_ordered_map_keeps_order_and_draws_items_in_the_calling_thread():
+    import threading
+    import time
+
+    from blobhelpers.core.parallel import default_workers, ordered_map
+
+    main = threading.get_ident()
+    drawn = []
+
+    def items():
+        rng = np.random.default_rng(5)
+        for k in range(12):
+            drawn.append(threading.get_ident())
+            yield k, float(rng.random())
+
+    def slow_first(item):  # later items finish first; results must still come in order
+        k, v = item
+        time.sleep(0.02 if k % 3 == 0 else 0.0)
+        return k, v * 2, threading.get_ident()
+
+    out = list(ordered_map(slow_first, items(), workers=3))
+    rng = np.random.default_rng(5)
+    assert [(k, v) for k, v, _ in out] == [(k, 2 * float(rng.random())) for k in range(12)]
+    assert set(drawn) == {main}  # the generator (and its random numbers) stays in this thread
+    assert len({t for _, _, t in out} - {main}) >= 2  # the calls ran in worker threads
+    assert [r[:2] for r in ordered_map(slow_first, items(), workers=1)] == [(k, v) for k, v, _ in out]
+
+    def boom(k):
+        if k == 4:
+            raise ValueError("item 4 is bad")
+        return k
+
+    seen = []
+    with pytest.raises(ValueError, match="item 4"):
+        for k in ordered_map(boom, range(8), workers=2):
+            seen.append(k)
+    assert seen == [0, 1, 2, 3]
+    assert default_workers(limit=1) == 1
+
+
+def test_workers_from_the_environment(monkeypatch):
+    from blobhelpers.core.parallel import default_workers
+
+    monkeypatch.setenv("BLOBHELPERS_WORKERS", "1")
+    assert default_workers() == 1
+    monkeypatch.setenv("BLOBHELPERS_WORKERS", "two")
+    with pytest.raises(ValueError, match="BLOBHELPERS_WORKERS"):
+        default_workers()

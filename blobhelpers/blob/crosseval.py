@@ -127,10 +127,12 @@ def score_difference(image: np.ndarray, new_blobs: list[dict], model, threshold:
 
 
 def score_series(frames, headers, truth: dict, model_path, config, case: str = "", regime: str = "",
-                 workdir: str | Path | None = None) -> tuple[dict, list[dict]]:
+                 workdir: str | Path | None = None, preprocessing: dict | None = None) -> tuple[dict, list[dict]]:
     """Write one series to a temporary folder, run the daily monitor on its newest frame, score it.
 
-    The frames are removed afterwards (a 31-frame series is ~130 MB). Returns ``(row, blob_rows)``.
+    *model_path*: the model file, or a loaded model with its *preprocessing* record (one model
+    shared by series scored in several threads). The frames are removed afterwards (a 31-frame
+    series is ~130 MB). Returns ``(row, blob_rows)``.
     """
     from astropy.io import fits
 
@@ -143,7 +145,7 @@ def score_series(frames, headers, truth: dict, model_path, config, case: str = "
             for key, v in h.items():
                 hdr[key] = v
             fits.PrimaryHDU(np.asarray(f, np.float32), hdr).writeto(tmp / f"frame_{k:02d}.fits")
-        mon = Monitor([tmp], model_path, config, KnownCatalog())
+        mon = Monitor([tmp], model_path, config, KnownCatalog(), preprocessing=preprocessing)
         rec = mon.process(len(mon.ordered) - 1).record
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -156,6 +156,12 @@ class ProjectPaths:
         return self.root / "build" / "monitor"
 
     @property
+    def monitor_demo(self) -> Path:
+        """Stage 04's demonstration run of ``blobhelpers monitor`` (not a DVC output: its log
+        records the wall-clock processing time, which differs on every run)."""
+        return self.root / "build" / "monitor_demo"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

@@ -37,6 +37,16 @@ class FrameResult:
     history_dates: tuple = ()  # DATE-OBS of the first and last history frames (for the saved products)
 
 
+class _NoPool:
+    """Stands in for a thread pool when the frames are processed one by one."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
 class Monitor:
     """Run the monitor over an ordered set of frames (see the module docstring).
 
@@ -205,9 +215,60 @@ class Monitor:
         Raises :class:`InputError` when the frame itself is unreadable or has fewer than
         ``min_history`` usable frames before it.
         """
-        from ..difference import difference_of_normalized
-        from ..scoring import saliency
+        inp = self._inputs(i)
+        return self._finish(inp, self._compute(inp), with_arrays)
 
+    def process_many(self, indices, with_arrays: bool = False, workers: int | None = None,
+                     skip_errors: bool = False):
+        """Yield ``(i, FrameResult)`` for the frames *indices*, in order: what :meth:`process`
+        gives for each, called one after the other.
+
+        The work that depends on nothing but the frames (median stack, registration, difference,
+        matched filter) of the next *workers* frames runs in a thread pool (NumPy and SciPy release
+        the GIL) while the frames are judged in order: everything that reads or may change
+        ``self.known`` -- the catalog match, the CNN verification, the verdict -- runs in the
+        caller's thread when the frame's turn comes, after the caller has handled the frame
+        before. *workers* defaults to :func:`~blobhelpers.core.parallel.default_workers` (the CPU
+        count, at most 2; ~40 MB per frame in flight); 1 runs them one by one. A frame that cannot be processed raises
+        :class:`InputError` in its turn, or with *skip_errors* is logged as a warning and skipped.
+        """
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ...core.parallel import default_workers
+
+        workers = default_workers() if workers is None else max(1, int(workers))
+        todo = iter(indices)
+        queue: deque = deque()  # (i, inputs or None, future or InputError)
+
+        def fill(ex) -> None:
+            while sum(1 for q in queue if q[1] is not None) < workers:
+                i = next(todo, None)
+                if i is None:
+                    return
+                try:
+                    inp = self._inputs(i)
+                except InputError as exc:
+                    queue.append((i, None, exc))
+                    continue
+                queue.append((i, inp, ex.submit(self._compute, inp) if ex is not None else None))
+
+        with ThreadPoolExecutor(workers) if workers > 1 else _NoPool() as ex:
+            fill(ex)
+            while queue:
+                i, inp, fut = queue.popleft()
+                if inp is None:
+                    if not skip_errors:
+                        raise fut
+                    log.warning("%s", fut)
+                else:
+                    computed = fut.result() if fut is not None else self._compute(inp)
+                    yield i, self._finish(inp, computed, with_arrays)
+                fill(ex)
+
+    def _inputs(self, i: int) -> dict:
+        """Load frame *i* and its history (the frame cache: the caller's thread only) and take
+        the snapshot of the bookkeeping its record reports."""
         cfg = self.config
         path, when = self.ordered[i]
         self._load([i])
@@ -220,15 +281,38 @@ class Monitor:
             raise InputError(f"{path}: only {len(hist)} usable frame(s) before it (dated {when:%Y-%m-%d}); "
                              f"the monitor needs at least {cfg.min_history} (history {cfg.history})")
         self._evict(hist[0])
-        diff = difference_of_normalized([self._cache[j] for j in hist], cur, cfg.register)
+        return {"i": i, "path": path, "when": when, "current": cur, "history": [self._cache[j] for j in hist],
+                "hist": hist, "trimmed": bool(self._trimmed.get(i)), "input": self.input_provenance(i),
+                "skipped": [dict(s) for s in self.skipped]}
+
+    def _compute(self, inp: dict) -> dict:
+        """The part of a frame's processing that depends on its pixels alone (thread-safe)."""
+        from ..difference import difference_of_normalized
+
+        diff = difference_of_normalized(inp["history"], inp["current"], self.config.register)
         d = diff.data
-        off = BORDER if self._trimmed.get(i) else 0
+        det = self.config.detection()
+        prep = self.preprocessing
+        valid = valid_mask(d)
+        cands_all = screen(detect_candidates(d, det.radii, det.snr_min, valid=valid), det)
+        scaled = None
+        if prep["representation"] == "isr":
+            scaled, _ = scale_image(d, clip_factor=prep["clip_factor"], border_rule=prep["border_rule"])
+        return {"diff": diff, "candidates": cands_all, "scaled": scaled}
+
+    def _finish(self, inp: dict, computed: dict, with_arrays: bool) -> FrameResult:
+        """Known-catalog match, CNN verification, verdict and record of one frame (in order)."""
+        from ..scoring import saliency
+
+        cfg = self.config
+        path, when, hist = inp["path"], inp["when"], inp["hist"]
+        diff, cands_all, scaled = computed["diff"], computed["candidates"], computed["scaled"]
+        d = diff.data
+        off = BORDER if inp["trimmed"] else 0
         det = cfg.detection()
         prep = self.preprocessing
         # The detection core (blobhelpers.blob.detection): masked S/N map -> candidates -> dipole and
         # bright-transient tests -> known-catalog filter -> budget -> CNN on centred subframes.
-        valid = valid_mask(d)
-        cands_all = screen(detect_candidates(d, det.radii, det.snr_min, valid=valid), det)
         cands, rejected, n_known = [], [], 0
         for c in sorted(cands_all, key=lambda c: -c["snr"]):
             if c["reject"]:
@@ -250,9 +334,6 @@ class Monitor:
         # Known blobs (and their dips) are masked in the candidates' subframes, so that a catalogued
         # blob sharing the subframe cannot vouch for a candidate.
         grid = tile_origins(1024, TILE)
-        scaled = None
-        if prep["representation"] == "isr":
-            scaled, _ = scale_image(d, clip_factor=prep["clip_factor"], border_rule=prep["border_rule"])
         centres = [(c["x"] + off, c["y"] + off) for c in cands]
         if cands and len(self.known):
             mfull, mscaled = self._mask_known(d, scaled, off)
@@ -288,8 +369,8 @@ class Monitor:
             "frame": path.name,
             "path": str(path),
             "date_obs": when.isoformat(timespec="seconds"),
-            "trimmed": bool(self._trimmed.get(i)),
-            "input": self.input_provenance(i),
+            "trimmed": inp["trimmed"],
+            "input": inp["input"],
             "verdict": "new_blob" if alerts else "nothing_new",
             "new_blob": bool(alerts),
             "n_alerts": len(alerts),
@@ -304,7 +385,7 @@ class Monitor:
             "history": {"n": len(hist), "first": self.ordered[hist[0]][0].name,
                         "last": self.ordered[hist[-1]][0].name},
             "shift": [round(diff.shift[0], 4), round(diff.shift[1], 4)],
-            "skipped_frames": [s for s in self.skipped],
+            "skipped_frames": inp["skipped"],
             "model": self.model_name,
             "model_sha256": self.model_sha256,
             "threshold": cfg.threshold,
@@ -363,14 +444,9 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
     known = KnownCatalog.read(known_path) if known_path else KnownCatalog()
     mon = Monitor(frames, model, config, known)
     records = []
-    for i in tqdm(mon.targets(all_frames), desc="monitor", disable=not progress):
-        try:
-            res = mon.process(i, with_arrays=html or save_products)
-        except InputError as exc:
-            if not all_frames:
-                raise
-            log.warning("%s", exc)
-            continue
+    targets = mon.targets(all_frames)
+    for i, res in tqdm(mon.process_many(targets, with_arrays=html or save_products, skip_errors=all_frames),
+                       total=len(targets), desc="monitor", disable=not progress):
         pngs = save_alert_pngs(res.record, res.explain, out / "saliency") if mon.config.saliency and res.explain else []
         res.record["saliency_pngs"] = pngs
         stem = Path(res.record["frame"]).name.split(".")[0]
