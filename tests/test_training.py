@@ -242,3 +242,32 @@ def test_training_with_a_width(easy_datasets):
     with pytest.raises(InputError, match="width"):
         train_model(TrainConfig(architecture="tiny", width=4, epochs=1), easy_datasets["train"],
                     easy_datasets["val"], seed=1, verbose=0)
+
+
+def test_prefetched_batches_are_the_batches(easy_datasets):
+    """The next batch is made in a background thread while the model trains: the batches (and so
+    the training) must be those made in the calling thread, in and across epochs, and when Keras
+    asks for a batch twice or out of order."""
+    ds = easy_datasets["train"]
+    kw = dict(batch_size=16, seed=3, hard_negatives=0.5, noise_sigma=0.2, representation="residual", nuisances=0.5)
+    a, b = SubframeSequence(ds, prefetch=True, **kw), SubframeSequence(ds, prefetch=False, **kw)
+    for _ in range(2):
+        for i in [0, 0, 1, 2, 5, 3] + list(range(4, len(a))):
+            xa, ya = a[i]
+            xb, yb = b[i]
+            assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+        a.on_epoch_end()
+        b.on_epoch_end()
+
+
+def test_training_with_and_without_prefetch_is_identical(easy_datasets, monkeypatch):
+    import functools
+
+    from blobhelpers.blob import training
+
+    cfg = TrainConfig(architecture="tiny", recipe="isr", epochs=2, adam_epochs=1, batch_size=25, n_train=100)
+    m1, h1 = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=4, verbose=0)
+    monkeypatch.setattr(training, "SubframeSequence", functools.partial(SubframeSequence, prefetch=False))
+    m2, h2 = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=4, verbose=0)
+    assert h1["loss"] == h2["loss"] and h1["val_loss"] == h2["val_loss"]
+    assert all(np.array_equal(w1, w2) for w1, w2 in zip(m1.get_weights(), m2.get_weights()))

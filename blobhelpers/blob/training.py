@@ -86,7 +86,7 @@ class SubframeSequence(_sequence_base()):
     def __init__(self, dataset, batch_size: int = 100, seed: int = 0, augment: bool = True,
                  shuffle: bool = True, n: int | None = None, hard_negatives: float = 0.0,
                  noise_sigma: float | None = None, boost=None, representation: str = "isr",
-                 nuisances: float = 0.0):
+                 nuisances: float = 0.0, prefetch: bool = True):
         super().__init__(workers=1, use_multiprocessing=False)
         self.representation = representation
         self.nuisances = float(nuisances)
@@ -100,6 +100,11 @@ class SubframeSequence(_sequence_base()):
         self.noise_sigma = noise_sigma
         self.n = min(len(dataset), n) if n else len(dataset)
         self.epoch = 0
+        # Make the next batch while the model trains on this one (NumPy releases the GIL); the
+        # batches do not depend on it. prefetch=False: everything in the calling thread.
+        self.prefetch = bool(prefetch)
+        self._pool = None
+        self._ahead: dict | None = None
         self._order()
 
     def _order(self):
@@ -109,13 +114,35 @@ class SubframeSequence(_sequence_base()):
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
-    def __getitem__(self, i):
-        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        rng = np.random.default_rng([self.seed, self.epoch, int(i)]) if self.augment else None
-        b = float(self.boost(self.epoch)) if self.boost is not None else 1.0
+    def _make(self, epoch: int, order: np.ndarray, i: int):
+        """Batch *i* of the epoch with counter *epoch* and sample order *order*: a function of
+        these alone (its random numbers are seeded by ``(seed, epoch, i)``)."""
+        idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, epoch, int(i)]) if self.augment else None
+        b = float(self.boost(epoch)) if self.boost is not None else 1.0
         x, y = self.dataset.batch(idx, rng, self.hard_negatives, self.noise_sigma, boost=b,
                                   representation=self.representation, nuisances=self.nuisances)
         return x[..., None], y.astype(np.int32)
+
+    def __getitem__(self, i):
+        """Batch *i*; the next batch of the same epoch is then made in a background thread while
+        the model trains on this one (the batch is the same either way: see :meth:`_make`)."""
+        i = int(i)
+        key = (self.epoch, i)
+        fut = self._ahead.pop(key, None) if self._ahead is not None else None
+        self._ahead = {}  # anything else made ahead is stale (another epoch, or batches asked out of order)
+        out = fut.result() if fut is not None else self._make(self.epoch, self.order, i)
+        if self.prefetch and i + 1 < len(self):
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="subframes")
+            self._ahead[(self.epoch, i + 1)] = self._pool.submit(self._make, self.epoch, self.order, i + 1)
+        return out
+
+    def __del__(self):
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def on_epoch_end(self):
         self.epoch += 1
