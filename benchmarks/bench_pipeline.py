@@ -2,7 +2,9 @@
 
 Runs in a temporary clean copy of the repository (git-tracked files plus new unignored ones)
 so the working tree is untouched; the first run pays for nothing but the pipeline itself
-(the virtual environment must already exist: `bash tasks.sh setup`).
+(the virtual environment must already exist: `bash tasks.sh setup`). Prints each stage's wall
+time as it ends, and afterwards ``git status --porcelain`` of the copy: with the committed
+outputs of the same code and parameters it must be empty (no churn).
 
     python benchmarks/bench_pipeline.py [--repeats 1] [--profile NAME]
 """
@@ -75,11 +77,15 @@ def main() -> None:
             if proc.returncode:
                 sys.exit(f"dvc repro failed (exit {proc.returncode}):\n" + "".join(tail))
             walls.append(time.perf_counter() - t0)
+        # the no-churn check: a rerun that gives the committed results changes no tracked file
+        changed = subprocess.run(["git", "status", "--porcelain"], cwd=repo, env=env, capture_output=True,
+                                 text=True, check=True).stdout.splitlines()
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     res = {"benchmark": "dvc_repro_default_pipeline", "profile": args.profile or "default", "repeats": args.repeats,
            "cores": os.cpu_count(), "wall_s_median": statistics.median(walls), "wall_s_min": min(walls),
            "wall_s_max": max(walls), "peak_child_rss_mb": peak_mb, "target_wall_s": 900,
-           "stage_wall_s_median": {k: round(statistics.median(v), 1) for k, v in stages.items()}}
+           "stage_wall_s_median": {k: round(statistics.median(v), 1) for k, v in stages.items()},
+           "git_status_after": changed}
     for k, v in res.items():
         print(f"{k:<24}{v}")
     out = ROOT / "benchmarks" / "results" / f"bench_pipeline_{res['profile']}.json"
