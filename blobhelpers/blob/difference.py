@@ -301,28 +301,29 @@ def estimate_shift(stack: np.ndarray, current: np.ndarray, sigma: float = 1.5, i
     thresh = np.quantile(g2[valid], grad_quantile)
     ys, xs = np.nonzero(valid & (g2 >= thresh))
     # Only the selected pixels enter the fit, and only they and their 4 neighbours (for the
-    # central-difference gradient) of the shifted stack are needed: the cubic-spline coefficients
+    # central-difference gradient) of the shifted stack are needed. The cubic-spline coefficients
     # of B do not depend on the shift, so they are computed once and the shifted stack is
-    # interpolated at those points alone (what ndimage.shift(B, ..., order=3, mode="nearest")
-    # gives there, for ~15 % of the pixels).
+    # interpolated at those points alone: the values of ndimage.shift(B, ..., order=3,
+    # mode="nearest") there, bit for bit, and the fit below does the arithmetic of a full-image
+    # version in the same order and precision (float32), so the shift is the same to the last bit.
     coef = ndimage.spline_filter(B, order=3, mode="nearest", output=np.float64)
-    stencil = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0))
+    stencil = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0))  # (dy, dx): centre, x+1, x-1, y+1, y-1
     pts_y = np.concatenate([ys + dy for dy, _ in stencil]).astype(np.float64)
     pts_x = np.concatenate([xs + dx for _, dx in stencil]).astype(np.float64)
     n = ys.size
-    Bu, Du = B[ys, xs].astype(np.float64), D[ys, xs].astype(np.float64)
+    Bu, Du = B[ys, xs], D[ys, xs]
     s = np.zeros(2)
     resid_sigma = None
     for _ in range(iterations):
         if s.any():
             v = ndimage.map_coordinates(coef, [pts_y - s[1], pts_x - s[0]], order=3, mode="nearest",
-                                        prefilter=False)
+                                        prefilter=False, output=B.dtype)
         else:
-            v = np.concatenate([B[ys + dy, xs + dx] for dy, dx in stencil]).astype(np.float64)
+            v = np.concatenate([B[ys + dy, xs + dx] for dy, dx in stencil])
         c0, xp, xm, yp, ym = (v[k * n:(k + 1) * n] for k in range(5))
         r = Du - (Bu - c0)
-        jx, jy = 0.5 * (xp - xm), 0.5 * (yp - ym)
-        sel = np.ones(n, bool) if resid_sigma is None else np.abs(r) < 4 * resid_sigma
+        jx, jy = (xp - xm) / 2.0, (yp - ym) / 2.0  # np.gradient's interior rule
+        sel = slice(None) if resid_sigma is None else np.abs(r) < 4 * resid_sigma
         a, b_, c = (jx[sel] ** 2).sum(), (jx[sel] * jy[sel]).sum(), (jy[sel] ** 2).sum()
         rhs = np.array([(jx[sel] * r[sel]).sum(), (jy[sel] * r[sel]).sum()])
         det = a * c - b_ * b_
