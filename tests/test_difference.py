@@ -56,6 +56,54 @@ def test_estimate_shift_recovers_known_shift(small_config):
         assert sx == pytest.approx(sx_true, abs=0.08) and sy == pytest.approx(sy_true, abs=0.08)
 
 
+def _full_image_shift(stack, current, sigma=1.5, iterations=5, margin=16, grad_quantile=0.97, select_sigma=3.0):
+    """The registration fit written the plain way: the whole stack shifted every iteration."""
+    from scipy import ndimage
+
+    from blobhelpers.blob.difference import _blob_pattern, _valid_mask
+
+    s_fill, c_fill = _blob_pattern(stack), _blob_pattern(np.where(np.isfinite(current), current, stack))
+    B = ndimage.gaussian_filter(s_fill, sigma)
+    D = B - ndimage.gaussian_filter(c_fill, sigma)
+    gy, gx = np.gradient(ndimage.gaussian_filter(s_fill, select_sigma))
+    g2 = gx * gx + gy * gy
+    valid = _valid_mask(B.shape, margin) & np.isfinite(current)
+    use = valid & (g2 >= np.quantile(g2[valid], grad_quantile))
+    s, resid_sigma = np.zeros(2), None
+    for _ in range(iterations):
+        Bs = ndimage.shift(B, (s[1], s[0]), order=3, mode="nearest") if s.any() else B
+        r = D - (B - Bs)
+        jy, jx = np.gradient(Bs)
+        sel = use if resid_sigma is None else use & (np.abs(r) < 4 * resid_sigma)
+        a, b_, c = (jx[sel] ** 2).sum(), (jx[sel] * jy[sel]).sum(), (jy[sel] ** 2).sum()
+        rhs = np.array([(jx[sel] * r[sel]).sum(), (jy[sel] * r[sel]).sum()])
+        det = a * c - b_ * b_
+        if not np.isfinite(det) or det <= 0:
+            break
+        ds = np.array([c * rhs[0] - b_ * rhs[1], a * rhs[1] - b_ * rhs[0]]) / det
+        s += ds
+        resid_sigma = 1.4826 * np.median(np.abs(r[use] - np.median(r[use])))
+        if np.hypot(*ds) < 1e-3:
+            break
+    return float(s[0]), float(s[1])
+
+
+def test_estimate_shift_is_the_full_image_fit_bit_for_bit(small_config):
+    """The fit evaluates the shifted stack only where it needs it; the shift must be exactly the
+    one of the plain full-image fit (every difference image, and so every result, depends on it)."""
+    from blobhelpers.blob.campaign import Campaign
+
+    camp = Campaign(small_config, seed=8)
+    stack = median_stack([normalize(camp.frame(i)[0]) for i in range(6)])
+    for k, shift in ((6, (0.31, -0.17)), (7, (-0.05, 0.42)), (8, (0.0, 0.0))):
+        camp.shifts[k] = shift
+        cur = normalize(camp.frame(k)[0])
+        cur[100:140, 300:330] = np.nan  # masked pixels take part in the selection
+        got = estimate_shift(stack, cur)
+        assert got == _full_image_shift(stack, cur)
+        assert got != (0.0, 0.0)
+
+
 def test_registration_suppresses_dips():
     rng = np.random.default_rng(3)
     shapes = [(rng.uniform(50, 970, 2), BlobShape(rng.uniform(4, 8), "disc"), rng.uniform(0.1, 0.25))
