@@ -265,3 +265,16 @@ def test_svm_predict_with_the_stacked_model_images_optional(tmp_path, data, stac
     preds = predict_file(csv, tmp_path / "out2", model=folder, cat_encoding="spacekit", force_cat_encoding=True,
                          tabular_model=tab_dir)
     np.testing.assert_allclose(preds["y_proba"], tab.predict_proba(rows), rtol=1e-12)
+
+
+def test_image_model_saves_identical_bytes(tmp_path):
+    """Saving the same fitted model twice gives the same image.keras bytes (no save date), so a
+    rerun with identical weights does not change the DVC output."""
+    import time
+
+    df, img = synth(24, seed=5, variants=False)
+    m = fit_image_model("cnn2d", df, img, df["label"], seed=0, epochs=1, params={"width": 4})
+    a = (m.save(tmp_path / "a") / "image.keras").read_bytes()
+    time.sleep(1.1)
+    b = (m.save(tmp_path / "b") / "image.keras").read_bytes()
+    assert a == b

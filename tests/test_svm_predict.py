@@ -212,3 +212,18 @@ def test_svm_is_registered_in_the_main_cli():
     r = subprocess.run([sys.executable, "-m", "blobhelpers", "svm", "predict", "/nonexistent.csv", "--model", "/x"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "/nonexistent.csv" in r.stderr
+
+
+def test_classification_report_is_a_function_of_its_inputs():
+    """No run date or time: a rerun with the same predictions writes the same clf_report.txt (a DVC output)."""
+    import time
+
+    from blobhelpers.svm.predict import classification_report
+
+    preds = pd.DataFrame({"y_proba": [0.1, 0.8, 0.6], "y_pred": [0, 1, 1], "det": [0, 3, 0]})
+    a = classification_report(preds, "run.csv", "logreg", 0.5, "current")
+    time.sleep(1.1)
+    b = classification_report(preds, "run.csv", "logreg", 0.5, "current")
+    assert a == b and "run.csv" in a
+    assert "date" not in a.lower() and "time:" not in a.lower()
+    assert classification_report(preds.assign(y_pred=[0, 0, 1]), "run.csv", "logreg", 0.5, "current") != a

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import InputError
+from ..core.deeplearning import save_keras_reproducibly
 from ..core.paths import atomic_path, write_json
 from .features import CONTINUOUS, FEATURES, is_synthetic, visit_of
 from .images import SIZE
@@ -405,7 +406,7 @@ class ImageModel:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / "image.keras") as tmp:
-            self.net.save(tmp)
+            save_keras_reproducibly(self.net, tmp)  # same weights -> same bytes (no save date, no addresses)
         if self.tabular is not None:
             self.tabular.save(folder / "tabular")
         meta = {"format": "blobhelpers-svm-image-model", "kind": self.kind, "params": self.params, "seed": self.seed,

@@ -262,8 +262,10 @@ class SpacekitMLP(SvmModel):
         return {"tx_data": {k: np.asarray(v).tolist() for k, v in self.tx.items()}}
 
     def _save_state(self, folder):
+        from ..core.deeplearning import save_keras_reproducibly
+
         with atomic_path(folder / "model.keras") as tmp:
-            self.model.save(tmp)
+            save_keras_reproducibly(self.model, tmp)  # same weights -> same bytes
         write_json(folder / "tx_data.json", {k: np.asarray(v).tolist() for k, v in self.tx.items()})
 
     def _load_state(self, folder, state):

@@ -25,7 +25,6 @@ Which model decides which row (column ``decided_by``):
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +50,14 @@ def default_image_model_path() -> Path:
 
 def classification_report(preds: pd.DataFrame, group: str = "SVM-DATA", model: str = "", threshold=None,
                           cat_encoding: str = "") -> str:
-    """spacekit-style text report of a predictions table (``y_proba``, ``y_pred``, ``det``)."""
-    now = dt.datetime.now().isoformat(timespec="seconds")
-    date, time = now.split("T")
+    """spacekit-style text report of a predictions table (``y_proba``, ``y_pred``, ``det``).
+
+    Unlike spacekit's it carries no run date or time: the text is a function of its arguments, so
+    identical results give identical bytes (a DVC output that changes only when the predictions do).
+    """
     sep = "---" * 7
     p = preds["y_pred"].astype(int)
-    lines = ["CLASSIFICATION REPORT", f"date:  {date}", f"time:  {time}", f"data:  {group}"]
+    lines = ["CLASSIFICATION REPORT", f"data:  {group}"]
     if model:
         lines.append(f"model: {model}" + (f" (threshold {threshold:.4g})" if threshold is not None else ""))
     if cat_encoding:
