@@ -184,6 +184,36 @@ def test_compare_models_never_splits_a_visit(data):
     np.testing.assert_array_equal(again["models"]["tabular"]["proba"], res["models"]["tabular"]["proba"])
 
 
+def test_worker_processes_give_the_serial_comparison_and_stack_bit_for_bit(data):
+    """n_jobs changes where the (model, fold) fits and a stack's inner folds run, not one bit of the results;
+    a stacked model that takes the cnn2d model's network equals one that trains its own."""
+    df, img = data
+    kw = dict(models=("tabular", "cnn2d", "stacked"), n_splits=2, seed=4, epochs=2,
+              params={"cnn2d": {"width": 4}, "stacked": {"width": 4, "inner_splits": 2}})
+    serial, pool = compare_models(df, img, n_jobs=1, **kw), compare_models(df, img, n_jobs=2, **kw)
+    for name in kw["models"]:
+        assert np.array_equal(serial["models"][name]["proba"], pool["models"][name]["proba"]), name
+        assert np.array_equal(serial["models"][name]["fold"], pool["models"][name]["fold"]), name
+    alone = compare_models(df, img, **{**kw, "models": ("stacked",)}, n_jobs=1)  # trains its own network
+    assert np.array_equal(alone["models"]["stacked"]["proba"], serial["models"]["stacked"]["proba"])
+    # per-model epochs (the networks differ: nothing shared); each column is the one its own epochs give
+    mixed = compare_models(df, img, **{**kw, "models": ("cnn2d", "stacked"), "epochs": {"cnn2d": 1, "stacked": 2}})
+    assert np.array_equal(mixed["models"]["stacked"]["proba"], serial["models"]["stacked"]["proba"])
+    assert not np.array_equal(mixed["models"]["cnn2d"]["proba"], serial["models"]["cnn2d"]["proba"])
+    with pytest.raises(InputError, match="epochs"):
+        compare_models(df, img, models=("cnn2d", "stacked"), epochs={"cnn2d": 1})
+    with pytest.raises(InputError, match="n_jobs"):
+        compare_models(df, img, models=("tabular",), n_jobs=0)
+    fits = [fit_image_model("stacked", df, img, df["label"], seed=2, epochs=1, params={"width": 4, "inner_splits": 2},
+                            n_jobs=n) for n in (1, 2)]
+    assert fits[0].stack == fits[1].stack
+    np.testing.assert_array_equal(fits[0].predict_proba(df, img), fits[1].predict_proba(df, img))
+    from blobhelpers.svm.ensemble import ImageModel
+
+    with pytest.raises(InputError, match="trains its own network"):
+        ImageModel("cnn2d", {"width": 4})._fit(df, img, df["label"], net=fits[0].net)
+
+
 def test_bad_inputs(data):
     df, img = data
     y = df["label"]
@@ -278,3 +308,50 @@ def test_image_model_saves_identical_bytes(tmp_path):
     time.sleep(1.1)
     b = (m.save(tmp_path / "b") / "image.keras").read_bytes()
     assert a == b
+
+
+_SAVE_TWICE = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[2])
+from svm_toy import toy
+
+from blobhelpers.core.deeplearning import set_determinism
+from blobhelpers.svm.ensemble import ImageModel, build_cnn2d
+from blobhelpers.svm.features import sample_kind
+from blobhelpers.svm.models import build_model
+
+out = Path(sys.argv[1])
+if sys.argv[3] == "busy":  # a process that built and compiled other models first (Keras numbers unnamed objects)
+    build_cnn2d(width=2), build_model("spacekit_mlp", {}, seed=0).build()
+set_determinism(3)
+m = ImageModel("cnn2d", {"width": 4}, seed=3)
+m.net = build_cnn2d(width=4)
+m.save(out / "image_model")
+df = toy(20, seed=1)
+build_model("spacekit_mlp", {"epochs": 1}, seed=2).fit(df, df["label"], sample_kind(df)).save(out / "mlp")
+"""
+
+
+def test_saved_keras_files_are_byte_identical_across_processes(tmp_path):
+    """The same weights saved by two processes (different clocks, memory addresses and histories) give the same
+    bytes: stage 14's image_model/ and a spacekit_mlp model folder, every file."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    trees = []
+    for k, history in enumerate(("fresh", "busy")):
+        out = tmp_path / f"run{k}"
+        r = subprocess.run([sys.executable, "-c", _SAVE_TWICE, str(out), str(tests), history], capture_output=True,
+                           text=True, timeout=600, check=False)
+        assert r.returncode == 0, r.stderr[-3000:]
+        trees.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert {"image_model/image.keras", "image_model/ensemble.json", "mlp/model.keras"} <= set(trees[0])
+    assert trees[0].keys() == trees[1].keys()
+    for name in trees[0]:
+        assert trees[0][name] == trees[1][name], f"{name} differs between two saves of the same weights"
+    back = load_image_model(tmp_path / "run0" / "image_model")
+    assert back.net.count_params() == build_cnn2d(width=4).count_params()

@@ -131,6 +131,28 @@ def test_exported_forests_and_boosting_reproduce_sklearn(kind, params):
         assert 0 < ref.min() < ref.max() < 1 or kind != "gb"
 
 
+@pytest.mark.parametrize("kind, params", [("forest", {"n_estimators": 30, "min_samples_leaf": 1}),
+                                          ("extra_trees", {"n_estimators": 30, "features": "interactions"}),
+                                          ("gb", {"n_estimators": 15})])
+def test_tree_walk_reaches_sklearns_leaves(kind, params):
+    """The NumPy walk of the exported trees ends in the leaf scikit-learn's ``apply`` gives, for every row and tree."""
+    from blobhelpers.svm.models import _walk
+
+    df = toy(80, seed=5)
+    m = build_model(kind, params, seed=2).fit(df, df["label"], sample_kind(df))
+    est = m.sklearn_
+    odd = df.copy()
+    odd["rms_ra"] = np.linspace(-1, 500, len(df))
+    for d in (df, odd, df.iloc[:1], df.iloc[:0]):
+        X = design_matrix(d, m.params["features"])
+        leaves = _walk(m.trees, X)
+        assert leaves.shape == (len(d), len(m.trees["roots"]))
+        if len(d):
+            ref = est.apply(X.astype(np.float32)).reshape(len(d), -1)  # per-tree node ids (gb: (n, trees, 1))
+            np.testing.assert_array_equal(leaves - m.trees["roots"], ref)
+        assert (m.trees["left"][leaves] < 0).all()
+
+
 def test_real_threshold_never_exceeds_the_target_on_real_aligned_rows():
     rng = np.random.default_rng(1)
     for n in (7, 50, 832):

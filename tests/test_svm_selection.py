@@ -133,3 +133,23 @@ def test_repeated_inner_cv_averages_the_criterion_and_takes_the_median_threshold
         score.append(criterion_score(y_tr, p, k_tr))
     assert np.all(a.threshold["logreg"][0, te] == np.median(thr))
     assert a.inner_score["logreg"][0, i] == pytest.approx(np.mean(score))
+
+
+def test_outer_folds_in_worker_processes_give_the_serial_results_bit_for_bit():
+    """n_jobs only changes where the outer folds run: every array, selection and fold model is identical."""
+    df = noisy_toy(60, seed=4)
+    kw = dict(seeds=[3, 4], n_splits=3, inner_splits=2, fa_target=0.1, seed=0, progress=False)
+    serial, pool = nested_cv(df, CANDS, n_jobs=1, **kw), nested_cv(df, CANDS, n_jobs=2, **kw)
+    for name in [*CANDS, SELECTION]:
+        assert np.array_equal(serial.proba[name], pool.proba[name], equal_nan=True), name
+        assert np.array_equal(serial.threshold[name], pool.threshold[name], equal_nan=True), name
+    for name in CANDS:
+        assert np.array_equal(serial.inner_score[name], pool.inner_score[name], equal_nan=True), name
+        for m_s, m_p in zip(serial.models[name], pool.models[name], strict=True):
+            assert np.array_equal(m_s.predict_proba(df), m_p.predict_proba(df)), name
+    assert (serial.chosen == pool.chosen).all() and np.array_equal(serial.fold, pool.fold)
+    assert [[te.tolist() for _, te in f] for f in serial.folds] == [[te.tolist() for _, te in f] for f in pool.folds]
+    assert pool.models["stack"][1].bases["trees"] is pool.models["trees"][1]  # shared objects stay shared
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(InputError, match="n_jobs"):
+            nested_cv(df, CANDS, n_jobs=bad, **kw)

@@ -137,6 +137,36 @@ def test_same_seed_same_files(tmp_path):
     assert _digest(tmp_path / "pa") == _digest(tmp_path / "pb")
 
 
+def test_worker_processes_write_the_serial_files_byte_for_byte(tmp_path):
+    """n_jobs changes where visits are simulated, corrupted and rendered, not one byte written nor the row order;
+    a corruption with the visit's sources found once equals one that finds them itself."""
+    from blobhelpers.svm.corrupt import corrupt
+
+    kw = dict(n_visits=3, seed=5, detectors=["wfc", "ir"], size=64)
+    rows = {n: simulate(tmp_path / f"s{n}", n_jobs=n, **kw) for n in (1, 2)}
+    assert [r[::2] for r in rows[1]] == [r[::2] for r in rows[2]]
+    assert [r[1].parent for r in rows[2]] == [tmp_path / "s2"] * 3
+    assert _digest(tmp_path / "s1") == _digest(tmp_path / "s2")
+    folders = [r[1] for r in rows[1]]
+    ckw = dict(modes=("stat", "stoc"), expos=("all", "sub"), seed=2, write_exposures=False)
+    cor = {n: corrupt(folders, tmp_path / f"c{n}", n_jobs=n, **ckw) for n in (1, 2)}
+    strip = [{k: v for k, v in r.items() if k != "folder"} for r in cor[1]]
+    assert strip == [{k: v for k, v in r.items() if k != "folder"} for r in cor[2]]
+    assert [(r["index"].startswith(_truth(f)["index"] + "_"), r["mode"], r["expo"]) for r, f in
+            zip(cor[1], np.repeat(folders, 4))] == [(True, m, e) for _ in folders for m in ("stat", "stoc")
+                                                    for e in ("all", "sub")]  # folders x modes x expos
+    assert _digest(tmp_path / "c1") == _digest(tmp_path / "c2")
+    one = corrupt_visit(folders[1], tmp_path / "own", mode="stoc", expo="sub", seed=2, write_exposures=False)
+    assert {k: v for k, v in one.items() if k != "folder"} == strip[7]
+    assert _digest(tmp_path / "own") == {k: v for k, v in _digest(tmp_path / "c1").items()
+                                         if k.startswith(one["folder"].split("/")[-1] + "/")}
+    for n in (1, 2):
+        render(tmp_path / "c1", tmp_path / f"p{n}", n_jobs=n)
+    assert _digest(tmp_path / "p1") == _digest(tmp_path / "p2") and len(_digest(tmp_path / "p1")) == 3 * 12
+    with pytest.raises(InputError, match="n_jobs"):
+        simulate(tmp_path / "bad", n_jobs=0, **kw)
+
+
 def test_matching_and_fit_recover_a_transform():
     rng = np.random.default_rng(0)
     src = rng.uniform(0, 200, (60, 2))

@@ -1,30 +1,120 @@
 """Use both cores of a small machine for independent items, with results that do not depend on it.
 
 NumPy, SciPy (``ndimage`` since 1.x releases the GIL) and TensorFlow spend their time outside
-the GIL, so threads are enough: no pickling, no second copy of a model in memory.
+the GIL, so threads are enough there (:func:`ordered_map`): no pickling, no second copy of a
+model in memory. Work that holds the GIL (scikit-learn tree fits driven from Python, the SVM
+simulator's per-source loops) goes to worker processes (:func:`process_map`).
+
+One setting sizes both: ``BLOBHELPERS_WORKERS`` (default: the CPUs this process may use, at most 2).
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
+from numbers import Integral
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["default_workers", "ordered_map"]
+__all__ = ["cpu_count", "default_workers", "n_workers", "ordered_map", "process_map"]
+
+#: Thread-pool sizes handed to worker processes (BLAS, OpenMP, numexpr); TensorFlow keeps its own.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else every CPU)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def default_workers(limit: int = 2) -> int:
-    """Threads to use: the CPU count, at most *limit* (more only adds memory on a 2-4 core machine).
+    """Threads or worker processes to use: the CPU count, at most *limit* (more only adds memory on
+    a 2-4 core machine).
 
-    ``BLOBHELPERS_WORKERS`` overrides it (1: everything in the calling thread).
+    ``BLOBHELPERS_WORKERS`` overrides it (1: everything in the calling thread); anything but a
+    whole number >= 1 there is an :class:`~blobhelpers.core.errors.InputError` (a ``ValueError``).
     """
+    from .errors import InputError
+
     env = os.environ.get("BLOBHELPERS_WORKERS", "").strip()
     if env:
+        if env.isdigit() and int(env) >= 1:
+            return int(env)
+        raise InputError(f"BLOBHELPERS_WORKERS={env!r}: expected a whole number >= 1")
+    return max(1, min(limit, cpu_count()))
+
+
+def n_workers(n_jobs: int | None, n_tasks: int) -> int:
+    """Worker processes for *n_tasks* independent tasks: *n_jobs*, at most one per task, at least 1.
+
+    ``n_jobs=None``: :func:`default_workers`. Anything but ``None`` or a whole number >= 1 is an
+    :class:`~blobhelpers.core.errors.InputError`.
+
+    >>> n_workers(4, 3), n_workers(1, 10), n_workers(2, 0)
+    (3, 1, 1)
+    """
+    from .errors import InputError
+
+    if n_jobs is None:
+        n_jobs = default_workers()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs < 1:
+        raise InputError(f"n_jobs {n_jobs!r}: must be a whole number >= 1 (or None: the default)")
+    return max(1, min(int(n_jobs), int(n_tasks)))
+
+
+def process_map(fn, tasks, n_jobs: int | None = None, progress=None) -> list:
+    """``[fn(*task) for task in tasks]``, computed in worker processes; results in the order of *tasks*.
+
+    Every task must be independent of the others (its own seed, its own output files): then the
+    results do not depend on *n_jobs* nor on which worker ran what, bit for bit. ``n_jobs=1`` (or a
+    single task) runs in this process, without workers. Otherwise a fresh pool of ``spawn``-ed
+    processes (no fork of a process whose TensorFlow or BLAS threads are running) runs the tasks
+    (*fn* and the task arguments must be picklable: a module-level function and plain data; only
+    our own objects travel, never a file) and is shut down at the end. Each worker gets
+    ``cpu_count // workers`` BLAS/OpenMP threads (unless the environment sets them): no
+    oversubscription of the native thread pools; TensorFlow keeps its default pools, whose size is
+    part of what makes a training reproducible. A task's exception is raised here, with its type,
+    in its turn. *progress*: a callable called with each result, in order (e.g. to advance a bar).
+    """
+    tasks = list(tasks)
+    n = n_workers(n_jobs, len(tasks))
+    out = []
+    if n == 1:
+        for t in tasks:
+            out.append(fn(*t))
+            if progress is not None:
+                progress(out[-1])
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    try:  # spawned workers copy this environment when they start (at the first submission)
+        for k in _THREAD_VARS:
+            os.environ.setdefault(k, str(max(1, cpu_count() // n)))
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
         try:
-            return max(1, int(env))
-        except ValueError:
-            raise ValueError(f"BLOBHELPERS_WORKERS={env!r}: expected a whole number of threads") from None
-    return max(1, min(limit, os.cpu_count() or 1))
+            futures = [pool.submit(fn, *t) for t in tasks]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        for f in futures:
+            out.append(f.result())
+            if progress is not None:
+                progress(out[-1])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return out
 
 
 def ordered_map(fn, items, workers: int | None = None):

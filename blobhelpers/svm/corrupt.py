@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from .simulate import SimConfig, _offset_sky, _rot, load_visit, process_visit, write_visit_products
+from ..core.parallel import process_map
+from .simulate import SimConfig, _exposure_sources, _offset_sky, _rot, load_visit, process_visit, write_visit_products
 
 __all__ = ["MODES", "EXPOS", "choose_exposures", "draw_shifts", "corrupt_visit", "corrupt"]
 
@@ -71,15 +72,17 @@ def draw_shifts(n: int, mode: str, shift_range, rot_max: float, rng) -> list:
 
 def corrupt_visit(folder: str | Path, out: str | Path, *, mode: str = "stat", expo: str = "all",
                   filt: str | None = None, shift_range=(0.0, 0.8), rot_max: float = 0.02, seed: int = 0,
-                  shift=None, config: SimConfig | None = None, write_exposures: bool = True) -> dict:
+                  shift=None, config: SimConfig | None = None, write_exposures: bool = True, sources=None) -> dict:
     """Misalign exposures of the simulated visit in *folder*, re-process, measure, label; write under *out*.
 
     ``shift`` = ``(east, north)`` arcsec (and optionally a rotation in degrees as a third item)
     applies exactly that to every chosen exposure instead of drawing it (both modes).
     ``write_exposures=False`` leaves the (large) exposure files out of the corrupted copy: its
     ``truth.json`` still records their corrupted header WCS, and ``svm prep``/``render`` need only
-    the total product, catalogs and QA files. Returns a summary row (index, label, applied and
-    measured offsets, fit).
+    the total product, catalogs and QA files. *sources*: the visit's per-exposure sources found
+    beforehand (``simulate._exposure_sources`` of the visit in *folder*; a corruption moves header
+    WCSs only, so they are the same for every corruption of the visit); found here when ``None``.
+    Returns a summary row (index, label, applied and measured offsets, fit).
     """
     if mode not in MODES:
         raise InputError(f"mode {mode!r}: one of {list(MODES)}")
@@ -116,7 +119,7 @@ def corrupt_visit(folder: str | Path, out: str | Path, *, mode: str = "stat", ex
     visit.stem = f"{base}{suffix.replace('_', '')}"
     visit.corruption = {"mode": mode, "expo": expo, "filter": filt, "applied": applied, "base_index": base,
                         "seed": int(seed), "shift_range": [lo, hi], "rot_max": float(rot_max)}
-    res = process_visit(visit, cfg)
+    res = process_visit(visit, cfg, sources)
     meas = res["measure"]
     # offset of the corrupted exposures relative to the others (or to the sky when all were moved)
     offs = {o["rootname"]: np.array(o["offset_arcsec"]) for o in meas["exposures"]}
@@ -137,17 +140,31 @@ def corrupt_visit(folder: str | Path, out: str | Path, *, mode: str = "stat", ex
             "wcstype": fit["wcstype"], "detector": visit.spec.name}
 
 
+def _corrupt_folder(folder: Path, out, combos: list, kw: dict) -> list:
+    """Every (mode, expo) corruption of one visit folder, its sources found once (a function of its arguments)."""
+    visit = load_visit(folder)
+    sources = None if visit.corruption else _exposure_sources(visit)  # corrupt_visit refuses a corrupted visit
+    return [corrupt_visit(folder, out, mode=mode, expo=expo, sources=sources, **kw) for mode, expo in combos]
+
+
 def corrupt(folders, out, *, modes=("stat",), expos=("all",), filt=None, shift_range=(0.0, 0.8), rot_max=0.02,
-            seed=0, shift=None, config=None, write_exposures=True) -> list:
-    """:func:`corrupt_visit` for every folder and every (mode, expo); returns the summary rows."""
+            seed=0, shift=None, config=None, write_exposures=True, n_jobs: int | None = None) -> list:
+    """:func:`corrupt_visit` for every folder and every (mode, expo); returns the summary rows.
+
+    Every corruption is seeded by *seed*, its visit and its (mode, expo) only and writes its own
+    folder, so the visits are corrupted in *n_jobs* worker processes (``None``: the default of
+    :func:`blobhelpers.core.parallel.n_workers`; 1: in this process) with the same rows and files, byte for
+    byte, whatever *n_jobs* (:func:`blobhelpers.core.parallel.process_map`). The rows come in the order
+    folders x modes x expos.
+    """
     folders = [Path(f) for f in folders]
     if not folders:
         raise InputError("no visit folder given")
-    rows = []
-    for f in folders:
-        for mode in modes:
-            for expo in expos:
-                rows.append(corrupt_visit(f, out, mode=mode, expo=expo, filt=filt, shift_range=shift_range,
-                                          rot_max=rot_max, seed=seed, shift=shift, config=config,
-                                          write_exposures=write_exposures))
-    return rows
+    bad = [m for m in modes if m not in MODES] + [e for e in expos if e not in EXPOS]
+    if bad:
+        raise InputError(f"mode/expo {bad}: modes are {list(MODES)}, expos {list(EXPOS)}")
+    combos = [(mode, expo) for mode in modes for expo in expos]
+    kw = dict(filt=filt, shift_range=shift_range, rot_max=rot_max, seed=seed, shift=shift, config=config,
+              write_exposures=write_exposures)
+    done = process_map(_corrupt_folder, [(f, out, combos, kw) for f in folders], n_jobs)
+    return [row for rows in done for row in rows]

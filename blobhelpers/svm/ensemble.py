@@ -114,8 +114,8 @@ def build_spacekit_ensemble(learning_rate: float = 1e-4, compile: bool = True):
     z = L.Dense(9, activation="leaky_relu", name="combined_input")(z)
     out = L.Dense(1, activation="sigmoid", name="ensemble_output")(z)
     model = keras.Model([svm, img], out, name="ensembleSVM")
-    if compile:
-        model.compile(optimizer=keras.optimizers.Adam(float(learning_rate)), loss="binary_crossentropy")
+    if compile:  # a named optimizer: Keras would number it by how many this process made before ("adam_17")
+        model.compile(optimizer=keras.optimizers.Adam(float(learning_rate), name="adam"), loss="binary_crossentropy")
     return model
 
 
@@ -139,8 +139,8 @@ def build_cnn2d(width: int = 16, learning_rate: float = 1e-3, compile: bool = Tr
     x = L.Dropout(0.3, name="dropout")(x)
     out = L.Dense(1, activation="sigmoid", name="image_output")(x)
     model = keras.Model(inp, out, name="svm_cnn2d")
-    if compile:
-        model.compile(optimizer=keras.optimizers.Adam(float(learning_rate)), loss="binary_crossentropy")
+    if compile:  # a named optimizer (see build_spacekit_ensemble): the saved bytes do not depend on the process' past
+        model.compile(optimizer=keras.optimizers.Adam(float(learning_rate), name="adam"), loss="binary_crossentropy")
     return model
 
 
@@ -336,9 +336,26 @@ class ImageModel:
             out.append(np.asarray(self.net(sl, training=False)).ravel())
         return np.concatenate(out).astype(float) if out else np.zeros(0)
 
-    def fit(self, X_feat, X_img, y, groups=None):
+    def fit(self, X_feat, X_img, y, groups=None, n_jobs: int | None = None):
+        """Fit on features, images and 0/1 labels.
+
+        ``stacked``: its inner folds (the out-of-fold tabular and ``cnn2d`` probabilities the
+        stacker learns from) run in *n_jobs* worker processes (``None``: the default of
+        :func:`blobhelpers.core.parallel.n_workers`; 1: here); each is seeded on its own, so the model is the
+        same whatever *n_jobs*.
+        """
+        return self._fit(X_feat, X_img, y, groups, n_jobs)
+
+    def _fit(self, X_feat, X_img, y, groups=None, n_jobs: int | None = None, net=None):
+        """:meth:`fit`; a ``stacked`` model takes *net* (if given) as its network instead of training it:
+        a ``cnn2d`` network trained by :meth:`_train_net` on these very rows with this model's seed and
+        network parameters -- the network it would train (training is deterministic; :func:`compare_models`
+        passes its ``cnn2d`` model of the same fold)."""
+        from ..core.parallel import process_map
         from .models import build_model
 
+        if net is not None and self.kind != "stacked":
+            raise InputError(f"a {self.kind} model trains its own network")
         X_feat = check_features(X_feat, "training features").reset_index(drop=True)
         y = np.asarray(y, dtype=np.float32).ravel()
         if len(y) != len(X_feat):
@@ -360,18 +377,23 @@ class ImageModel:
 
         oof = np.full((len(y), 2), np.nan)
         strata = np.where(kind == 2, 2, y.astype(int))
-        for tr, te in _folds(y, g, int(p["inner_splits"]), self.seed + 1, strata):
+        folds = _folds(y, g, int(p["inner_splits"]), self.seed + 1, strata)
+        for tr, _ in folds:
             if len(np.unique(y[tr])) < 2:
                 raise InputError(f"stacked model: an inner training fold has one class only ({len(y)} rows, "
                                  f"{int(y.sum())} positive); give more visits or fewer inner_splits")
-            oof[te, 0] = tab_fit(tr).predict_proba(X_feat.iloc[te])
-            inner = ImageModel("cnn2d", {k: p[k] for k in DEFAULT_IMAGE_PARAMS["cnn2d"]}, self.seed)
-            inner._train_net(X_feat.iloc[tr], X_img[tr], y[tr])
-            oof[te, 1] = inner._net_proba(X_feat.iloc[te], X_img[te])
+        cnn = {k: p[k] for k in DEFAULT_IMAGE_PARAMS["cnn2d"]}
+        tasks = [(tab_name, p["tabular_params"] or {}, cnn, self.seed, X_feat.iloc[tr], X_img[tr], y[tr], kind[tr],
+                  X_feat.iloc[te], X_img[te]) for tr, te in folds]
+        for (_, te), pair in zip(folds, process_map(_stacked_inner_fold, tasks, n_jobs)):
+            oof[te, 0], oof[te, 1] = pair
         self.stack = _fit_stacker(_logit(oof), y, float(p["stack_C"]))
         self.info["stack_oof_auc"] = _auc(y, oof)
         self.tabular = tab_fit(np.arange(len(y)))
-        self._train_net(X_feat, X_img, y)
+        if net is None:
+            self._train_net(X_feat, X_img, y)
+        else:
+            self.net = net
         return self
 
     # -- prediction
@@ -419,6 +441,17 @@ class ImageModel:
         return folder
 
 
+def _stacked_inner_fold(tab_name: str, tab_params: dict, cnn_params: dict, seed: int, X_tr, img_tr, y_tr, k_tr,
+                        X_te, img_te) -> tuple:
+    """One inner fold of a ``stacked`` fit: the tabular and ``cnn2d`` probabilities of its held-out rows."""
+    from .models import build_model
+
+    tab = build_model(tab_name, {"kind": tab_name, **tab_params}, seed).fit(X_tr, y_tr.astype(int), k_tr)
+    inner = ImageModel("cnn2d", cnn_params, seed)
+    inner._train_net(X_tr, img_tr, y_tr)
+    return tab.predict_proba(X_te), inner._net_proba(X_te, img_te)
+
+
 def _auc(y, oof) -> list:
     from sklearn.metrics import roc_auc_score
 
@@ -434,7 +467,7 @@ def _fit_stacker(Z: np.ndarray, y: np.ndarray, C: float) -> dict:
 
 
 def fit_image_model(kind: str, X_feat, X_img, y, seed: int = 0, epochs: int | None = None, groups=None,
-                    params: dict | None = None) -> ImageModel:
+                    params: dict | None = None, n_jobs: int | None = None) -> ImageModel:
     """Fit a ``spacekit``, ``cnn2d`` or ``stacked`` model (see the module docstring).
 
     Parameters
@@ -451,11 +484,14 @@ def fit_image_model(kind: str, X_feat, X_img, y, seed: int = 0, epochs: int | No
         Overrides ``params["epochs"]``.
     groups : array, optional
         Visit of each row for the inner folds of ``stacked`` (default: from ``index``).
+    n_jobs : int, optional
+        Worker processes for the inner folds of ``stacked`` (``None``: the default of
+        :func:`blobhelpers.core.parallel.n_workers`; 1: this process); the fitted model does not depend on it.
     """
     params = dict(params or {})
     if epochs is not None:
         params["epochs"] = int(epochs)
-    return ImageModel(kind, params, seed).fit(X_feat, X_img, y, groups)
+    return ImageModel(kind, params, seed).fit(X_feat, X_img, y, groups, n_jobs)
 
 
 def predict_proba(model: ImageModel, X_feat, X_img=None, has_image=None) -> np.ndarray:
@@ -540,8 +576,8 @@ def metrics(y, p, fa_target: float = 0.05, row_kind=None) -> dict:
 
 
 def compare_models(table: pd.DataFrame, images, groups=None, models=("tabular", "cnn2d", "stacked"), n_splits: int = 3,
-                   seed: int = 0, epochs: int = 10, fa_target: float = 0.05, tabular: str = "logreg",
-                   params: dict | None = None, progress: bool = False) -> dict:
+                   seed: int = 0, epochs: int | dict = 10, fa_target: float = 0.05, tabular: str = "logreg",
+                   params: dict | None = None, progress: bool = False, n_jobs: int | None = None) -> dict:
     """Grouped, stratified cross-validation of tabular-only vs image-only vs ensembles on the same folds.
 
     Parameters
@@ -553,8 +589,18 @@ def compare_models(table: pd.DataFrame, images, groups=None, models=("tabular", 
         Visit of each row (default: first 7 tokens of ``index``); a visit is never split.
     models : names among ``"tabular"`` (the *tabular* kind of :mod:`~blobhelpers.svm.models`),
         ``"cnn2d"``, ``"stacked"``, ``"spacekit"`` (expensive on CPU: give it few *epochs*).
+    epochs : int or dict
+        Training epochs of the image models: one number for all, or ``{model: epochs}`` (e.g. fewer
+        for ``spacekit``).
     params : dict, optional
         Per-model parameter overrides, ``{"cnn2d": {...}, "tabular": {...}, ...}``.
+    n_jobs : int, optional
+        Worker processes (``None``: the default of :func:`blobhelpers.core.parallel.n_workers`; 1: this
+        process). Every (model, fold) fit is seeded by *seed* alone and the probabilities are put
+        back in a fixed order, so the results are the same, bit for bit, whatever *n_jobs* (each
+        worker keeps TensorFlow's default thread pools: their size is part of what makes a training
+        reproducible). A ``stacked`` model whose network parameters are ``cnn2d``'s takes the
+        ``cnn2d`` model's network of the same fold instead of training the same network again.
 
     Returns
     -------
@@ -564,7 +610,7 @@ def compare_models(table: pd.DataFrame, images, groups=None, models=("tabular", 
     """
     from tqdm.auto import tqdm
 
-    from .models import build_model
+    from ..core.parallel import process_map
 
     table = check_features(table, "comparison table").reset_index(drop=True)
     if "label" not in table:
@@ -576,24 +622,77 @@ def compare_models(table: pd.DataFrame, images, groups=None, models=("tabular", 
     unknown = [m for m in models if m not in ("tabular", *IMAGE_KINDS)]
     if unknown:
         raise InputError(f"compare_models: unknown model(s) {unknown}; known: {['tabular', *IMAGE_KINDS]}")
+    if not isinstance(epochs, dict):
+        epochs = {m: epochs for m in models}
+    missing = [m for m in models if m != "tabular" and m not in epochs]
+    if missing:
+        raise InputError(f"compare_models: epochs {epochs} give none for {missing}")
     strata = np.where(kind == 2, 2, y)
     folds = _folds(y, g, n_splits, seed, strata)
     params = params or {}
     out = {"folds": folds, "groups": g, "y": y, "row_kind": kind, "models": {}}
+    img_params = {m: _image_params(m, epochs, tabular, params) for m in models if m != "tabular"}
+    # a stacked model's network is the cnn2d model's when their network parameters agree: one fit per fold does both
+    share = {"cnn2d", "stacked"} <= set(img_params) and all(img_params["cnn2d"][k] == img_params["stacked"][k]
+                                                             for k in DEFAULT_IMAGE_PARAMS["cnn2d"])
+    groups_of_models = [("cnn2d", "stacked")] if share else []
+    groups_of_models += [(m,) for m in models if not (share and m in ("cnn2d", "stacked"))]
+    # the costliest fits first (fewer idle workers at the end); the results are put back by model and fold
+    jobs = sorted(((names, i) for names in groups_of_models for i in range(len(folds))),
+                  key=lambda j: -sum(_FIT_COST[m] for m in j[0]))
+    tasks = []
+    for names, i in jobs:
+        tr, te = folds[i]
+        imgs = (None, None) if names == ("tabular",) else (images[tr], images[te])
+        tasks.append((names, table.iloc[tr], table.iloc[te], *imgs, y[tr], kind[tr], g[tr], seed, img_params,
+                      tabular, params))
+    bar = tqdm(total=len(tasks), desc=f"CV {', '.join(models)}", disable=not progress)
+    done = {}
+    for (names, i), probas in zip(jobs, process_map(_compare_fold, tasks, n_jobs, lambda _: bar.update())):
+        done.update({(name, i): p for name, p in probas.items()})
+    bar.close()
     for name in models:
         proba, fold = np.full(len(y), np.nan), np.full(len(y), -1)
-        for i, (tr, te) in enumerate(tqdm(folds, desc=f"CV {name}", disable=not progress)):
-            d_tr = table.iloc[tr]
-            if name == "tabular":
-                m = build_model(tabular, {"kind": tabular, **params.get("tabular", {})}, seed)
-                m.fit(d_tr, y[tr], kind[tr])
-                proba[te] = m.predict_proba(table.iloc[te])
-            else:
-                pr = {"tabular": tabular, **params.get(name, {})} if name == "stacked" else dict(params.get(name, {}))
-                m = fit_image_model(name, d_tr, images[tr], y[tr], seed, epochs, groups=g[tr], params=pr)
-                proba[te] = m.predict_proba(table.iloc[te], images[te])
+        for i, (_, te) in enumerate(folds):
+            proba[te] = done[name, i]
             fold[te] = i
         out["models"][name] = {"proba": proba, "fold": fold, "metrics": metrics(y, proba, fa_target, kind)}
+    return out
+
+
+#: Rough cost of one fit of :func:`compare_models` (cnn2d trainings; a stacked model sharing the cnn2d
+#: model's network: 2), to start the costliest first.
+_FIT_COST = {"tabular": 0, "cnn2d": 1, "spacekit": 2, "stacked": 2}
+
+
+def _image_params(name: str, epochs: dict, tabular: str, params: dict) -> dict:
+    """Parameters of image model *name* in :func:`compare_models` (*params* overrides, *epochs* of the model)."""
+    pr = {"tabular": tabular, **params.get(name, {})} if name == "stacked" else dict(params.get(name, {}))
+    if epochs.get(name) is not None:
+        pr["epochs"] = int(epochs[name])
+    return ImageModel(name, pr).params  # checked, defaults filled in
+
+
+def _compare_fold(names: tuple, d_tr: pd.DataFrame, d_te: pd.DataFrame, img_tr, img_te, y_tr, k_tr, g_tr, seed: int,
+                  img_params: dict, tabular: str, params: dict) -> dict:
+    """Models *names* of :func:`compare_models` on one fold: ``{name: P(misaligned) of the held-out rows}``.
+
+    *img_params*: each image model's parameters. ``("cnn2d", "stacked")``: the stacked model takes
+    the cnn2d model's network (the one it would train).
+    """
+    from .models import build_model
+
+    out, cnn = {}, None
+    for name in names:
+        if name == "tabular":
+            m = build_model(tabular, {"kind": tabular, **params.get("tabular", {})}, seed)
+            m.fit(d_tr, y_tr, k_tr)
+            out[name] = m.predict_proba(d_te)
+            continue
+        m = ImageModel(name, img_params[name], seed)
+        m._fit(d_tr, img_tr, y_tr, g_tr, n_jobs=1, net=cnn.net if name == "stacked" and cnn is not None else None)
+        cnn = m if name == "cnn2d" else cnn
+        out[name] = m.predict_proba(d_te, img_te)
     return out
 
 

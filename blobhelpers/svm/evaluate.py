@@ -219,14 +219,14 @@ def permutation_importance(df: pd.DataFrame, res: CVResult, seed: int, repeats: 
     rng = np.random.default_rng(seed)
     kind = sample_kind(df)
     y = df["label"].to_numpy().astype(int)
+    held_out = [np.flatnonzero(res.fold == i) for i in range(len(res.models))]
+    base_p = [m.predict_proba(df.iloc[te]) for m, te in zip(res.models, held_out)]  # unshuffled, once per fold
     rows = []
     for c in FEATURES:
         d_real, d_all = [], []
-        for i, m in enumerate(res.models):
-            te = np.flatnonzero(res.fold == i)
+        for m, te, base in zip(res.models, held_out, base_p):
             d_te = df.iloc[te]
             yk, kk = y[te], kind[te]
-            base = m.predict_proba(d_te)
             for _ in range(repeats):
                 shuf = d_te.copy()
                 shuf[c] = rng.permutation(shuf[c].to_numpy())
@@ -365,9 +365,52 @@ def _cross_fit_stack(st, probs: dict, df, y, kind, folds) -> np.ndarray:
     return out
 
 
+def _outer_fold(df: pd.DataFrame, candidates: dict, seed: int, fold_seed: int, i: int, tr, te, inner_splits: int,
+                inner_repeats: int, fa_target: float, criterion: str, keep_models: bool) -> dict:
+    """One outer fold of :func:`nested_cv` (fold *i* of fold seed *fold_seed*); a function of its arguments only.
+
+    Returns every candidate's held-out probabilities (``proba``), the threshold chosen by the inner
+    CV (``threshold``), the inner criterion (``score``) and, with *keep_models*, the models fitted
+    on the whole training fold (``models``).
+    """
+    names = list(candidates)
+    stacks = [n for n in names if candidates[n].get("kind", n) == "stack"]
+    singles = [n for n in names if n not in stacks]
+    y_all, k_all = df["label"].to_numpy().astype(int), sample_kind(df)
+    d_tr, d_te = df.iloc[tr].reset_index(drop=True), df.iloc[te].reset_index(drop=True)
+    y_tr, k_tr = y_all[tr], k_all[tr]
+    inners = [grouped_folds(d_tr, inner_splits, (fold_seed * 1009 + i + 1 + 7919 * j) % 2**32)
+              for j in range(int(inner_repeats))]
+    p_in, p_out, fitted = {}, {}, {}  # p_in[name]: one held-out probability vector per inner fold seed
+    for nm in singles:
+        p_in[nm] = []
+        for inner in inners:
+            p = np.full(len(d_tr), np.nan)
+            for itr, ite in inner:
+                m = build_model(nm, candidates[nm], seed).fit(d_tr.iloc[itr], y_tr[itr], k_tr[itr])
+                p[ite] = m.predict_proba(d_tr.iloc[ite])
+            p_in[nm].append(p)
+        fitted[nm] = build_model(nm, candidates[nm], seed).fit(d_tr, y_tr, k_tr)
+        p_out[nm] = fitted[nm].predict_proba(d_te)
+    for nm in stacks:
+        st = build_model(nm, candidates[nm], seed)
+        p_in[nm] = [_cross_fit_stack(st, {b: p_in[b][j] for b in st.base_names}, d_tr, y_tr, k_tr, inner)
+                    for j, inner in enumerate(inners)]
+        st.fit_combiner({b: p_in[b][0] for b in st.base_names}, d_tr, y_tr, k_tr)
+        st.bases = {b: fitted[b] for b in st.base_names}
+        fitted[nm] = st
+        p_out[nm] = st.combine({b: p_out[b] for b in st.base_names}, d_te)
+    return {"proba": p_out,
+            "threshold": {nm: float(np.median([real_threshold(k_tr, p, fa_target) for p in p_in[nm]]))
+                          for nm in names},
+            "score": {nm: float(np.mean([criterion_score(y_tr, p, k_tr, criterion) for p in p_in[nm]]))
+                      for nm in names},
+            "models": fitted if keep_models else None}
+
+
 def nested_cv(df: pd.DataFrame, candidates: dict, seeds, n_splits: int = 5, inner_splits: int = 3,
               fa_target: float = 0.05, criterion: str = "roc_auc_real", seed: int = 0, progress: bool = True,
-              outer_folds: list | None = None, inner_repeats: int = 1) -> NestedCV:
+              outer_folds: list | None = None, inner_repeats: int = 1, n_jobs: int | None = None) -> NestedCV:
     """Repeated (one repeat per fold seed in *seeds*) nested grouped CV of *candidates* (``{name: params}``,
     stacks resolved by :func:`resolve_candidates`), on the same folds for every candidate.
 
@@ -380,8 +423,15 @@ def nested_cv(df: pd.DataFrame, candidates: dict, seeds, n_splits: int = 5, inne
     with as many fold seeds: the criterion is their mean, the threshold their median (the rule the
     deployed model follows over the outer seeds). *outer_folds* (one fold list per seed) replaces
     the folds drawn from *seeds* (which still seed the inner folds).
+
+    The outer folds (``len(seeds) x n_splits``) are independent -- every fit is seeded by *seed*,
+    the fold seed and the fold number, never by what ran before -- and run in *n_jobs* worker
+    processes (``None``: the default of :func:`blobhelpers.core.parallel.n_workers`; 1: in this process);
+    the results are the same bit for bit whatever *n_jobs* (:func:`blobhelpers.core.parallel.process_map`).
     """
     from tqdm.auto import tqdm
+
+    from ..core.parallel import process_map
 
     criterion_score([0, 1], [0.0, 1.0], [0, 1], criterion)  # validates the name
     names = list(candidates)
@@ -402,51 +452,30 @@ def nested_cv(df: pd.DataFrame, candidates: dict, seeds, n_splits: int = 5, inne
     res.inner_score = {nm: np.full((R, n_splits), np.nan) for nm in names}
     res.chosen = np.empty((R, n_splits), dtype=object)
     res.models = {nm: [] for nm in names}
-    y_all, k_all = df["label"].to_numpy().astype(int), sample_kind(df)
-    bar = tqdm(total=R * n_splits, desc="nested CV", disable=not progress)
+    tasks = []
     for r, fs in enumerate(res.seeds):
         folds = outer_folds[r] if outer_folds is not None else grouped_folds(df, n_splits, fs)
         assert_grouped(df, folds)
         res.folds.append(folds)
-        for i, (tr, te) in enumerate(folds):
-            d_tr, d_te = df.iloc[tr].reset_index(drop=True), df.iloc[te].reset_index(drop=True)
-            y_tr, k_tr = y_all[tr], k_all[tr]
-            inners = [grouped_folds(d_tr, inner_splits, (fs * 1009 + i + 1 + 7919 * j) % 2**32)
-                      for j in range(int(inner_repeats))]
-            p_in, p_out, fitted = {}, {}, {}  # p_in[name]: one held-out probability vector per inner fold seed
-            for nm in singles:
-                p_in[nm] = []
-                for inner in inners:
-                    p = np.full(len(d_tr), np.nan)
-                    for itr, ite in inner:
-                        m = build_model(nm, candidates[nm], seed).fit(d_tr.iloc[itr], y_tr[itr], k_tr[itr])
-                        p[ite] = m.predict_proba(d_tr.iloc[ite])
-                    p_in[nm].append(p)
-                fitted[nm] = build_model(nm, candidates[nm], seed).fit(d_tr, y_tr, k_tr)
-                p_out[nm] = fitted[nm].predict_proba(d_te)
-            for nm in stacks:
-                st = build_model(nm, candidates[nm], seed)
-                p_in[nm] = [_cross_fit_stack(st, {b: p_in[b][j] for b in st.base_names}, d_tr, y_tr, k_tr, inner)
-                            for j, inner in enumerate(inners)]
-                st.fit_combiner({b: p_in[b][0] for b in st.base_names}, d_tr, y_tr, k_tr)
-                st.bases = {b: fitted[b] for b in st.base_names}
-                fitted[nm] = st
-                p_out[nm] = st.combine({b: p_out[b] for b in st.base_names}, d_te)
-            for nm in names:
-                res.proba[nm][r, te] = p_out[nm]
-                res.threshold[nm][r, te] = float(np.median([real_threshold(k_tr, p, fa_target) for p in p_in[nm]]))
-                res.inner_score[nm][r, i] = float(np.mean([criterion_score(y_tr, p, k_tr, criterion)
-                                                           for p in p_in[nm]]))
-                if r == 0:
-                    res.models[nm].append(fitted[nm])
-            scores = np.array([res.inner_score[nm][r, i] for nm in names])
-            best = names[int(np.nanargmax(scores))] if np.isfinite(scores).any() else names[0]
-            res.chosen[r, i] = best
-            res.proba[SELECTION][r, te] = res.proba[best][r, te]
-            res.threshold[SELECTION][r, te] = res.threshold[best][r, te]
-            res.fold[r, te] = i
-            bar.update(1)
+        tasks += [(r, i, fs, tr, te) for i, (tr, te) in enumerate(folds)]
+    bar = tqdm(total=len(tasks), desc="nested CV", disable=not progress)
+    outs = process_map(_outer_fold, [(df, candidates, seed, fs, i, tr, te, inner_splits, inner_repeats, fa_target,
+                                       criterion, r == 0) for r, i, fs, tr, te in tasks], n_jobs,
+                        lambda _: bar.update())
     bar.close()
+    for (r, i, _, _, te), o in zip(tasks, outs):
+        for nm in names:
+            res.proba[nm][r, te] = o["proba"][nm]
+            res.threshold[nm][r, te] = o["threshold"][nm]
+            res.inner_score[nm][r, i] = o["score"][nm]
+            if r == 0:
+                res.models[nm].append(o["models"][nm])
+        scores = np.array([res.inner_score[nm][r, i] for nm in names])
+        best = names[int(np.nanargmax(scores))] if np.isfinite(scores).any() else names[0]
+        res.chosen[r, i] = best
+        res.proba[SELECTION][r, te] = res.proba[best][r, te]
+        res.threshold[SELECTION][r, te] = res.threshold[best][r, te]
+        res.fold[r, te] = i
     return res
 
 
@@ -495,7 +524,8 @@ DEFAULT_SVM = {
 }
 
 
-def train_and_select(df: pd.DataFrame, svm: dict | None, seed: int, out=None, progress: bool = True) -> dict:
+def train_and_select(df: pd.DataFrame, svm: dict | None, seed: int, out=None, progress: bool = True,
+                     n_jobs: int | None = None) -> dict:
     """Select a model by the pre-declared criterion, measure the procedure by nested CV, fit and save it.
 
     The single code path behind ``blobhelpers svm train`` and the models notebook:
@@ -512,6 +542,8 @@ def train_and_select(df: pd.DataFrame, svm: dict | None, seed: int, out=None, pr
 
     Returns ``{"run", "summaries", "best", "model", "scores"}``; writes ``out/`` (model files,
     ``cv_summary.json``, ``cv_oof.csv``: every row's held-out probability) when *out* is given.
+    *n_jobs*: worker processes of the nested CV (``None``: the default of
+    :func:`blobhelpers.core.parallel.n_workers`); the results do not depend on it.
     """
     from ..core.paths import write_json, write_text
 
@@ -526,7 +558,7 @@ def train_and_select(df: pd.DataFrame, svm: dict | None, seed: int, out=None, pr
         raise InputError("svm.models: no model configured")
     fa, crit = float(svm["fa_target"]), str(svm.get("selection", "roc_auc_real"))
     run = nested_cv(df, cands, fold_seeds(svm, seed), int(svm["cv_splits"]), int(svm["inner_splits"]), fa, crit, seed,
-                    progress, inner_repeats=int(svm.get("inner_repeats", 1)))
+                    progress, inner_repeats=int(svm.get("inner_repeats", 1)), n_jobs=n_jobs)
     summaries = {nm: summarize_repeated(df, run, nm) for nm in [*run.names, SELECTION]}
     scores = {nm: summaries[nm][crit] for nm in run.names}
     best = max(run.names, key=lambda nm: (scores[nm], -run.names.index(nm)))

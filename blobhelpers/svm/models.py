@@ -218,7 +218,9 @@ class SpacekitMLP(SvmModel):
         model = keras.Model(inp, out, name="svm_mlp")
         sched = keras.optimizers.schedules.ExponentialDecay(float(self.params["learning_rate"]), 100000, 0.96,
                                                            staircase=True)
-        model.compile(optimizer=keras.optimizers.Adam(sched), loss="binary_crossentropy", metrics=["accuracy"])
+        # named, not numbered by how many optimizers this process made before ("adam_17"): stable .keras bytes
+        opt = keras.optimizers.Adam(sched, name="adam")
+        model.compile(optimizer=opt, loss="binary_crossentropy", metrics=["accuracy"])
         return model
 
     def transform(self, df: pd.DataFrame) -> np.ndarray:
@@ -385,15 +387,23 @@ def _walk(trees: dict, X: np.ndarray) -> np.ndarray:
     """Leaf index reached in every tree by every row (scikit-learn's rule: ``x <= threshold`` goes left,
     on the features as float32; NaN follows ``missing_left``)."""
     X = np.asarray(X, dtype=np.float32).astype(np.float64)
-    cur = np.broadcast_to(trees["roots"], (len(X), len(trees["roots"]))).copy()
-    rows = np.arange(len(X))[:, None]
+    n, n_trees = len(X), len(trees["roots"])
+    left_of, right_of = trees["left"], trees["right"]
+    cur = np.broadcast_to(trees["roots"], (n, n_trees)).copy()
+    flat = cur.reshape(-1)  # a view: (row, tree) pairs, row-major
+    # only the pairs still at an internal node move on (most reach a leaf long before max_depth)
+    act = np.flatnonzero(left_of[flat] >= 0)
+    node, row = flat[act], act // max(n_trees, 1)
     for _ in range(int(trees["max_depth"][0]) + 1):
-        leaf = trees["left"][cur] < 0
-        if leaf.all():
+        if not len(act):
             break
-        x = X[rows, np.where(leaf, 0, trees["feature"][cur])]
-        left = np.where(np.isnan(x), trees["missing_left"][cur], x <= trees["threshold"][cur])
-        cur = np.where(leaf, cur, np.where(left, trees["left"][cur], trees["right"][cur]))
+        x = X[row, trees["feature"][node]]
+        go_left = np.where(np.isnan(x), trees["missing_left"][node], x <= trees["threshold"][node])
+        node = np.where(go_left, left_of[node], right_of[node])
+        inner = left_of[node] >= 0
+        flat[act[~inner]] = node[~inner]
+        act, node, row = act[inner], node[inner], row[inner]
+    flat[act] = node  # pairs not at a leaf after max_depth + 1 steps (a malformed file): where they stopped
     return cur
 
 

@@ -154,10 +154,15 @@ def render_product(fits_path: str | Path, out: str | Path, dpi: int = 64, radius
     return paths
 
 
-def render(path: str | Path, out: str | Path, dpi: int = 64) -> list:
-    """Render every total detection product under *path* into *out*; returns the indices rendered."""
-    done = []
-    for p in find_products(path):
-        render_product(p, out, dpi=dpi)
-        done.append(p.name[:-9])
-    return done
+def render(path: str | Path, out: str | Path, dpi: int = 64, n_jobs: int | None = None) -> list:
+    """Render every total detection product under *path* into *out*; returns the indices rendered.
+
+    Each product is rendered on its own, in *n_jobs* worker processes (``None``: the default of
+    :func:`blobhelpers.core.parallel.n_workers`; 1: in this process); the PNGs are the same bytes whatever
+    *n_jobs* (:func:`blobhelpers.core.parallel.process_map`).
+    """
+    from ..core.parallel import process_map
+
+    products = find_products(path)
+    process_map(render_product, [(p, out, dpi) for p in products], n_jobs)
+    return [p.name[:-9] for p in products]

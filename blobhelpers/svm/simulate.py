@@ -78,6 +78,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.paths import atomic_path, project_root, write_text
+from ..core.parallel import process_map
 
 __all__ = ["DetectorSpec", "DETECTOR_SPECS", "FIELD_KINDS", "SimConfig", "Exposure", "Visit", "simulate_visit",
            "simulate", "align", "process_visit", "write_visit_products", "load_visit", "measure_misalignment",
@@ -585,7 +586,11 @@ def single_cr_mask(data, read_noise, nsigma=5.0, fine_ratio=2.0):
 
 
 def _exposure_sources(visit):
-    """Per exposure: list of (chip k, xy (n,2), flux) of the sources (cosmic rays masked first)."""
+    """Per exposure: list of (chip k, xy (n,2), flux, CR mask) of the sources (cosmic rays masked first).
+
+    A function of the pixels only (not of the header WCS): a corrupted copy of a visit has the
+    same sources (:func:`.corrupt.corrupt` finds them once per visit).
+    """
     out = []
     for e in visit.exposures:
         fw = visit.meta["fwhm_arcsec"][e.filter] / visit.spec.scale
@@ -1105,9 +1110,25 @@ def load_visit(folder: str | Path) -> Visit:
     return Visit(spec, t["index"], meta, exps, truth, t.get("corruption"), t.get("stem"))
 
 
+def _simulate_one(out: Path, detector: str, seed: int, number: int, config: SimConfig, field_kind) -> tuple:
+    """Simulate, process and write visit *number* (a function of its arguments only: seeded by seed and number)."""
+    v = simulate_visit(detector, seed, number, config, field_kind=field_kind)
+    res = process_visit(v, config)
+    folder = write_visit_products(v, res, out / v.meta["ipppss"], config=config)
+    fit = res["align"]["fit"]
+    return v.index, folder, int(res["label"]), int(fit["nmatches"])
+
+
 def simulate(out: str | Path, n_visits: int = 5, seed: int = 0, detectors=("ir", "uvis", "wfc", "hrc", "sbc"),
-             size: int = 256, config: SimConfig | None = None, field_kinds=None, progress: bool = False) -> list:
-    """Simulate *n_visits* visits (detectors in turn) under *out*/<ipppss>/; returns [(index, folder, label)]."""
+             size: int = 256, config: SimConfig | None = None, field_kinds=None, progress: bool = False,
+             n_jobs: int | None = None) -> list:
+    """Simulate *n_visits* visits (detectors in turn) under *out*/<ipppss>/; returns [(index, folder, label)].
+
+    Every visit is seeded by *seed* and its number only, so the visits are simulated in *n_jobs*
+    worker processes (``None``: the default of :func:`blobhelpers.core.parallel.n_workers`; 1: in this
+    process) with the same files and rows, byte for byte, whatever *n_jobs*
+    (:func:`blobhelpers.core.parallel.process_map`).
+    """
     cfg = config or SimConfig(size=int(size))
     cfg.size = int(size)
     cfg.check()
@@ -1117,15 +1138,16 @@ def simulate(out: str | Path, n_visits: int = 5, seed: int = 0, detectors=("ir",
     bad = [d for d in dets if d not in DETECTOR_SPECS]
     if bad or not dets:
         raise InputError(f"detectors {bad or dets}: known are {sorted(DETECTOR_SPECS)}")
+    kinds = list(field_kinds or [])
+    bad = [k for k in kinds if k not in FIELD_KINDS]
+    if bad:
+        raise InputError(f"unknown field kind(s) {bad}; known: {sorted(FIELD_KINDS)}")
     out = Path(out)
-    rows = []
-    for i in range(int(n_visits)):
-        det = dets[i % len(dets)]
-        kind = None if not field_kinds else list(field_kinds)[i % len(field_kinds)]
-        v = simulate_visit(det, seed, i, cfg, field_kind=kind)
-        res = process_visit(v, cfg)
-        folder = write_visit_products(v, res, out / v.meta["ipppss"], config=cfg)
-        rows.append((v.index, folder, int(res["label"])))
+    tasks = [(out, dets[i % len(dets)], int(seed), i, cfg, kinds[i % len(kinds)] if kinds else None)
+             for i in range(int(n_visits))]
+
+    def show(r):
         if progress:
-            print(f"{v.index}: nmatches {res['align']['fit']['nmatches']} label {res['label']}", flush=True)
-    return rows
+            print(f"{r[0]}: nmatches {r[3]} label {r[2]}", flush=True)
+
+    return [r[:3] for r in process_map(_simulate_one, tasks, n_jobs, show)]
