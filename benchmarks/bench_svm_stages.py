@@ -105,16 +105,8 @@ def stage14(params: dict, n_jobs, sim: Path) -> dict:
     found, imgs = load_images(sim / "png", table["index"])
     table = table.set_index("index").loc[found].reset_index()
     y = table["label"].to_numpy(int)
-    models = list(p.models)
-    epochs = {m: p.epochs for m in models}
-    if p.spacekit_epochs > 0:
-        models += [] if "spacekit" in models else ["spacekit"]
-        epochs["spacekit"] = p.spacekit_epochs
     t0 = time.perf_counter()
-    cmp = compare_models(table, imgs, models=models, n_splits=p.n_splits, seed=seed, epochs=epochs,
-                         fa_target=p.fa_target, tabular=p.tabular, n_jobs=n_jobs,
-                         params={"tabular": tab_params, "stacked": {"tabular_params": tab_params,
-                                                                    "inner_splits": p.inner_splits}})
+    cmp = compare_models(table, imgs, seed=seed, n_jobs=n_jobs, **p.comparison(tab_params))
     t1 = time.perf_counter()
     final = fit_image_model("stacked", table, imgs, y, seed, p.epochs, n_jobs=n_jobs,
                             params={"tabular": p.tabular, "tabular_params": tab_params, "inner_splits": p.inner_splits})

@@ -111,15 +111,7 @@ plt.show()
 # ## Grouped cross-validation on the same folds
 
 # %%
-models = list(img_p.models)
-epochs = {m: img_p.epochs for m in models}
-if img_p.spacekit_epochs > 0:  # spacekit's ensemble: few epochs (CPU), on the same folds, in the same worker pool
-    models += [] if "spacekit" in models else ["spacekit"]
-    epochs["spacekit"] = img_p.spacekit_epochs
-cmp = compare_models(table, imgs, models=models, n_splits=img_p.n_splits, seed=seed,
-                     epochs=epochs, fa_target=fa, tabular=TAB, progress=True,
-                     params={"tabular": tab_params, "stacked": {"tabular_params": tab_params,
-                                                                "inner_splits": img_p.inner_splits}})
+cmp = compare_models(table, imgs, seed=seed, progress=True, **img_p.comparison(tab_params))
 
 # every aligned product counts for the false-alarm rate (simulated: base and corrupted-but-realigned)
 res = {name: metrics(y, m["proba"], fa, row_kind=y) for name, m in cmp["models"].items()}

@@ -42,3 +42,18 @@ def test_the_seed_must_be_an_integer():
     params["base"]["seed"] = "20210800"
     with pytest.raises(InputError, match="base.seed"):
         validate_params(params)
+
+
+def test_stage14_comparison_adds_spacekit_with_its_own_epochs_only_when_asked():
+    from blobhelpers.svm.sections import SvmImagesSection
+
+    tab = {"C": 0.3}
+    kw = SvmImagesSection.from_dict({"models": ["tabular", "cnn2d"], "epochs": 7, "spacekit_epochs": 2,
+                                     "inner_splits": 3}).comparison(tab)
+    assert kw["models"] == ["tabular", "cnn2d", "spacekit"]
+    assert kw["epochs"] == {"tabular": 7, "cnn2d": 7, "spacekit": 2}
+    assert kw["params"] == {"tabular": tab, "stacked": {"tabular_params": tab, "inner_splits": 3}}
+    off = SvmImagesSection.from_dict({"spacekit_epochs": 0}).comparison(tab)
+    assert off["models"] == ["tabular", "cnn2d", "stacked"] and "spacekit" not in off["epochs"]
+    listed = SvmImagesSection.from_dict({"models": ["spacekit"], "epochs": 5, "spacekit_epochs": 1}).comparison(tab)
+    assert listed["models"] == ["spacekit"] and listed["epochs"] == {"spacekit": 1}

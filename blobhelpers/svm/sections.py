@@ -70,3 +70,16 @@ class SvmImagesSection:
     @classmethod
     def from_dict(cls, d: dict | None) -> "SvmImagesSection":
         return dataclass_from_params(cls, d, "svm_images")
+
+    def comparison(self, tab_params: dict) -> dict:
+        """Keyword arguments of :func:`blobhelpers.svm.ensemble.compare_models` for stage 14: the
+        configured models plus spacekit's ensemble (its own few epochs) when ``spacekit_epochs > 0``,
+        all on the same folds; *tab_params*: the tabular model's parameters (stage 11's)."""
+        models = list(self.models)
+        epochs = {m: self.epochs for m in models}
+        if self.spacekit_epochs > 0:
+            models += [] if "spacekit" in models else ["spacekit"]
+            epochs["spacekit"] = self.spacekit_epochs
+        return {"models": models, "epochs": epochs, "n_splits": self.n_splits, "fa_target": self.fa_target,
+                "tabular": self.tabular, "params": {"tabular": tab_params, "stacked": {
+                    "tabular_params": tab_params, "inner_splits": self.inner_splits}}}
