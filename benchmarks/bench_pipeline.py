@@ -6,7 +6,7 @@ new unignored files instead) so the working tree is untouched; the first run pay
 time as it ends, and afterwards ``git status --porcelain`` of the copy: with the committed
 outputs of the same code and parameters it must be empty (no churn).
 
-    python benchmarks/bench_pipeline.py [--repeats 1] [--profile NAME]
+    python benchmarks/bench_pipeline.py [--repeats 1] [--profile NAME] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -36,6 +36,20 @@ def clean_copy(dest: Path) -> None:
             shutil.copy2(ROOT / f, dest / f)
 
 
+def children_cpu() -> float:
+    """CPU seconds of every finished, waited-for descendant of this process (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def seconds_of(text: str) -> float:
+    """``"9 min 10"`` or ``"42"`` (the runner's durations, without the final " s") -> seconds."""
+    m = re.fullmatch(r"(?:(\d+) min )?(\d+)", text.strip())
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    return 60.0 * int(m.group(1) or 0) + int(m.group(2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1)
@@ -43,10 +57,14 @@ def main() -> None:
     ap.add_argument("--working-tree", action="store_true",
                     help="benchmark the working tree as it is (default: a clone of the last commit; the no-churn "
                          "check is meaningful only then, since reports are labelled with their code's commit)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="move the benchmarked copy here afterwards (its outputs, dvc.lock and reports included)")
     args = ap.parse_args()
+    if args.keep and args.keep.exists():
+        sys.exit(f"--keep {args.keep}: already exists")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1"}
-    walls = []
+    walls, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         env["PYTHONPATH"] = str(repo)
@@ -67,8 +85,9 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "blobhelpers", "profile", args.profile], cwd=repo, env=env,
                            check=True)
         stages: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
         for rep in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), children_cpu()
             last = t0
             # the runner prints "[report] <notebook>: done in ..." per stage; the time between those
             # lines (DVC's own work on the stage included) is the stage's wall time
@@ -77,24 +96,35 @@ def main() -> None:
                 tail = []
                 for line in proc.stdout:
                     tail = (tail + [line])[-40:]
-                    m = re.match(r"\[report\] (\S+): done in", line)
+                    m = re.match(r"\[report\] (\S+): done in ", line)
                     if m:
                         now = time.perf_counter()
                         stages.setdefault(m.group(1), []).append(now - last)
+                        c = re.search(r", CPU ((?:\d+ min )?\d+) s = ", line)
+                        if c:  # the runner's CPU time of the stage (its kernel and workers included)
+                            cpu.setdefault(m.group(1), []).append(seconds_of(c.group(1)))
                         print(f"[bench {rep + 1}/{args.repeats}] {m.group(1)}: {now - last:.0f} s "
                               f"(total {now - t0:.0f} s)", flush=True)
                         last = now
             if proc.returncode:
                 sys.exit(f"dvc repro failed (exit {proc.returncode}):\n" + "".join(tail))
             walls.append(time.perf_counter() - t0)
+            cpus.append(children_cpu() - c0)
         # the no-churn check: a rerun that gives the committed results changes no tracked file
         changed = subprocess.run(["git", "status", "--porcelain"], cwd=repo, env=env, capture_output=True,
                                  text=True, check=True).stdout.splitlines()
+        if args.keep:
+            shutil.move(str(repo), str(args.keep))
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     res = {"benchmark": "dvc_repro_default_pipeline", "profile": args.profile or "default", "repeats": args.repeats,
            "cores": os.cpu_count(), "wall_s_median": statistics.median(walls), "wall_s_min": min(walls),
            "wall_s_max": max(walls), "peak_child_rss_mb": peak_mb, "target_wall_s": 900,
            "stage_wall_s_median": {k: round(statistics.median(v), 1) for k, v in stages.items()},
+           # CPU seconds on all cores (user + system; dvc, the stage runners, kernels and their workers):
+           # cpu_s / cores is the shortest wall time these cores could give the same work
+           "cpu_s_median": round(statistics.median(cpus), 1),
+           "cores_used_mean": round(statistics.median(cpus) / statistics.median(walls), 2),
+           "stage_cpu_s_median": {k: round(statistics.median(v), 1) for k, v in cpu.items()},
            "git_status_after": changed}
     for k, v in res.items():
         print(f"{k:<24}{v}")

@@ -94,8 +94,22 @@ def test_console_lines(tmp_path, capsys):
     params.write_text("base: {seed: 5}\n")
     run_notebook(src, params, tmp_path / "t.html", tmp_path / "t.ipynb", cwd=tmp_path)
     out = capsys.readouterr().out
-    assert re.search(r"\[report\] t: started", out) and re.search(r"\[report\] t: done in \d+ s -> ", out)
+    assert re.search(r"\[report\] t: started", out)
+    assert re.search(r"\[report\] t: done in \d+ s, CPU \d+ s = \d+\.\d cores -> ", out)
     assert "seed is 1" in (tmp_path / "t.html").read_text()  # no parameters cell: nothing injected
+
+
+def test_done_line_counts_the_kernels_cpu(tmp_path, capsys):
+    """The CPU in the done line is the kernel's (a child process), not only the runner's."""
+    src = tmp_path / "busy.py"
+    src.write_text("# %%\nimport time\nt = time.process_time()\nwhile time.process_time() - t < 3.0:\n    pass\n")
+    params = tmp_path / "p.yaml"
+    params.write_text("base: {seed: 5}\n")
+    run_notebook(src, params, tmp_path / "b.html", tmp_path / "b.ipynb", cwd=tmp_path)
+    out = capsys.readouterr().out
+    m = re.search(r"\[report\] busy: done in (\d+) s, CPU (\d+) s = ", out)
+    assert m, out
+    assert int(m.group(2)) >= 3  # the kernel's busy loop alone is 3 s of CPU
 
 
 def test_notebook_parameters_and_cleaning():

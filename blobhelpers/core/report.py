@@ -254,6 +254,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of every finished, waited-for descendant.
+
+    The kernel is such a descendant once papermill has shut it down, and so are the worker processes
+    it waited for: the difference around a stage is the stage's CPU time on all cores.
+    """
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _cpu_note(wall: float, cpu: float) -> str:
+    """``", CPU 9 min 10 s = 1.7 cores"``: how much of the machine a stage used."""
+    return f", CPU {_duration(cpu)} = {cpu / wall:.1f} cores" if wall > 0 and cpu > 0 else ""
+
+
 def _previous_duration(ipynb: Path) -> float | None:
     """How long the last run of this notebook took (papermill records it in the executed .ipynb)."""
     try:
@@ -315,7 +332,7 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
     name = source.stem
     previous = _previous_duration(ipynb)
     _log(f"{name}: started" + (f" (last run took {_duration(previous)})" if previous else ""))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     stderr_log = ipynb.with_suffix(".stderr.log")
     stderr_log.unlink(missing_ok=True)
     try:
@@ -337,7 +354,8 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
     body, _ = exporter.from_notebook_node(executed)
     write_text(html, _set_title(relative_paths(strip_remote_scripts(body), root)))
     note = f"; {dropped['stderr']} stderr outputs left out of the report (kept in {ipynb})" if dropped["stderr"] else ""
-    _log(f"{name}: done in {_duration(time.perf_counter() - t0)} -> {html}{note}")
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    _log(f"{name}: done in {_duration(wall)}{_cpu_note(wall, cpu)} -> {html}{note}")
     return html
 
 
