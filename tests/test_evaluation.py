@@ -13,6 +13,16 @@ def test_wilson_interval():
     assert np.isnan(wilson(0, 0)[0])
 
 
+@pytest.mark.parametrize("n", [6, 11, 21, 22, 44, 500, 1222])
+def test_wilson_interval_holds_the_rate_at_0_and_n(n):
+    """At k = 0 and k = n the bound is exactly 0 or 1: rounding put it 1e-17 on the wrong side for
+    these n (an error bar of -1e-17 then stopped matplotlib), so the interval must hold k / n."""
+    assert wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0
+    for k in range(n + 1):
+        lo, hi = wilson(k, n)
+        assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
 def test_rates_and_threshold_for_fpr(rng):
     y = np.r_[np.ones(200), np.zeros(800)].astype(int)
     p = np.r_[rng.uniform(0.3, 1, 200), rng.uniform(0, 0.7, 800)]

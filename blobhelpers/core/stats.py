@@ -36,7 +36,9 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    # The interval always holds p, and is exactly [0, ...] at k = 0 and [..., 1] at k = n; rounding
+    # alone would put the bound 1e-17 on the wrong side (e.g. k = 0 of 11, or 6 of 6).
+    return float(min(p, max(0.0, centre - half))), float(max(p, min(1.0, centre + half)))
 
 
 def rate(k: int, n: int) -> dict:
