@@ -157,6 +157,12 @@ if tuned is not None:
                      f"{tuned['n_quiet_days']} quiet days, {tuned['n_events_deeper']} new blobs deeper than 3 %): chosen `snr_min` {cfg.snr_min:g}, `threshold` {cfg.threshold:g}, "
                      f"`neg_veto` {cfg.neg_veto:g} -- development detection {ch['detection_deeper']:.3f}, "
                      f"{ch['fa_days_per_100_quiet']:.1f} false-alarm days per 100 quiet days."))
+    if not tuned["target_met"]:
+        display(Markdown(f"**Warning: no setting meets the false-alarm target.** With {tuned['n_quiet_days']} quiet "
+                         f"days even zero false-alarm days estimate (0 + 1) / {tuned['n_quiet_days']} = "
+                         f"{100 / tuned['n_quiet_days']:.1f} per 100 > {tuned['fa_target']:g}: the development campaign "
+                         f"is too short. The chosen setting has the fewest false-alarm days and, among those, the "
+                         f"best detection; expect more false alarms elsewhere."))
 else:
     dev_summary = None
 
@@ -362,6 +368,7 @@ metrics = {
     "snr_min": cfg.snr_min,
     "neg_veto": cfg.neg_veto,
     "thresholds_tuned_on_development_campaign": dev_summary,
+    "fa_target_met_on_development": None if tuned is None else tuned["target_met"],
     "detection_deeper_3pct": summary["detection_deeper"],
     "detection_all": summary["detection_all"],
     "detection_eventually": summary["detection_eventually"],

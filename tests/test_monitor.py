@@ -202,6 +202,23 @@ def test_tune_thresholds_picks_the_best_setting_within_the_false_alarm_budget():
         tune_thresholds(res, [5.0], [0.5], [8.0])
 
 
+def test_tune_thresholds_too_few_quiet_days_keeps_the_best_detection_among_the_fewest_false_alarms():
+    """With 2 quiet days a target of 1 per 100 cannot be met even by zero false-alarm days; the
+    choice must still be the best detection among the settings with the fewest false alarms (not
+    the first such setting of the grid) and say that the target was not met."""
+    from blobhelpers.blob.regression import tune_thresholds
+
+    res = _fake_regression()
+    out = tune_thresholds(res, [5.5, 4.5], [0.5, 0.9], [8.0, 1000.0], min_depth=0.03, fa_target=1.0)
+    assert out["target_met"] is False
+    # (5.5, 0.9, 8.0) comes first in the grid with 0 false-alarm days but misses blob 7 (S/N 5.0)
+    assert {k: out["chosen"][k] for k in ("snr_min", "threshold", "neg_veto")} == \
+        {"snr_min": 4.5, "threshold": 0.9, "neg_veto": 8.0}
+    assert out["chosen"]["fa_days"] == 0 and out["chosen"]["detected"] == 1
+    assert tune_thresholds(res, [5.5, 4.5], [0.5, 0.9], [8.0, 1000.0], min_depth=0.03,
+                           fa_target=50.0)["target_met"] is True
+
+
 def test_tuned_thresholds_apply_only_to_their_model(tmp_path):
     from blobhelpers.core.errors import InputError
     from blobhelpers.blob.monitor import apply_tuned, read_tuned, write_tuned

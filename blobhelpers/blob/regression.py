@@ -251,7 +251,11 @@ def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_dept
     ``100 (k + 1) / n_quiet <= fa_target`` (k false-alarm days of n_quiet; the +1 guards against
     picking a setting that merely got lucky on a short development campaign -- with 100 quiet days
     and a target of 2, at most one false-alarm day is allowed); ties go to fewer false alarms, then
-    to the stricter setting. Returns ``{"chosen": {...}, "table": [row per setting], ...}``.
+    to the stricter setting. When no setting meets the budget (fewer than ``100 / fa_target`` quiet
+    days can never meet it), the same order is applied to the settings with the fewest
+    false-alarm days and ``target_met`` is False: the caller must say so, since such thresholds are
+    tuned on too short a campaign. Returns ``{"chosen": {...}, "table": [row per setting],
+    "target_met": bool, ...}``.
     """
     days = res.days
     if len(days) != len(res.records):
@@ -283,9 +287,11 @@ def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_dept
                              "detection_deeper": len(found) / len(deep), "detected": len(found),
                              "fa_days": fa_days, "fa_days_per_100_quiet": 100.0 * fa_days / len(quiet)})
     ok = [r for r in rows if 100.0 * (r["fa_days"] + 1) / len(quiet) <= fa_target]
-    if not ok:
-        ok = sorted(rows, key=lambda r: r["fa_days"])[:1]
+    met = bool(ok)
+    if not met:  # too few quiet days for the budget: the fewest false-alarm days, then the same order
+        fewest = min(r["fa_days"] for r in rows)
+        ok = [r for r in rows if r["fa_days"] == fewest]
     chosen = max(ok, key=lambda r: (r["detection_deeper"], -r["fa_days"], r["snr_min"], r["threshold"],
                                     -r["neg_veto"]))
     return {"chosen": chosen, "table": rows, "n_quiet_days": len(quiet), "n_events_deeper": len(deep),
-            "fa_target": fa_target, "min_depth": min_depth}
+            "fa_target": fa_target, "min_depth": min_depth, "target_met": met}
