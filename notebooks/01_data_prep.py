@@ -54,7 +54,7 @@ from blobhelpers.blob.difference import blob_difference, normalize  # noqa: E402
 from blobhelpers.blob.fitsio import read_frame  # noqa: E402
 from blobhelpers.blob.datastage import diff_infos, dip_statistics, load_dataset, read_diff_table, run_data_stage  # noqa: E402
 from blobhelpers.blob.scaling import apply_scaling, fill_bad  # noqa: E402
-from blobhelpers.core.report import show_header, split_volatile, timing, write_metrics
+from blobhelpers.core.report import metrics_link, show_header, timing, write_metrics
 from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig  # noqa: E402
 
 params = {"base": base, "simulate": simulate, "difference": difference, "dataset": dataset}
@@ -295,4 +295,4 @@ metrics = {
     **{f"dip_{k}": v for k, v in dip_stats.items()},
 }
 write_metrics("01_data_prep", metrics)
-display(pd.Series(split_volatile(metrics)[0], name="metrics/01_data_prep.json").to_frame())
+metrics_link("01_data_prep")

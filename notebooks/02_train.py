@@ -73,7 +73,7 @@ from blobhelpers.blob.scoring import predict_logits, rates, threshold_for_fpr
 from blobhelpers.blob.cnn import preprocessing_path, probabilities
 from blobhelpers.core.paths import write_json, write_text
 from blobhelpers.blob.datastage import load_dataset
-from blobhelpers.core.report import show_header, split_volatile, write_metrics
+from blobhelpers.core.report import metrics_link, show_header, split_volatile, write_metrics
 from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig, TrainSection
 from blobhelpers.blob.training import TrainConfig, relu_activity, save_model, train_model
 
@@ -100,7 +100,6 @@ results, histories = {}, {}
 fpr = TrainSection.from_dict(train).select_fpr
 for name, cfg_d in train["models"].items():
     cfg = TrainConfig.from_dict(cfg_d)
-    display(Markdown(f"### `{name}` ({cfg.architecture}, recipe {cfg.recipe}, {cfg.epochs} epochs)"))
     # checkpoints after every epoch: an interrupted `dvc repro` resumes (README, "Training at full scale")
     model, hist = train_model(cfg, train_ds, val_ds, seed=int(base["seed"]), verbose=0, progress=True,
                               checkpoint_dir=paths.root / "build" / "checkpoints" / name)
@@ -128,6 +127,9 @@ for name, cfg_d in train["models"].items():
     for layer, a in relu_activity(model, Xv[:200]).items():
         results[name][f"dead_{layer}"] = a["dead"]
     histories[name] = hist
+    display(Markdown(f"**`{name}`** ({cfg.architecture}, {hist['n_params']:,} parameters, recipe {cfg.recipe}, "
+                     f"{cfg.epochs} epochs): validation AUC {results[name]['val_auc']:.3f}, TPR "
+                     f"{r['tpr']:.3f} at FPR {fpr:g}."))
     h = pd.DataFrame({k: hist[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "optimizer")})
     h.insert(0, "epoch", np.arange(1, len(h) + 1))
     PLOTS.mkdir(parents=True, exist_ok=True)
@@ -199,4 +201,4 @@ metrics = {f"{name}_{k}": v for name, r in results.items() for k, v in r.items()
            if k not in ("val_proba", "architecture")}
 metrics["best"] = best
 write_metrics("02_train", metrics)
-display(pd.Series(split_volatile(metrics)[0], name="metrics/02_train.json").to_frame())
+metrics_link("02_train")

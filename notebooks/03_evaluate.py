@@ -56,7 +56,7 @@ from blobhelpers.blob.fitsio import read_frame
 from blobhelpers.blob.cnn import load_model, load_preprocessing, probabilities
 from blobhelpers.core.paths import write_text
 from blobhelpers.blob.datastage import diff_infos, load_dataset
-from blobhelpers.core.report import show_header, write_metrics, timing
+from blobhelpers.core.report import metrics_link, show_header, write_metrics, timing
 from blobhelpers.blob.sections import DifferenceConfig, EvaluateConfig
 
 params = {"base": base, "train": train, "evaluate": evaluate}
@@ -133,9 +133,13 @@ write_text(PLOTS / "side_by_side.csv", side.to_csv(index=False))
 # %%
 fig, axs = plt.subplots(1, 2, figsize=(13, 4.5))
 for n in names:
-    f_, t_, _ = roc_curve(yt, pt[n])
+    f_, t_, th_ = roc_curve(yt, pt[n])
     axs[0].plot(f_, t_, label=f"{n} (AUC {summary[f'{n}_test_auc']:.3f})")
     pr, rc, _ = precision_recall_curve(yt, pt[n])
+    # the curves as data, for `dvc plots` (x/y declared in dvc.yaml)
+    write_text(PLOTS / f"roc_{n}.csv", pd.DataFrame({"fpr": f_, "tpr": t_, "threshold": np.minimum(th_, 1.0)})
+               .to_csv(index=False, float_format="%.6g"))
+    write_text(PLOTS / f"pr_{n}.csv", pd.DataFrame({"recall": rc, "precision": pr}).to_csv(index=False, float_format="%.6g"))
     axs[1].plot(rc, pr, label=f"{n} (AP {summary[f'{n}_test_average_precision']:.3f})")
 axs[0].plot([0.12], [0.94], "k*", ms=12, label="ISR published (0.12, 0.94)")
 axs[0].axvline(fpr_target, color="gray", ls=":")
@@ -153,9 +157,11 @@ for j, n in enumerate(names):
     cm = np.array([[r["tn"], r["fp"]], [r["fn"], r["tp"]]])
     for i, (mat, fmt, title) in enumerate(((cm, "d", "counts"), (cm / cm.sum(axis=1, keepdims=True), ".3f", "normalised"))):
         ax = axs[i, j]
-        ax.imshow(mat, cmap="Blues")
-        for (a, b), v in np.ndenumerate(mat):
-            ax.text(b, a, format(v, fmt), ha="center", va="center", fontsize=11)
+        norm = mat / mat.max()
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for (a, b), v in np.ndenumerate(mat):  # white on dark cells, black on light ones
+            ax.text(b, a, format(v, fmt), ha="center", va="center", fontsize=12,
+                    color="white" if norm[a, b] > 0.5 else "black")
         ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["no blob", "blob"], yticklabels=["no blob", "blob"],
                xlabel="predicted", ylabel="actual", title=f"{n}: {title}")
 fig.tight_layout()
@@ -260,12 +266,13 @@ for n in dict.fromkeys([best, "isr2021"]):
     van = saliency(models[n], X, "vanilla")
     smg = saliency(models[n], X, "smoothgrad", evcfg.smoothgrad_samples,
                    evcfg.smoothgrad_noise, seed=int(base["seed"]))
-    fig, axs = plt.subplots(3, len(picks), figsize=(2.6 * len(picks), 8), squeeze=False)
+    fig, axs = plt.subplots(3, len(picks), figsize=(2.6 * len(picks) + 1.2, 8.4), squeeze=False, layout="constrained")
     for j, (g, i) in enumerate(picks):
-        axs[0, j].imshow(X[j], origin="lower", cmap="gray", vmin=-3, vmax=3)
-        axs[0, j].set_title(f"{g}\nP={pt[n][i]:.2f}", fontsize=8)
-        axs[1, j].imshow(van[j], origin="lower", cmap="inferno")
-        axs[2, j].imshow(smg[j], origin="lower", cmap="inferno")
+        im0 = axs[0, j].imshow(X[j], origin="lower", cmap="gray", vmin=-3, vmax=3)
+        axs[0, j].set_title(f"{g}\nP(blob) = {pt[n][i]:.2f}", fontsize=10)
+        # each map scaled to its own maximum: the colour says where, not how much across panels
+        im1 = axs[1, j].imshow(van[j] / max(float(van[j].max()), 1e-12), origin="lower", cmap="inferno", vmin=0, vmax=1)
+        axs[2, j].imshow(smg[j] / max(float(smg[j].max()), 1e-12), origin="lower", cmap="inferno", vmin=0, vmax=1)
         for k_ in test_ds.injections_of(i):
             for a in axs[:, j]:
                 a.add_patch(plt.Circle((test_ds.recipe.inj["x"][k_], test_ds.recipe.inj["y"][k_]),
@@ -273,10 +280,12 @@ for n in dict.fromkeys([best, "isr2021"]):
         for a in axs[:, j]:
             a.set_xticks([])
             a.set_yticks([])
-    axs[1, 0].set_ylabel("vanilla gradient")
-    axs[2, 0].set_ylabel("SmoothGrad")
-    fig.suptitle(f"{n}: saliency of the blob log-odds", fontsize=10)
-    fig.tight_layout()
+    axs[0, 0].set_ylabel("input (z)", fontsize=10)
+    axs[1, 0].set_ylabel("vanilla gradient", fontsize=10)
+    axs[2, 0].set_ylabel("SmoothGrad", fontsize=10)
+    fig.colorbar(im0, ax=axs[0, :].tolist(), shrink=0.85, pad=0.01, label="z-score")
+    fig.colorbar(im1, ax=axs[1:, :].ravel().tolist(), shrink=0.85, pad=0.01, label="|gradient| / panel maximum")
+    fig.suptitle(f"{n}: saliency of the blob log-odds (injected blobs circled)", fontsize=11)
     # shown as saved (72 dpi): noise images barely compress, and the inline 100-dpi copy doubled the report
     plt.close(fig)
     display(Image(filename=str(plotting.save_figure(fig, PLOTS / f"saliency_{n}.png"))))
@@ -286,4 +295,4 @@ summary["best"] = best
 summary["n_test"] = int(len(yt))
 summary["n_test_pos"] = int(yt.sum())
 write_metrics("03_evaluate", summary)
-display(pd.Series(summary, name="metrics/03_evaluate.json").to_frame())
+metrics_link("03_evaluate")

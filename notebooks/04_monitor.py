@@ -58,7 +58,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.blob.fitsio import read_frame
@@ -69,7 +69,7 @@ from blobhelpers.core.stats import format_rate
 from blobhelpers.blob.regression import run_regression, summarize, tune_thresholds
 from blobhelpers.blob.figures import save_figure
 from blobhelpers.core.paths import write_text
-from blobhelpers.core.report import show_header, split_volatile, write_metrics, timing
+from blobhelpers.core.report import metrics_link, show_header, write_metrics, timing
 from blobhelpers.blob.review import overlay_shapes, render_ginga, review_figure
 from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
 
@@ -351,12 +351,11 @@ if interactive:  # JupyterLab: pan, zoom and change cuts with ginga's bindings
 # ## Saliency of the alert (why the CNN agrees)
 
 # %%
-for p in rec.get("saliency_pngs", [])[:3]:
-    img = plt.imread(p)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.imshow(img)
-    ax.set_axis_off()
-    plt.show()
+pngs = rec.get("saliency_pngs", [])[:3]
+for p in pngs:  # as the daily job saved them (the CNN's input subframe and its saliency)
+    display(Image(filename=str(p)))
+if not pngs:
+    display(Markdown(f"{rec['frame']} raised no alert, so there is no alert saliency to show."))
 
 # %%
 metrics = {
@@ -383,5 +382,4 @@ metrics = {
     "seconds_regression_total": round(t_reg, 1),
 }
 write_metrics("04_monitor", metrics)
-# timings (split off by write_metrics into build/timings/) would make the report differ on every rerun
-print(json.dumps({k: v for k, v in split_volatile(metrics)[0].items() if not isinstance(v, dict)}, indent=1))
+metrics_link("04_monitor")

@@ -159,6 +159,9 @@ for r, t, b in tqdm(ordered_map(score_own, enumerate(infos)), total=len(infos), 
     oblobs += b
 summary.update(crosseval.summarise_images(orows, otiles, oblobs, "own"))
 o_img = pd.DataFrame(orows)
+display(Markdown(f"{len(orows)} test-day difference images of the project's own campaign classified "
+                 f"({len(otiles)} tiles, {sum(bool(b.get('target')) for b in oblobs)} visible new blobs as targets); "
+                 "the side-by-side table below compares them with the cross-simulator's."))
 
 
 # %% [markdown]
@@ -188,7 +191,7 @@ summary["xsim_target_snr_median"] = float(x_blobs[x_blobs.target].snr.median()) 
 # ## Side by side: own test days vs cross-simulator, CNN vs matched filter
 # Rates with 95 % Wilson intervals and counts. Targets of the robust-detection issue (on the
 # cross-simulator set): tile TPR >= 0.95 at tile FPR <= 0.01; image false-positive rate <= 0.05;
-# >= 95 % of new blobs with S/N >= 3 localised within max(6 px, 1.5 r).
+# at least 95 % of new blobs with S/N >= 3 localised within max(6 px, 1.5 r).
 
 # %%
 fmt = format_rate

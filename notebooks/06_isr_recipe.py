@@ -67,7 +67,7 @@ from blobhelpers.blob.training import TrainConfig, save_model, train_model
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_json, write_text
 from blobhelpers.core.plotting import save_figure
-from blobhelpers.core.report import show_header, timing, write_metrics
+from blobhelpers.core.report import metrics_link, show_header, timing, write_metrics
 from blobhelpers.core.stats import format_rate, rate
 
 params = {"base": base, "isr_recipe": isr_recipe}
@@ -206,6 +206,23 @@ if r:
         f"The issue's targets, TPR >= 0.89 and TNR >= 0.83, are **{'met' if met else 'not met'}**. "
         f"Trained on {len(isr_ds['train'])} subframes for {len(hists['isr2021']['loss'])} epochs = {n_up:,} updates "
         f"(the ISR: 16,000 subframes x 200 epochs = 32,000 updates)."))
+    # ISR Fig. 8 beside its rebuild: rows = actual (0 no blob, 1 blob), columns = predicted, rates per row
+    pub = np.array([[0.88, 0.12], [0.056, 0.94]])
+    ours = np.array([[r["tnr"]["rate"], 1 - r["tnr"]["rate"]], [1 - r["tpr"]["rate"], r["tpr"]["rate"]]])
+    counts = np.array([[r["tnr"]["k"], r["tnr"]["n"] - r["tnr"]["k"]], [r["tpr"]["n"] - r["tpr"]["k"], r["tpr"]["k"]]])
+    fig, axs = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
+    for ax, mat, title, cnt in ((axs[0], pub, "ISR 2021-08, published (Fig. 8)", None),
+                                (axs[1], ours, "rebuilt: isr2021, ISR recipe, validation", counts)):
+        im = ax.imshow(mat, cmap="Blues", vmin=0, vmax=1)
+        for (a, b), v in np.ndenumerate(mat):
+            text = f"{v:.3f}" + (f"\n({int(cnt[a, b])})" if cnt is not None else "")
+            ax.text(b, a, text, ha="center", va="center", fontsize=13, color="white" if v > 0.5 else "black")
+        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["0 (no blob)", "1 (blob)"],
+               yticklabels=["0 (no blob)", "1 (blob)"], xlabel="predicted", ylabel="actual")
+        ax.set_title(title, fontsize=11)
+    fig.colorbar(im, ax=axs.tolist(), shrink=0.8, label="fraction of the actual class")
+    save_figure(fig, PLOTS / "confusion_published_vs_rebuilt.png")
+    plt.show()
 
 # %% [markdown]
 # ## 2. Training recipe x test data
@@ -266,9 +283,9 @@ display(show)
 write_text(PLOTS / "recipe_x_test.csv", show.to_csv(index=False))
 
 pivot = tab.pivot_table(index=["model", "training recipe"], columns="test data", values="AUC")
-fig, ax = plt.subplots(figsize=(8, 3.4))
+fig, ax = plt.subplots(figsize=(9, 3.8))
 im = ax.imshow(pivot.to_numpy(), cmap="viridis", vmin=0.5, vmax=1.0)
-ax.set_xticks(range(pivot.shape[1]), pivot.columns)
+ax.set_xticks(range(pivot.shape[1]), [c.replace(" ", "\n", 1) for c in pivot.columns])
 ax.set_yticks(range(pivot.shape[0]), [f"{m} / {r}" for m, r in pivot.index])
 for i in range(pivot.shape[0]):
     for j in range(pivot.shape[1]):
@@ -311,15 +328,17 @@ if "isr2021" in models_isr:
     ex = np.concatenate([pos, probes["blank_square"][:1], probes["hot_pixels"][:1]])
     sal = saliency(m, ex, method="vanilla")
     titles = ["pasted cutouts", "pasted cutouts", "blank squares, no blob", "hot 3x3 pixels, no blob"]
-    fig, axes = plt.subplots(2, 4, figsize=(12, 6.2))
+    fig, axes = plt.subplots(2, 4, figsize=(13, 6.4), layout="constrained")
     for j in range(4):
-        axes[0, j].imshow(ex[j], cmap="gray", vmin=-3, vmax=4.5, origin="lower")
-        axes[1, j].imshow(sal[j], cmap="inferno", origin="lower")
+        im0 = axes[0, j].imshow(ex[j], cmap="gray", vmin=-3, vmax=4.5, origin="lower")
+        im1 = axes[1, j].imshow(sal[j] / max(float(sal[j].max()), 1e-12), cmap="inferno", origin="lower", vmin=0, vmax=1)
         pj = float(probabilities(predict_logits(m, ex[j:j + 1]))[0])
         axes[0, j].set_title(f"{titles[j]}\nP(blob) = {pj:.2f}", fontsize=9)
         for a in axes[:, j]:
             a.set_xticks([]); a.set_yticks([])
-    axes[0, 0].set_ylabel("input"); axes[1, 0].set_ylabel("|gradient|")
+    axes[0, 0].set_ylabel("input (z)"); axes[1, 0].set_ylabel("|gradient|")
+    fig.colorbar(im0, ax=axes[0, :].tolist(), shrink=0.85, pad=0.01, label="z")
+    fig.colorbar(im1, ax=axes[1, :].tolist(), shrink=0.85, pad=0.01, label="|gradient| / panel maximum")
     fig.suptitle("isr2021 trained on the ISR recipe: where it looks")
     save_figure(fig, PLOTS / "saliency_shortcuts.png")
     plt.show()
@@ -427,4 +446,4 @@ details = {**flat, "recipe_x_test": table, "probes": prow, "anomaly_vs_cnn": ano
            "training": {n: {k: v for k, v in h.items() if k not in ("seconds", "samples_per_s")} for n, h in hists.items()},
            "stage_seconds": time.perf_counter() - t_stage}
 write_metrics("06_isr_recipe", details)
-display(Markdown("Headline numbers: `metrics/06_isr_recipe.json`; everything: `metrics/details/06_isr_recipe.json`."))
+metrics_link("06_isr_recipe")

@@ -127,7 +127,8 @@ display(Markdown(
     f"**Deployed: `{best}`** (best mean {CRITERIA[crit]} over the fold seeds: {res['scores'][best]:.3f}), threshold "
     f"{res['model'].threshold:.4f}. The procedure that chose it, measured by nested CV: real ROC-AUC "
     f"**{sel['roc_auc_real']:.3f}**, real recall **{fmt(rec)}** at an out-of-sample false-alarm rate of **{fmt(fal)}**; "
-    f"the inner loop chose {sel['chosen']}. With 46 real positives every recall carries an interval of about "
+    f"the inner loop chose {', '.join(f'{k} {v} times' for k, v in sel['chosen'].items())} (of the outer folds). "
+    f"With 46 real positives every recall carries an interval of about "
     f"+-0.14."))
 pairs = [("hgb_monotone", "hgb", "monotone constraints"), ("extra_trees_interactions", "extra_trees", "interaction features"),
          ("stack", "extra_trees", "calibrated stack over its best base"), ("stack_per_detector", "stack",
@@ -220,7 +221,7 @@ cols = ["error", "index", "detector", "y_proba", "threshold", "numexp", "rms_ra"
 display(mis[mis["error"] != "missed synthetic"][cols].round(3))
 syn_missed = mis[mis["error"] == "missed synthetic"]
 display(Markdown(f"{len(syn_missed)} synthetic misalignments missed; by detector: "
-                 f"{syn_missed['detector'].value_counts().to_dict()}"))
+                 + ", ".join(f"{k} {v}" for k, v in syn_missed["detector"].value_counts().items()) + "."))
 write_text(PLOTS / "misclassified.csv", mis[cols].to_csv(index=False))
 
 # %%

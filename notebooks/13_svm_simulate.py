@@ -84,10 +84,12 @@ display(Markdown(f"{len(rows)} visits ({sum(r[2] for r in rows)} misaligned as s
 cor["shift_px"] = cor["applied_max_arcsec"] / cor["detector"].map({k: v.scale for k, v in DETECTOR_SPECS.items()})
 cor["bin"] = pd.cut(cor["shift_px"], [0, 1, 2, 5, 10, 20, 40, 1e9], right=False)
 rate = cor.groupby("bin", observed=True)["label"].agg(["size", "mean"])
-display(rate.round(2))
+shift_label = [f"{b.left:g}-{b.right:g}" if b.right < 1e6 else f">= {b.left:g}" for b in rate.index]
+display(pd.DataFrame({"largest applied shift (px)": shift_label, "corruptions": rate["size"].to_numpy(),
+                      "fraction labelled 1": rate["mean"].round(2).to_numpy()}))
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(range(len(rate)), rate["mean"], "o-")
-ax.set_xticks(range(len(rate)), [str(b) for b in rate.index], rotation=30)
+ax.set_xticks(range(len(rate)), shift_label)
 ax.set_ylabel("fraction labelled 1")
 ax.set_xlabel("largest applied shift (native pixels)")
 fig.tight_layout()

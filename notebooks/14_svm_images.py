@@ -53,7 +53,7 @@ from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_text
 from blobhelpers.core.plotting import save_figure
 from blobhelpers.svm.sections import SvmImagesSection
-from blobhelpers.core.report import show_header, write_metrics
+from blobhelpers.core.report import metrics_link, show_header, write_metrics
 from blobhelpers.core.stats import format_rate
 from blobhelpers.core.stats import flag
 from blobhelpers.svm.ensemble import compare_models, fit_image_model, image_channels, metrics, side_by_side
@@ -214,4 +214,4 @@ for c in [c for c in sbs.columns if c.startswith("p_")]:
     tag = "_in_sample" if "in-sample" in c else ""
     out[f"real12_{c[2:].split(' ')[0]}_correct_at_0.5{tag}"] = int((flag(sbs[c], 0.5).astype(int) == sbs["label"]).sum())
 write_metrics("14_svm_images", out)
-display(pd.Series({k: v for k, v in out.items()}, name="metrics/14_svm_images.json").to_frame())
+metrics_link("14_svm_images")

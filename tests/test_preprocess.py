@@ -17,7 +17,7 @@ def test_zscale_fit_identical_to_astropy_on_the_same_samples(rng):
     """Same IRAF line fit: give astropy exactly our ginga-style sample (stride 1 on 1000 values)."""
     for _ in range(5):
         img = heavy_tailed(rng)
-        sample = img[::32, ::32].ravel()[:1000]  # ginga 3.1's stride for 1024^2 (FACTS.md section 5)
+        sample = img[::32, ::32].ravel()[:1000]  # ginga 3.1's stride for 1024^2 (docs/facts.md section 5)
         ours = zscale(img)
         ref = ZScaleInterval(n_samples=1000).get_limits(sample)
         np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)

@@ -17,10 +17,20 @@ def test_remote_scripts_are_removed_local_kept():
 def test_header_lists_parameters_and_versions():
     md = header_markdown("T", {"base": {"seed": 3}, "simulate": {"n_frames": 5, "nested": {"a": 1}}},
                          ["base", "simulate"])
-    assert "`base.seed` | `3`" in md and "`simulate.nested.a` | `1`" in md
+    assert "<code>base.seed</code></td><td><code>3</code>" in md
+    assert "<code>simulate.nested.a</code></td><td><code>1</code>" in md
+    assert md.startswith('<details class="bh-provenance"') and md.endswith("</details>")
     v = versions()
     assert "numpy" in v and "blobhelpers" in v and "python" in v
-    assert "| numpy |" in md
+    assert "<td>numpy</td>" in md
+
+
+def test_versions_name_the_os_and_architecture_not_the_kernel_build():
+    import platform
+
+    v = versions()
+    assert v["platform"] == f"{platform.system()} {platform.machine()}"
+    assert platform.release() not in " ".join(v.values())
 
 
 def test_widget_outputs_and_state_are_dropped():

@@ -3,7 +3,7 @@
 Independence rule
 -----------------
 This module was written from ``docs/crosssim_spec.md`` and the physics facts
-(``FACTS.md`` sections 1-2) alone, WITHOUT reading or importing any of the
+(``docs/facts.md`` sections 1-2) alone, WITHOUT reading or importing any of the
 project's own simulation or blob code (``simulate``, ``blobs``, ``injection``,
 ``difference``, ``blob.campaign``, ``blob.shapes``, ...).  It imports only
 numpy, scipy, astropy and the standard library.  Its data are meant to

@@ -73,16 +73,17 @@ def frame_and_difference(frame, diff, existing, natural, title_frame="frame", ti
     """
     import matplotlib.pyplot as plt
 
-    fig, axs = plt.subplots(1, 2, figsize=(13, 6.5))
-    show_image(axs[0], frame, title_frame)
+    fig, axs = plt.subplots(1, 2, figsize=(13.6, 6.5), layout="constrained")
+    im = show_image(axs[0], frame, title_frame)
+    fig.colorbar(im, ax=axs[0], shrink=0.8, pad=0.01, label="frame value")
     if len(existing):
         _circles(axs[0], existing[:, 0], existing[:, 1], existing[:, 2], "cyan", lw=0.6)
-    show_image(axs[1], diff, title_diff)
+    im = show_image(axs[1], diff, title_diff)
+    fig.colorbar(im, ax=axs[1], shrink=0.8, pad=0.01, label="difference")
     if len(existing):
         _circles(axs[1], existing[:, 0], existing[:, 1], existing[:, 2], "cyan", lw=0.4, ls=":")
     if len(natural):
         _circles(axs[1], natural[:, 0], natural[:, 1], natural[:, 2], "lime", lw=1.2, scale=2.5)
-    fig.tight_layout()
     return fig
 
 
@@ -116,14 +117,14 @@ def injection_before_after(before, after, injections, n=4):
     import matplotlib.pyplot as plt
 
     n = min(n, len(before))
-    fig, axs = plt.subplots(2, n, figsize=(3.2 * n, 6.6), squeeze=False)
+    fig, axs = plt.subplots(2, n, figsize=(3.2 * n + 1.0, 6.6), squeeze=False, layout="constrained")
     for j in range(n):
         lim = (-3, 3)
-        show_image(axs[0, j], before[j], "before injection", lim)
+        im = show_image(axs[0, j], before[j], "before injection", lim)
         show_image(axs[1, j], after[j], "after injection", lim)
         inj = np.asarray(injections[j]).reshape(-1, 3)
         _circles(axs[1, j], inj[:, 0], inj[:, 1], inj[:, 2], "lime", lw=0.8, scale=1.6)
-    fig.tight_layout()
+    fig.colorbar(im, ax=axs.ravel().tolist(), shrink=0.8, pad=0.01, label="scaled value (z)")
     return fig
 
 
@@ -157,13 +158,13 @@ def dip_examples(pairs, titles):
     import matplotlib.pyplot as plt
 
     n = len(pairs)
-    fig, axs = plt.subplots(2, n, figsize=(2.4 * n, 5.0), squeeze=False)
+    fig, axs = plt.subplots(2, n, figsize=(2.4 * n + 1.0, 5.0), squeeze=False, layout="constrained")
     for j, (raw, reg) in enumerate(pairs):
         show_image(axs[0, j], raw, titles[j], (-3, 3))
-        show_image(axs[1, j], reg, "registered", (-3, 3))
+        im = show_image(axs[1, j], reg, "registered", (-3, 3))
+    fig.colorbar(im, ax=axs.ravel().tolist(), shrink=0.8, pad=0.01, label="z")
     fig.suptitle("dips at existing blobs from sub-pixel mis-registration (top) and after the dip correction "
                  "(bottom); z units", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -188,10 +189,7 @@ def save_alert_pngs(rec: dict, explain: dict, outdir: Path, stem: str | None = N
     *rec* is a classify or monitor record (``candidates`` with x, y, probability, depth, radius,
     snr; ``trimmed``); *explain* maps a candidate index to ``(subframe, saliency, (y0, x0))``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never touches the notebook's backend or its figures
 
     from ..core.paths import atomic_path
 
@@ -202,9 +200,12 @@ def save_alert_pngs(rec: dict, explain: dict, outdir: Path, stem: str | None = N
     outdir.mkdir(parents=True, exist_ok=True)
     for k, (img, sal, (y0, x0)) in sorted(explain.items()):
         c = rec["candidates"][k]
-        fig, axs = plt.subplots(1, 2, figsize=(8, 4))
-        axs[0].imshow(img, origin="lower", cmap="gray", vmin=-3, vmax=3)
-        axs[1].imshow(sal, origin="lower", cmap="inferno")
+        fig = Figure(figsize=(8, 4))
+        axs = fig.subplots(1, 2)
+        im0 = axs[0].imshow(img, origin="lower", cmap="gray", vmin=-3, vmax=3)
+        im1 = axs[1].imshow(sal, origin="lower", cmap="inferno")
+        fig.colorbar(im0, ax=axs[0], fraction=0.046, pad=0.02, label="z-score")
+        fig.colorbar(im1, ax=axs[1], fraction=0.046, pad=0.02, label="|gradient|")
         for ax in axs:
             ax.plot(c["x"] + off - x0, c["y"] + off - y0, "o", mfc="none", mec="lime", ms=16)
             ax.set_xticks([])

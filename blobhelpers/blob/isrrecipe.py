@@ -1,7 +1,7 @@
 """The ISR 2021-08 training recipe, as the released reference code builds its subframes.
 
 This is the recipe the published validation rates (TPR 0.94, TNR 0.88) were measured on
-(docs/FACTS.md sections 3-4), rebuilt so that the published numbers can be reproduced and
+(docs/facts.md sections 3-4), rebuilt so that the published numbers can be reproduced and
 compared with this project's own recipe (:mod:`blobhelpers.blob.dataset`):
 
 * backgrounds are whole difference images in the ISR's units (NaN and border pixels set to
@@ -20,7 +20,7 @@ compared with this project's own recipe (:mod:`blobhelpers.blob.dataset`):
 * training augmentation: rotation by k x 90 degrees, random flips, + N(0, 0.75) noise
   (:func:`~blobhelpers.blob.augment.augment`), fresh every epoch.
 
-What a model can learn here instead of blobs (FACTS.md section 4): the square edges of a
+What a model can learn here instead of blobs (docs/facts.md section 4): the square edges of a
 pasted patch, the different noise inside it, and pasted peaks up to ~4.4 (1.5 x 2.96) above a
 background clipped near +-3. :func:`shortcut_probes` builds crops that have those features
 and NO blob, so the stage can measure whether a model answers to them.

@@ -1,6 +1,6 @@
 """WFC3/IR products in and out: RAW, IMA, FLT and plain 2-D FITS (used by :func:`fitsio.read_frame`).
 
-Layouts (WFC3 Data Handbook, section 2.2; ``docs/FACTS.md`` section 2)
+Layouts (WFC3 Data Handbook, section 2.2; ``docs/facts.md`` section 2)
 ----------------------------------------------------------------------
 ``raw``
     Empty primary HDU with the exposure keywords, then NSAMP IMSETs (SCI, ERR, DQ, SAMP, TIME)

@@ -20,9 +20,9 @@ def figure_png(fig) -> bytes:
     """A matplotlib figure as PNG bytes (80 dpi, tight), the figure closed."""
     import io as _io
 
-    import matplotlib.pyplot as plt
-
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    import matplotlib.pyplot as plt  # forgets a pyplot figure; a bare Figure is not registered: a no-op
+
     plt.close(fig)
     return buf.getvalue()

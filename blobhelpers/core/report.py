@@ -37,10 +37,12 @@ import time
 from pathlib import Path
 
 from .errors import InputError
+from .page import stage_links, wrap_page
 from .paths import atomic_path, project_root, write_text
 
 __all__ = ["timing", "write_metrics", "split_volatile", "run_notebook", "versions", "header_markdown", "show_header", "strip_remote_scripts",
-           "notebook_parameters", "clean_for_report", "relative_paths"]
+           "notebook_parameters", "clean_for_report", "compress_images", "arrange_for_report", "verdict_box", "relative_paths",
+           "metrics_link"]
 
 KERNEL_NAME = "blobhelpers"
 
@@ -175,6 +177,42 @@ def clean_for_report(nb) -> dict:
     return dropped
 
 
+#: An embedded PNG larger than this is re-encoded as JPEG for the report when that is at least half the size.
+IMAGE_BYTES = 150_000
+
+
+def compress_images(nb, limit: int = IMAGE_BYTES, quality: int = 85) -> int:
+    """Re-encode large embedded PNG outputs as JPEG in place (noise images: a sixth of the bytes); return how many.
+
+    Image panels of noise (difference images, subframes, saliency maps) barely compress as PNG; their
+    detail does not carry the point, a JPEG at *quality* keeps what the eye uses. Line plots stay
+    PNG (small, and sharper). The saved PNGs under ``plots/`` are not touched. Deterministic: the
+    same PNG gives the same JPEG bytes.
+    """
+    import base64
+    import io
+
+    from PIL import Image
+
+    n = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data", {})
+            png = data.get("image/png")
+            if not png or len(png) * 3 // 4 <= limit:
+                continue
+            raw = base64.b64decode(png)
+            with Image.open(io.BytesIO(raw)) as im:
+                buf = io.BytesIO()
+                im.convert("RGB").save(buf, format="JPEG", quality=quality, optimize=True)
+            if buf.tell() * 2 <= len(raw):
+                del data["image/png"]
+                data["image/jpeg"] = base64.b64encode(buf.getvalue()).decode()
+                out.get("metadata", {}).pop("image/png", None)
+                n += 1
+    return n
+
+
 def relative_paths(html: str, root: str | Path) -> str:
     """Replace the project root (and the home folder) in *html* by ``.`` (and ``~``).
 
@@ -191,19 +229,6 @@ def relative_paths(html: str, root: str | Path) -> str:
     if len(home) > 1:
         html = re.sub(re.escape(home) + r"(?![\w.-])", "~", html)
     return html
-
-
-_H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
-
-
-def _set_title(html: str) -> str:
-    """The page's ``<title>`` is its (first) ``<h1>`` heading, not nbconvert's "Notebook"."""
-    m = _H1.search(html)
-    if not m:
-        return html
-    text = _html.unescape(re.sub(r"<[^>]+>", "", m.group(1))).replace("¶", "").strip()
-    return re.sub(r"<title>.*?</title>", lambda _: f"<title>{_html.escape(text)}</title>", html, count=1,
-                  flags=re.IGNORECASE | re.DOTALL)
 
 
 def _relative(path: Path, root: Path) -> str | None:
@@ -347,12 +372,15 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
         raise
     executed = nbformat.read(ipynb, as_version=4)
     dropped = clean_for_report(executed)
-    exporter = HTMLExporter(template_name="lab")
+    compress_images(executed)
+    arrange_for_report(executed, verdict_box(name, root / "metrics"))
+    exporter = HTMLExporter(template_name="basic")  # the cells only: the page and its small stylesheet are ours
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(executed)
-    write_text(html, _set_title(relative_paths(strip_remote_scripts(body), root)))
+    page = wrap_page(body, stage_links(root / "notebooks"), here=name)
+    write_text(html, relative_paths(strip_remote_scripts(page), root))
     note = f"; {dropped['stderr']} stderr outputs left out of the report (kept in {ipynb})" if dropped["stderr"] else ""
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     _log(f"{name}: done in {_duration(wall)}{_cpu_note(wall, cpu)} -> {html}{note}")
@@ -363,7 +391,9 @@ def versions() -> dict[str, str]:
     """Versions of Python, the platform and the packages the results depend on."""
     from importlib import metadata
 
-    out = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    # The OS and CPU architecture, not the kernel build (which differs between machines of one kind
+    # and would make a fresh clone's rerun rewrite every report).
+    out = {"python": platform.python_version(), "platform": f"{platform.system()} {platform.machine()}"}
     for pkg in ("blobhelpers", "numpy", "scipy", "astropy", "matplotlib", "pandas", "scikit-learn",
                 "tensorflow-cpu", "tensorflow", "keras", "dvc", "papermill", "jupytext", "nbconvert"):
         try:
@@ -429,27 +459,92 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     return rows
 
 
+#: Marks the provenance block (parameters, versions, commit): :func:`arrange_for_report` moves it to the end.
+PROVENANCE_CLASS = "bh-provenance"
+
+
 def header_markdown(title: str, params: dict, sections: list[str]) -> str:
-    """Markdown block: the parameters of *sections* and the package versions (the last commit touching the code or parameters included: :func:`code_commit`).
+    """The provenance block: the parameters of *sections*, the package versions and the code commit
+    (:func:`code_commit`), as a collapsed HTML ``<details>`` (the report shows it at the bottom).
 
     *title* is kept for the callers' sake; the report's title is the notebook's first heading.
     """
-    # No heading (the notebook's own title is the report's one title) and no run date or program
-    # name: a rerun with the same results must give the same report.
-    lines = ["**Parameters** (from params.yaml)", "", "| parameter | value |", "|---|---|"]
-    for sec in sections:
-        for k, v in _flatten(params.get(sec, {}), sec + "."):
-            lines.append(f"| `{k}` | `{v}` |")
-    lines += ["", "**Versions**", "", "| package | version |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in versions().items()]
-    return "\n".join(lines)
+    from .tables import cell_text
+
+    e = _html.escape
+    # No run date or program name: a rerun with the same results must give the same report.
+    rows = [f"<tr><td><code>{e(k)}</code></td><td><code>{e(cell_text(v))}</code></td></tr>"
+            for sec in sections for k, v in _flatten(params.get(sec, {}), sec + ".")]
+    vers = [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in versions().items()]
+    parts = [f'<details class="{PROVENANCE_CLASS}" id="provenance"><summary>Parameters (params.yaml: '
+             f'{e(", ".join(sections) or "none")}), versions and code commit</summary>']
+    if rows:
+        parts.append('<table class="bh-table"><thead><tr><th>parameter</th><th>value</th></tr></thead><tbody>'
+                     + "".join(rows) + "</tbody></table>")
+    parts.append('<table class="bh-table"><thead><tr><th>package</th><th>version</th></tr></thead><tbody>'
+                 + "".join(vers) + "</tbody></table></details>")
+    return "".join(parts)
 
 
 def show_header(title: str, params: dict, sections: list[str]) -> None:
-    """Display :func:`header_markdown` in a notebook."""
-    from IPython.display import Markdown, display
+    """Display the provenance block (:func:`header_markdown`; moved to the report's end when rendered)
+    and make DataFrames display as readable tables (:func:`blobhelpers.core.tables.install`)."""
+    from IPython.display import HTML, display
 
-    display(Markdown(header_markdown(title, params, sections)))
+    from .tables import install
+
+    install()
+    display(HTML(header_markdown(title, params, sections)))
+
+
+def metrics_link(stem: str) -> None:
+    """Display links to the stage's metrics files instead of dumping them in the report."""
+    from IPython.display import HTML, display
+
+    display(HTML(f'<p class="bh-src">Every number this stage measured: <a href="../metrics/{stem}.json">'
+                 f'metrics/{stem}.json</a> (headline; <code>dvc metrics show</code>) and '
+                 f'<a href="../metrics/details/{stem}.json">metrics/details/{stem}.json</a>.</p>'))
+
+
+def verdict_box(stem: str, metrics_dir: str | Path) -> str:
+    """The stage's verdict box (:mod:`blobhelpers.core.verdicts`); "" for a stage without metrics."""
+    from .verdicts import verdict_box_html
+
+    return verdict_box_html(stem, metrics_dir)
+
+
+def arrange_for_report(nb, verdict_html: str = "") -> None:
+    """The report's order, in place: the title, the verdict box, the notebook's content, and the
+    provenance block (parameters and versions, collapsed) last.
+
+    >>> import nbformat
+    >>> prov = nbformat.v4.new_code_cell("show_header()")
+    >>> prov.outputs = [nbformat.v4.new_output("display_data", data={"text/html": '<details class="bh-provenance">'})]
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), prov,
+    ...                                      nbformat.v4.new_markdown_cell("## Results")])
+    >>> arrange_for_report(nb, "<section>V</section>")
+    >>> [c.cell_type for c in nb.cells], nb.cells[1].outputs[0]["data"]["text/html"]
+    (['markdown', 'code', 'markdown', 'code'], '<section>V</section>')
+    >>> "bh-provenance" in nb.cells[-1].outputs[0]["data"]["text/html"]
+    True
+    """
+    import nbformat
+
+    def is_prov(cell):
+        return cell.cell_type == "code" and any(
+            PROVENANCE_CLASS in str(o.get("data", {}).get("text/html", "")) for o in cell.get("outputs", []))
+
+    prov = [c for c in nb.cells if is_prov(c)]
+    nb.cells = [c for c in nb.cells if not is_prov(c)] + prov
+    if verdict_html:
+        first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+                      and c.source.lstrip().startswith("# ")), -1)
+        box = nbformat.v4.new_code_cell("")
+        box.outputs = [nbformat.v4.new_output("display_data", data={"text/html": verdict_html})]
+        nb.cells.insert(first + 1, box)
+    for i, cell in enumerate(nb.cells):
+        if "id" in cell:
+            cell["id"] = f"cell-{i}"
 
 
 def main(argv=None) -> int:

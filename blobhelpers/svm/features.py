@@ -356,12 +356,14 @@ def detect_cat_encoding(df: pd.DataFrame) -> dict:
     lbf = (ll["spacekit-2021"] - ll["spacekit"]) / math.log(10)
     res["log10_bayes_factor"] = lbf
     need = math.log10(DECISIVE_BAYES_FACTOR)
-    hist = dict(zip(*[a.tolist() for a in np.unique(codes, return_counts=True)]))
+    hist = ", ".join(f"code {c}: {n}" for c, n in zip(*[a.tolist() for a in np.unique(codes, return_counts=True)]))
     if abs(lbf) >= need:
         enc = "spacekit-2021" if lbf > 0 else "spacekit"
-        return {**res, "encoding": enc, "reason": f"cat code counts {hist} are 10^{abs(lbf):.1f} times more likely "
-                                                  f"in {enc!r}, given how often target categories occur"}
-    return {**res, "reason": f"cat code counts {hist} fit both tables (odds 10^{abs(lbf):.1f}, need 10^{need:.0f})"}
+        return {**res, "encoding": enc, "reason": f"the cat code counts ({hist}) favour {enc!r} by a log10 Bayes "
+                                                  f"factor of {abs(lbf):.1f} (decisive from {need:.0f}), given how "
+                                                  "often target categories occur"}
+    return {**res, "reason": f"the cat code counts ({hist}) fit both tables (log10 Bayes factor {abs(lbf):.1f}, "
+                             f"decisive from {need:.0f})"}
 
 
 def resolve_cat_encoding(df: pd.DataFrame, requested: str = AUTO, source: str = "features",

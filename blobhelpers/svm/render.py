@@ -87,9 +87,6 @@ def render_product(fits_path: str | Path, out: str | Path, dpi: int = 64, radius
     *radius* of the catalog circles as a fraction of the image's larger side (small markers, as on
     spacekit's full-size renderings once they are shrunk to 128 x 128).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     from astropy.io import fits
     from astropy.visualization import ZScaleInterval
     from astropy.wcs import WCS

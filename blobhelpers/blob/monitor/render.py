@@ -62,10 +62,7 @@ def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str 
     import base64
     import html as _html
 
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never touches the notebook's backend or its figures
 
     parts = [f"<html><head><meta charset='utf-8'><title>blob monitor {rec['frame']}</title>"
              "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
@@ -113,9 +110,11 @@ def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str 
     if diff is not None:
         from ..scaling import zscale
 
-        fig, ax = plt.subplots(figsize=(6, 6))
+        fig = Figure(figsize=(6, 6))
+        ax = fig.subplots()
         lo, hi = zscale(diff)
-        ax.imshow(diff, origin="lower", cmap="gray", vmin=lo, vmax=hi)
+        im = ax.imshow(diff, origin="lower", cmap="gray", vmin=lo, vmax=hi)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="e-/s")
         off = BORDER if diff.shape[0] == 1024 and rec.get("trimmed") else 0
         for c in rec["candidates"]:
             ax.plot(c["x"] + off, c["y"] + off, "o", mfc="none", mec="red" if c["new"] else "yellow",
