@@ -1,3 +1,4 @@
+import json
 import numpy as np
 import pytest
 
@@ -135,3 +136,70 @@ def test_workers_from_the_environment(monkeypatch):
     monkeypatch.setenv("BLOBHELPERS_WORKERS", "two")
     with pytest.raises(ValueError, match="BLOBHELPERS_WORKERS"):
         default_workers()
+
+
+def test_large_noise_images_become_jpeg_line_plots_stay_png():
+    import base64
+    import io
+
+    import nbformat
+    from PIL import Image
+
+    from blobhelpers.core.report import compress_images
+
+    def png(arr):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    rng = np.random.default_rng(1)
+    noise = png(rng.integers(0, 255, (500, 700, 3), dtype=np.uint8))
+    flat = png(np.full((500, 700, 3), 255, np.uint8))  # compresses well as PNG: kept
+    c = nbformat.v4.new_code_cell("")
+    c.outputs = [nbformat.v4.new_output("display_data", data={"image/png": noise, "text/plain": "<Figure>"}),
+                 nbformat.v4.new_output("display_data", data={"image/png": flat})]
+    nb = nbformat.v4.new_notebook(cells=[c])
+    assert compress_images(nb, limit=100_000) == 1
+    first, second = nb.cells[0].outputs
+    assert "image/jpeg" in first["data"] and "image/png" not in first["data"]
+    assert len(first["data"]["image/jpeg"]) < len(noise) / 2
+    assert second["data"]["image/png"] == flat
+    again = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")])
+    again.cells[0].outputs = [nbformat.v4.new_output("display_data", data={"image/png": noise})]
+    compress_images(again, limit=100_000)
+    assert again.cells[0].outputs[0]["data"]["image/jpeg"] == first["data"]["image/jpeg"]  # deterministic
+
+
+def test_tables_read_as_a_person_expects():
+    import pandas as pd
+
+    from blobhelpers.core.tables import frame_html
+
+    df = pd.DataFrame({"n": [2000.0, 500.0], "auc": [0.970505, float("nan")], "by detector": [{"wfc": 49}, None]})
+    html = frame_html(df, missing={"auc": "n/a: no positives"})
+    assert "<td class=\"num\">2000</td>" in html and "2000.0" not in html
+    assert "0.9705" in html and "n/a: no positives" in html and "NaN" not in html and "nan" not in html
+    assert "wfc: 49" in html and "{" not in html
+    assert "<th>n</th>" in html and "<th></th>" not in html  # no unnamed index column
+    named = frame_html(pd.DataFrame({"v": [1, 2]}, index=pd.Index(["a", "b"], name="model")))
+    assert "<th>model</th>" in named and "<td>a</td>" in named
+    long = frame_html(pd.DataFrame({"i": range(300)}))
+    assert long.count("<tr>") == 301 and "rows" not in long  # no truncation
+
+
+def test_verdict_box_reads_the_metrics_files(tmp_path):
+    from blobhelpers.core.verdicts import verdict_box_html
+
+    (tmp_path / "details").mkdir()
+    (tmp_path / "04_monitor.json").write_text(json.dumps({
+        "detection_deeper_3pct.rate": 0.5, "false_alarm_days_per_100_quiet": 0.0, "median_loc_error_px": 0.5,
+        "model": "m"}))
+    (tmp_path / "details" / "04_monitor.json").write_text(json.dumps({
+        "detection_deeper_3pct": {"k": 5, "n": 10, "rate": 0.5, "lo": 0.237, "hi": 0.763},
+        "false_alarm_days": {"k": 0, "n": 107, "lo": 0.0, "hi": 0.0347}, "campaign": {"n_quiet_days": 107}}))
+    html = verdict_box_html("04_monitor", tmp_path)
+    assert "own simulator (in-distribution)" in html
+    assert "5/10" in html and "0.237-0.763" in html and "not met" in html  # 0.5 < 0.95
+    assert "0/107" in html and "0-3.47" in html
+    assert "Targets met: 2 of 3" in html
+    assert verdict_box_html("04_monitor", tmp_path / "none") == ""
