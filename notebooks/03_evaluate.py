@@ -233,15 +233,18 @@ summary["campaign_new_blob_tiles"] = int(camp_rows[0]["new-blob tiles"])
 summary["campaign_quiet_tiles"] = int(camp_rows[0]["quiet tiles"])
 display(Markdown(f"{len(infos)} test days classified whole by {len(names)} models."))
 timing("whole test days classified", wall)
-if len(events[best]):
-    ev = pd.DataFrame(events[best])
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+ev = pd.DataFrame(events[best])
+fig, ax = plt.subplots(figsize=(7, 3.5))
+if len(ev):
     ax.scatter(ev["radius"], ev["depth"], c=np.where(ev["tile_flagged"], "C2", "C3"), s=25)
-    ax.set(yscale="log", xlabel="radius (px)", ylabel="residual depth in the difference",
-           title=f"{best}: campaign new blobs (green detected, red missed)")
-    fig.tight_layout()
-    plotting.save_figure(fig, PLOTS / "campaign_events.png")
-    plt.show()
+    ax.set(yscale="log")
+else:
+    ax.text(0.5, 0.5, "no new blob on the test days", ha="center", va="center", transform=ax.transAxes)
+ax.set(xlabel="radius (px)", ylabel="residual depth in the difference",
+       title=f"{best}: campaign new blobs (green detected, red missed)")
+fig.tight_layout()
+plotting.save_figure(fig, PLOTS / "campaign_events.png")
+plt.show()
 
 # %% [markdown]
 # ## Saliency (ISR Figure 9): why the model says "blob"

@@ -333,11 +333,12 @@ for (name, level), g in stress.groupby(["nuisance", "level"], sort=False):
                 "MF FP": free.mf_alert.mean(), f"classify found (S/N {st.snr})": wb.cnn_found.mean(),
                 "MF found": wb.mf_found.mean(), "n": len(free)})
 agg = pd.DataFrame(agg)
-display(agg.round(3))
+shown = {"nan": "NaN pixels"}  # the nuisance named "nan" (a fraction of NaN pixels) is a word, not a missing value
+display(agg.round(3).replace({"nuisance": shown}))
 write_text(PLOTS / "stress_matrix.csv", agg.to_csv(index=False))
 if len(mstress):
-    display(mstress.groupby(["nuisance", "level"], sort=False)[["monitor_alert", "mf_alert", "monitor_found", "mf_found"]]
-            .mean().round(2))
+    display(mstress.replace({"nuisance": shown}).groupby(["nuisance", "level"], sort=False)[
+        ["monitor_alert", "mf_alert", "monitor_found", "mf_found"]].mean().round(2))
 
 names_ = list(levels)
 if names_:

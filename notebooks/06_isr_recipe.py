@@ -203,7 +203,7 @@ if r:
     display(Markdown(
         f"**`isr2021` on the ISR recipe: TPR {format_rate(r['tpr'])}, TNR {format_rate(r['tnr'])}** "
         f"(published 0.94 / 0.88: {where(r['tpr'], 0.94)} / {where(r['tnr'], 0.88)} our 95 % intervals). "
-        f"The issue's targets, TPR >= 0.89 and TNR >= 0.83, are **{'met' if met else 'not met'}**. "
+        f"The project's targets, TPR >= 0.89 and TNR >= 0.83, are **{'met' if met else 'not met'}**. "
         f"Trained on {len(isr_ds['train'])} subframes for {len(hists['isr2021']['loss'])} epochs = {n_up:,} updates "
         f"(the ISR: 16,000 subframes x 200 epochs = 32,000 updates)."))
     # ISR Fig. 8 beside its rebuild: rows = actual (0 no blob, 1 blob), columns = predicted, rates per row
@@ -284,7 +284,7 @@ write_text(PLOTS / "recipe_x_test.csv", show.to_csv(index=False))
 
 pivot = tab.pivot_table(index=["model", "training recipe"], columns="test data", values="AUC")
 fig, ax = plt.subplots(figsize=(9, 3.8))
-im = ax.imshow(pivot.to_numpy(), cmap="viridis", vmin=0.5, vmax=1.0)
+im = ax.imshow(pivot.to_numpy(), cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
 ax.set_xticks(range(pivot.shape[1]), [c.replace(" ", "\n", 1) for c in pivot.columns])
 ax.set_yticks(range(pivot.shape[0]), [f"{m} / {r}" for m, r in pivot.index])
 for i in range(pivot.shape[0]):

@@ -158,6 +158,10 @@ for n in S:
     f, t, _ = roc_curve(y[real], p[real])
     axs[0].plot(f, t, label=f"{n} ({S[n]['roc_auc_real']:.3f})", lw=2.5 if n in (best, SELECTION) else 1)
     pr, rc, _ = precision_recall_curve(y[real], p[real])
+    if n in (best, SELECTION):  # the curves as data, for `dvc plots` (x/y declared in dvc.yaml)
+        tag = "selection" if n == SELECTION else "deployed"
+        write_text(PLOTS / f"roc_real_{tag}.csv", pd.DataFrame({"false_alarm": f, "recall": t})
+                   .to_csv(index=False, float_format="%.6g"))
     axs[1].plot(rc, pr, label=f"{n} (AP {S[n]['pr_auc_real']:.3f})", lw=2.5 if n in (best, SELECTION) else 1)
     f, t, _ = roc_curve(y, p)
     axs[2].plot(f, t, label=f"{n} ({S[n]['roc_auc_all']:.3f})", lw=2.5 if n in (best, SELECTION) else 1)
@@ -183,7 +187,9 @@ display(pd.DataFrame(rows))
 flagged = flag(run.proba[SELECTION][0], run.threshold[SELECTION][0]).astype(int)
 c = pd.crosstab(pd.Series(y, name="actual"), pd.Series(flagged, name="predicted"))
 display(c)
-write_text(PLOTS / "confusion_best.csv", pd.DataFrame({"actual": y, "predicted": flagged}).to_csv(index=False))
+write_text(PLOTS / "confusion_best.csv", pd.DataFrame({"actual": np.where(y == 1, "misaligned", "aligned"),
+                                                       "predicted": np.where(flagged == 1, "misaligned", "aligned")})
+           .to_csv(index=False))
 
 # %% [markdown]
 # ## Calibration of the held-out probabilities (first fold seed)

@@ -15,7 +15,7 @@
 # Experiments run in temporary copies of the repository: build/ products that are in place
 # (stage data_prep's datasets, the training checkpoints) are copied in (`-C`), so an up-to-date
 # data_prep is not rerun and unchanged models resume from their finished checkpoints.
-# Nothing runs until the queue is started (the script prints how). See README, "Hyperparameter search".
+# Nothing runs until the queue is started (the script prints how). See docs/parameters.md, "Hyperparameter search".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,6 +2,7 @@
 `dvc repro` on the tiny profile. Proves the pipeline itself works, not only its functions."""
 
 import json
+import re
 import shutil
 import sys
 
@@ -33,9 +34,10 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     sh([*dvc, "repro"], repo, env)
 
     html = (repo / "reports" / "01_data_prep.html").read_text()
-    assert html.count("data:image/png;base64") >= 6  # the figures are inlined
+    assert len(re.findall(r"data:image/(?:png|jpeg);base64", html)) >= 6  # the figures are inlined
     assert "https://cdn" not in html and "Traceback" not in html
-    assert "simulate.n_frames" in html and "numpy" in html  # parameters and versions up front
+    assert "simulate.n_frames" in html and "numpy" in html  # parameters and versions (collapsed, at the end)
+    assert html.index('id="verdict"') < html.index("<h2") < html.index('id="provenance"')  # verdict first
     metrics = json.loads((repo / "metrics" / "01_data_prep.json").read_text())
     assert metrics["n_difference_images"] == 14 - 10
     assert metrics["n_train"] == 48 and metrics["n_test"] == 24
@@ -87,7 +89,7 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     assert (repo / "build" / "monitor_demo" / "monitor_log.jsonl").read_text().count("\n") == 1
     assert sorted(p.name for p in (repo / "build" / "monitor").iterdir()) == ["thresholds.json"]
     html = (repo / "reports" / "04_monitor.html").read_text()
-    assert "Traceback" not in html and html.count("data:image/png;base64") >= 3
+    assert "Traceback" not in html and len(re.findall(r"data:image/(?:png|jpeg);base64", html)) >= 3
     r = sh([sys.executable, "-m", "blobhelpers", "monitor", repo / "build" / "monitor_campaign" / "frames",
             "--out", repo / "build" / "mon_cli", "--no-html", "-q"], repo, env, check=False)
     assert r.returncode in (0, 3), r.stderr
@@ -127,6 +129,16 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     for report in ("13_svm_simulate", "14_svm_images"):
         html = (repo / "reports" / f"{report}.html").read_text()
         assert "Traceback" not in html and "https://cdn" not in html
+
+    # Every report and the article pass the report lint (sizes: the tiny profile's budgets are the default's).
+    from blobhelpers.core.reportlint import lint_notebook, lint_reports
+
+    problems = lint_reports(repo / "reports")
+    problems += [p for nb in sorted((repo / "build" / "notebooks").glob("*.ipynb"))
+                 if not nb.name.endswith(".src.ipynb") for p in lint_notebook(nb)]
+    assert not problems, "\n".join(map(str, problems))
+    index = (repo / "reports" / "index.html").read_text()
+    assert "WFC3 ISR 2021-08, rebuilt" in index and "Fig. 8" in index and 'href="04_monitor.html"' in index
 
     # Nothing changed: a second repro reruns nothing.
     out = sh([*dvc, "repro"], repo, env).stdout

@@ -16,7 +16,7 @@ import html as _html
 import re
 from pathlib import Path
 
-__all__ = ["STYLE", "ARTICLE", "stage_links", "nav_html", "wrap_page", "report_name"]
+__all__ = ["STYLE", "ARTICLE", "stage_links", "nav_html", "wrap_page", "report_name", "link_references"]
 
 #: The article's report (the index stage's notebook writes it).
 ARTICLE = ("90_index", "index.html", "Article: WFC3 ISR 2021-08, rebuilt")
@@ -87,6 +87,45 @@ def nav_html(links: list[tuple[str, str, str]], here: str | None) -> str:
     return f'<nav class="bh-nav">{items}</nav>'
 
 
+_TAG = re.compile(r"(<[^>]+>)")
+_SKIP = {"a", "pre", "script", "style", "title", "h1"}
+
+
+def link_references(html: str, links: list[tuple[str, str, str]]) -> str:
+    """Turn mentions of other reports into links: "stage 03" and "reports/03_evaluate.html" point to
+    that report. Text inside links, ``<pre>``, scripts, styles and the title is left alone.
+
+    >>> links = [("03_evaluate", "03_evaluate.html", "03 evaluate")]
+    >>> link_references("<p>see stage 03 and <code>reports/03_evaluate.html</code>; stage 07</p>", links)
+    '<p>see <a href="03_evaluate.html">stage 03</a> and <code><a href="03_evaluate.html">reports/03_evaluate.html</a></code>; stage 07</p>'
+    >>> link_references('<a href="x">stage 03</a>', links)
+    '<a href="x">stage 03</a>'
+    """
+    by_num = {stem.split("_", 1)[0]: f for stem, f, _ in links if stem[:2].isdigit() and f != ARTICLE[1]}
+    by_file = {f: f for _, f, _ in links}
+    if not by_num:
+        return html
+    stage_rx = re.compile(r"\b([Ss]tages? )(\d\d)\b")
+    file_rx = re.compile(r"\breports/(\d\d_\w+\.html)\b")
+    out, depth = [], {t: 0 for t in _SKIP}
+    for part in _TAG.split(html):
+        if part.startswith("<"):
+            m = re.match(r"<(/?)([a-zA-Z0-9]+)", part)
+            if m and m.group(2).lower() in _SKIP and not part.endswith("/>"):
+                depth[m.group(2).lower()] += -1 if m.group(1) else 1
+            out.append(part)
+            continue
+        if any(depth.values()):
+            out.append(part)
+            continue
+        part = file_rx.sub(lambda m: f'<a href="{by_file[m.group(1)]}">{m.group(0)}</a>' if m.group(1) in by_file
+                           else m.group(0), part)
+        part = stage_rx.sub(lambda m: f'<a href="{by_num[m.group(2)]}">{m.group(0)}</a>' if m.group(2) in by_num
+                            else m.group(0), part)
+        out.append(part)
+    return "".join(out)
+
+
 _TITLE_TAG = re.compile(r"<h1\b[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 
 
@@ -102,6 +141,8 @@ def wrap_page(body: str, links: list[tuple[str, str, str]] | None = None, here: 
         m = _TITLE_TAG.search(body)
         title = _html.unescape(re.sub(r"<[^>]+>", "", m.group(1))).replace("¶", "").strip() if m else "report"
     nav = nav_html(links, here) if links else ""
+    if links:
+        body = link_references(body, [x for x in links if x[0] != here])
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_html.escape(title)}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n{nav}\n"

@@ -524,18 +524,24 @@ def arrange_for_report(nb, verdict_html: str = "") -> None:
     ...                                      nbformat.v4.new_markdown_cell("## Results")])
     >>> arrange_for_report(nb, "<section>V</section>")
     >>> [c.cell_type for c in nb.cells], nb.cells[1].outputs[0]["data"]["text/html"]
-    (['markdown', 'code', 'markdown', 'code'], '<section>V</section>')
+    (['markdown', 'code', 'code', 'markdown', 'code'], '<section>V</section>')
     >>> "bh-provenance" in nb.cells[-1].outputs[0]["data"]["text/html"]
     True
     """
     import nbformat
 
-    def is_prov(cell):
-        return cell.cell_type == "code" and any(
-            PROVENANCE_CLASS in str(o.get("data", {}).get("text/html", "")) for o in cell.get("outputs", []))
+    def is_prov(out):
+        return PROVENANCE_CLASS in str(out.get("data", {}).get("text/html", ""))
 
-    prov = [c for c in nb.cells if is_prov(c)]
-    nb.cells = [c for c in nb.cells if not is_prov(c)] + prov
+    prov = []  # the provenance outputs move; whatever else their cells show stays in place
+    for cell in nb.cells:
+        if cell.cell_type == "code" and any(is_prov(o) for o in cell.get("outputs", [])):
+            prov += [o for o in cell.outputs if is_prov(o)]
+            cell.outputs = [o for o in cell.outputs if not is_prov(o)]
+    if prov:
+        last = nbformat.v4.new_code_cell("")
+        last.outputs = prov
+        nb.cells.append(last)
     if verdict_html:
         first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
                       and c.source.lstrip().startswith("# ")), -1)
