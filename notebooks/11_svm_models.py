@@ -106,7 +106,7 @@ for n, s in S.items():
                  "real recall (oracle, optimistic)": fmt(s["oracle"]["real_misaligned"]),
                  "false alarm for real recall 0.8": fmt(s["fa_at_real_recall_0.8"]),
                  "inner criterion": round(s.get("inner_criterion_mean", np.nan), 3),
-                 "selected in folds": s.get("times_selected", str(s.get("chosen", "")))})
+                 "selected in folds": s.get("times_selected", ", ".join(f"{k} {v}" for k, v in s.get("chosen", {}).items()))})
 table = pd.DataFrame(rows)
 display(table)
 write_text(PLOTS / "model_table.csv", table.to_csv(index=False))
