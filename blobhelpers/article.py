@@ -342,7 +342,7 @@ FIGURES: list[Figure] = [
 ]
 
 
-def _image_data(path: Path, max_width: int = 1400, jpeg_over: int = 150_000) -> tuple[str, str]:
+def _image_data(path: Path, max_width: int = 1100, jpeg_over: int = 150_000) -> tuple[str, str]:
     """(mime, base64) of *path*: a large PNG becomes a JPEG (noise images), narrowed to *max_width*."""
     from PIL import Image
 
@@ -354,7 +354,7 @@ def _image_data(path: Path, max_width: int = 1400, jpeg_over: int = 150_000) -> 
         if im.width > max_width:
             im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
         buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=85, optimize=True)
+        im.save(buf, format="JPEG", quality=75, optimize=True)
     return "image/jpeg", base64.b64encode(buf.getvalue()).decode()
 
 

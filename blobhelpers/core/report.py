@@ -181,8 +181,10 @@ def clean_for_report(nb) -> dict:
 IMAGE_BYTES = 150_000
 
 
-def compress_images(nb, limit: int = IMAGE_BYTES, quality: int = 85) -> int:
+def compress_images(nb, limit: int = IMAGE_BYTES, quality: int = 75, max_width: int = 1100) -> int:
     """Re-encode large embedded PNG outputs as JPEG in place (noise images: a sixth of the bytes); return how many.
+
+    Images wider than *max_width* pixels (wider than the page shows them) are narrowed first.
 
     Image panels of noise (difference images, subframes, saliency maps) barely compress as PNG; their
     detail does not carry the point, a JPEG at *quality* keeps what the eye uses. Line plots stay
@@ -203,8 +205,11 @@ def compress_images(nb, limit: int = IMAGE_BYTES, quality: int = 85) -> int:
                 continue
             raw = base64.b64decode(png)
             with Image.open(io.BytesIO(raw)) as im:
+                im = im.convert("RGB")
+                if im.width > max_width:
+                    im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
                 buf = io.BytesIO()
-                im.convert("RGB").save(buf, format="JPEG", quality=quality, optimize=True)
+                im.save(buf, format="JPEG", quality=quality, optimize=True)
             if buf.tell() * 2 <= len(raw):
                 del data["image/png"]
                 data["image/jpeg"] = base64.b64encode(buf.getvalue()).decode()
