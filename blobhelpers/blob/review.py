@@ -197,9 +197,33 @@ def _is_fits(path: Path) -> bool:
     return magic == b"SIMPLE  =" or magic[:2] == b"\x1f\x8b"
 
 
+def _check_log(path: Path) -> None:
+    """:class:`InputError` naming *path* unless its first non-blank line is a monitor-log record (a JSON
+    object with a ``frame``): a file that is not FITS is taken for a log, and anything else (notes, a
+    PNG, a CSV) is neither -- said as such, not as a log with a bad line. Later lines are checked when
+    the log is read (their line number is then the news)."""
+    import json
+
+    what = f"{path}: neither a FITS file nor a monitor log (JSON Lines, as `blobhelpers monitor` writes)"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            n, first = next(((n, ln) for n, ln in enumerate(fh, 1) if ln.strip()), (0, ""))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what}: not text") from exc
+    if not first:
+        raise InputError(f"{what}: only blank lines")
+    try:
+        rec = json.loads(first)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what}: line {n} is not valid JSON ({exc.msg})") from exc
+    if not isinstance(rec, dict) or "frame" not in rec:
+        raise InputError(f"{what}: line {n} is not a monitor record (no 'frame')")
+
+
 def _pick_record(log_path: Path, frame: str | None) -> dict:
     from .monitor.records import MonitorLog
 
+    _check_log(log_path)
     recs = MonitorLog(log_path).read()
     if not recs:
         raise InputError(f"{log_path}: the monitor log has no records")
@@ -262,7 +286,7 @@ def load_review(path: str | os.PathLike, frame: str | None = None) -> ReviewView
     else:
         try:
             record = _pick_record(path, frame)
-        except UnicodeDecodeError as exc:
+        except UnicodeDecodeError as exc:  # a later line that is not text
             raise InputError(f"{path}: neither a FITS file nor a monitor log (JSON Lines)") from exc
         prod = record.get("products") or {}
         if not prod.get("diff_fits"):

@@ -6,6 +6,11 @@ model in memory. Work that holds the GIL (scikit-learn tree fits driven from Pyt
 simulator's per-source loops) goes to worker processes (:func:`process_map`).
 
 One setting sizes both: ``BLOBHELPERS_WORKERS`` (default: the CPUs this process may use, at most 2).
+
+Work whose floating-point results depend on what a native library picks when it starts (TensorFlow's
+thread-pool sizes, oneDNN's and OpenBLAS' kernels for this CPU) goes to workers started with a
+fixed environment (``process_map(..., env=...)``), fresh for each task where it must not inherit
+anything from an earlier one (``fresh=True``).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from collections import deque
 from numbers import Integral
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["cpu_count", "default_workers", "n_workers", "ordered_map", "process_map"]
+__all__ = ["cpu_count", "default_workers", "n_workers", "ordered_map", "process_map", "runs_pinned",
+           "PINNED_MARK"]
 
-#: Thread-pool sizes handed to worker processes (BLAS, OpenMP, numexpr); TensorFlow keeps its own.
+#: Thread-pool sizes handed to worker processes (BLAS, OpenMP, numexpr); TensorFlow keeps its own unless
+#: ``process_map``'s *env* sets them.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -65,24 +72,46 @@ def n_workers(n_jobs: int | None, n_tasks: int) -> int:
     return max(1, min(int(n_jobs), int(n_tasks)))
 
 
-def process_map(fn, tasks, n_jobs: int | None = None, progress=None) -> list:
+#: Set in the environment of the workers of a :func:`process_map` given *env*: the worker started with it.
+PINNED_MARK = "BLOBHELPERS_PINNED_ENV"
+
+
+def runs_pinned(env: dict) -> bool:
+    """True in a process that :func:`process_map` started with every variable of *env* (see its *env*)."""
+    return os.environ.get(PINNED_MARK) == "1" and all(os.environ.get(k) == str(v) for k, v in env.items())
+
+
+def process_map(fn, tasks, n_jobs: int | None = None, progress=None, env: dict | None = None,
+                fresh: bool = False) -> list:
     """``[fn(*task) for task in tasks]``, computed in worker processes; results in the order of *tasks*.
 
     Every task must be independent of the others (its own seed, its own output files): then the
     results do not depend on *n_jobs* nor on which worker ran what, bit for bit. ``n_jobs=1`` (or a
-    single task) runs in this process, without workers. Otherwise a fresh pool of ``spawn``-ed
-    processes (no fork of a process whose TensorFlow or BLAS threads are running) runs the tasks
-    (*fn* and the task arguments must be picklable: a module-level function and plain data; only
-    our own objects travel, never a file) and is shut down at the end. Each worker gets
-    ``cpu_count // workers`` BLAS/OpenMP threads (unless the environment sets them): no
-    oversubscription of the native thread pools; TensorFlow keeps its default pools, whose size is
-    part of what makes a training reproducible. A task's exception is raised here, with its type,
-    in its turn. *progress*: a callable called with each result, in order (e.g. to advance a bar).
+    single task) runs in this process, without workers (but see *env* and *fresh*). Otherwise a
+    fresh pool of ``spawn``-ed processes (no fork of a process whose TensorFlow or BLAS threads are
+    running) runs the tasks (*fn* and the task arguments must be picklable: a module-level function
+    and plain data; only our own objects travel, never a file) and is shut down at the end. Each
+    worker gets ``cpu_count // workers`` BLAS/OpenMP threads (unless the environment or *env* sets
+    them): no oversubscription of the native thread pools. A task's exception is raised here, with
+    its type, in its turn. *progress*: a callable called with each result, in order (e.g. to
+    advance a bar).
+
+    *env*: environment variables the workers start with, before anything in them is imported --
+    what a native library reads once, when it starts (TensorFlow's thread pools, oneDNN's
+    instruction set: :data:`blobhelpers.core.deeplearning.REPRODUCIBLE_TF_ENV`), so it cannot be set
+    in a process that already runs it. They override this process' values; while the workers run,
+    this process' environment carries them too (spawned processes copy it), and it is restored at the
+    end. The workers are also marked (:data:`PINNED_MARK`): in such a worker, a nested call with the
+    same *env* and one worker (and not *fresh*) runs in place (:func:`runs_pinned`); anywhere else,
+    *env* means worker processes even for one task. *fresh*: every task in a new process (nothing
+    left from an earlier task: imported state, caches, counters, seeds); implies workers.
     """
     tasks = list(tasks)
     n = n_workers(n_jobs, len(tasks))
     out = []
-    if n == 1:
+    env = {k: str(v) for k, v in (env or {}).items()}
+    in_place = n == 1 and not fresh and (not env or runs_pinned(env))
+    if in_place or not tasks:
         for t in tasks:
             out.append(fn(*t))
             if progress is not None:
@@ -91,29 +120,28 @@ def process_map(fn, tasks, n_jobs: int | None = None, progress=None) -> list:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    try:  # spawned workers copy this environment when they start (at the first submission)
+    extra = {**env, PINNED_MARK: "1"} if env else {}
+    saved = {k: os.environ.get(k) for k in (*_THREAD_VARS, *extra)}
+    try:  # spawned workers copy this environment when they start (a fresh worker per task: later ones too)
+        os.environ.update(extra)
         for k in _THREAD_VARS:
             os.environ.setdefault(k, str(max(1, cpu_count() // n)))
-        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                                   max_tasks_per_child=1 if fresh else None)
         try:
             futures = [pool.submit(fn, *t) for t in tasks]
-        except BaseException:
+            for f in futures:
+                out.append(f.result())
+                if progress is not None:
+                    progress(out[-1])
+        finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            raise
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    try:
-        for f in futures:
-            out.append(f.result())
-            if progress is not None:
-                progress(out[-1])
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 

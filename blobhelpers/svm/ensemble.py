@@ -339,18 +339,39 @@ class ImageModel:
     def fit(self, X_feat, X_img, y, groups=None, n_jobs: int | None = None):
         """Fit on features, images and 0/1 labels.
 
+        The fit runs in a new worker process started with
+        :func:`~blobhelpers.core.deeplearning.reproducible_tf_env` (TensorFlow's thread pools, oneDNN's
+        and OpenBLAS' instruction set fixed before TensorFlow starts; nothing left from an earlier fit),
+        so the fitted model is the same, bit for bit, on every machine of the project's kind, whatever
+        this process ran before or how many cores it has (see :mod:`blobhelpers.core.deeplearning`);
+        the model comes back here. Already in such a worker, it runs in place.
+
         ``stacked``: its inner folds (the out-of-fold tabular and ``cnn2d`` probabilities the
         stacker learns from) run in *n_jobs* worker processes (``None``: the default of
-        :func:`blobhelpers.core.parallel.n_workers`; 1: here); each is seeded on its own, so the model is the
-        same whatever *n_jobs*.
+        :func:`blobhelpers.core.parallel.n_workers`; 1: one process); each is seeded on its own, so the model
+        is the same whatever *n_jobs*.
         """
-        return self._fit(X_feat, X_img, y, groups, n_jobs)
+        from ..core.deeplearning import reproducible_tf_env, runs_reproducible_tf
+        from ..core.parallel import process_map
+
+        if runs_reproducible_tf():
+            self._fit(X_feat, X_img, y, groups, n_jobs)
+        else:
+            _keras()  # TensorFlow started here (quietly) before the fitted network comes back
+            fitted = process_map(_fit_in_worker, [(self.kind, self.params, self.seed, X_feat, X_img, y, groups,
+                                                   n_jobs)], 1, env=reproducible_tf_env(), fresh=True)[0]
+            self.__dict__.update(fitted.__dict__)
+        self.info["training_env"] = reproducible_tf_env()
+        return self
 
     def _fit(self, X_feat, X_img, y, groups=None, n_jobs: int | None = None, net=None):
         """:meth:`fit`; a ``stacked`` model takes *net* (if given) as its network instead of training it:
         a ``cnn2d`` network trained by :meth:`_train_net` on these very rows with this model's seed and
         network parameters -- the network it would train (training is deterministic; :func:`compare_models`
-        passes its ``cnn2d`` model of the same fold)."""
+        passes its ``cnn2d`` model of the same fold). Runs in this process, as it is: callers run it in a
+        worker started with :func:`~blobhelpers.core.deeplearning.reproducible_tf_env` (:meth:`fit`,
+        :func:`compare_models`)."""
+        from ..core.deeplearning import reproducible_tf_env
         from ..core.parallel import process_map
         from .models import build_model
 
@@ -385,7 +406,7 @@ class ImageModel:
         cnn = {k: p[k] for k in DEFAULT_IMAGE_PARAMS["cnn2d"]}
         tasks = [(tab_name, p["tabular_params"] or {}, cnn, self.seed, X_feat.iloc[tr], X_img[tr], y[tr], kind[tr],
                   X_feat.iloc[te], X_img[te]) for tr, te in folds]
-        for (_, te), pair in zip(folds, process_map(_stacked_inner_fold, tasks, n_jobs)):
+        for (_, te), pair in zip(folds, process_map(_stacked_inner_fold, tasks, n_jobs, env=reproducible_tf_env())):
             oof[te, 0], oof[te, 1] = pair
         self.stack = _fit_stacker(_logit(oof), y, float(p["stack_C"]))
         self.info["stack_oof_auc"] = _auc(y, oof)
@@ -439,6 +460,11 @@ class ImageModel:
                 "stack": self.stack, "info": self.info}
         write_json(folder / "ensemble.json", meta)
         return folder
+
+
+def _fit_in_worker(kind: str, params: dict, seed: int, X_feat, X_img, y, groups, n_jobs) -> "ImageModel":
+    """:meth:`ImageModel.fit` in a worker process started with the reproducible environment; the fitted model."""
+    return ImageModel(kind, params, seed)._fit(X_feat, X_img, y, groups, n_jobs)
 
 
 def _stacked_inner_fold(tab_name: str, tab_params: dict, cnn_params: dict, seed: int, X_tr, img_tr, y_tr, k_tr,
@@ -595,12 +621,18 @@ def compare_models(table: pd.DataFrame, images, groups=None, models=("tabular", 
     params : dict, optional
         Per-model parameter overrides, ``{"cnn2d": {...}, "tabular": {...}, ...}``.
     n_jobs : int, optional
-        Worker processes (``None``: the default of :func:`blobhelpers.core.parallel.n_workers`; 1: this
-        process). Every (model, fold) fit is seeded by *seed* alone and the probabilities are put
-        back in a fixed order, so the results are the same, bit for bit, whatever *n_jobs* (each
-        worker keeps TensorFlow's default thread pools: their size is part of what makes a training
-        reproducible). A ``stacked`` model whose network parameters are ``cnn2d``'s takes the
-        ``cnn2d`` model's network of the same fold instead of training the same network again.
+        Worker processes at a time (``None``: the default of :func:`blobhelpers.core.parallel.n_workers`;
+        1: one worker). Every (model, fold) fit -- training and the held-out probabilities -- runs in
+        a worker process started with :func:`~blobhelpers.core.deeplearning.reproducible_tf_env`
+        (TensorFlow's thread pools, oneDNN's and OpenBLAS' instruction set fixed before TensorFlow starts;
+        also with ``n_jobs=1``) and is seeded by *seed* alone (:func:`~blobhelpers.core.deeplearning.set_determinism`
+        before each network), and the probabilities are put back in a fixed order, so the results are
+        the same, bit for bit, whatever *n_jobs*, the order in which the fits run or which worker ran
+        what before (tested), the machine's cores or its CPU's instruction set beyond AVX2 (with each
+        machine's defaults, two 2-core machines of the same kind had given other stage-14 AUCs:
+        :mod:`blobhelpers.core.deeplearning`). A ``stacked`` model whose network parameters are
+        ``cnn2d``'s takes the ``cnn2d`` model's network of the same fold instead of training the same
+        network again.
 
     Returns
     -------
@@ -610,6 +642,7 @@ def compare_models(table: pd.DataFrame, images, groups=None, models=("tabular", 
     """
     from tqdm.auto import tqdm
 
+    from ..core.deeplearning import reproducible_tf_env
     from ..core.parallel import process_map
 
     table = check_features(table, "comparison table").reset_index(drop=True)
@@ -648,7 +681,9 @@ def compare_models(table: pd.DataFrame, images, groups=None, models=("tabular", 
                       tabular, params))
     bar = tqdm(total=len(tasks), desc=f"CV {', '.join(models)}", disable=not progress)
     done = {}
-    for (names, i), probas in zip(jobs, process_map(_compare_fold, tasks, n_jobs, lambda _: bar.update())):
+    # every fit in a worker started with the reproducible environment (see the docstring)
+    results = process_map(_compare_fold, tasks, n_jobs, lambda _: bar.update(), env=reproducible_tf_env())
+    for (names, i), probas in zip(jobs, results):
         done.update({(name, i): p for name, p in probas.items()})
     bar.close()
     for name in models:
