@@ -296,3 +296,18 @@ def test_process_many_in_threads_equals_one_by_one(frames, trained_tiny, tmp_pat
         assert got == [3, 4]
         mon = Monitor([bad], trained_tiny[2], _cfg(min_history=3), KnownCatalog.read(known_csv))
         assert [i for i, _ in mon.process_many(range(3, len(paths)), workers=workers, skip_errors=True)] == [3, 4, 6, 7]
+
+
+def test_known_catalog_match_uses_each_blobs_own_radius_plus_the_margin():
+    """A candidate on the rim of a large known blob is that blob, not a new one; near a small one it is new."""
+    from blobhelpers.blob.monitor import KnownCatalog
+
+    cat = KnownCatalog([{"id": 0, "x": 100.0, "y": 100.0, "radius": 20.0},
+                        {"id": 1, "x": 300.0, "y": 300.0, "radius": 1.0},
+                        {"id": 2, "x": 130.0, "y": 100.0, "radius": 6.0}])
+    assert cat.match(118.0, 100.0, margin=3.0)["id"] == 0  # 18 px out: inside 20 + 3
+    assert cat.match(100.0, 122.5, margin=3.0)["id"] == 0  # the rim, above
+    assert cat.match(100.0, 124.0, margin=3.0) is None  # 24 px out: outside 20 + 3
+    assert cat.match(305.0, 300.0, margin=3.0) is None  # 5 px from a 1-px blob: outside 1 + 3
+    assert cat.match(303.5, 300.0, margin=3.0)["id"] == 1
+    assert cat.match(124.0, 100.0, margin=3.0)["id"] == 2  # inside both discs: the nearest centre
