@@ -72,3 +72,36 @@ def test_masked_pixels_render_without_warnings(rng):
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     wx, wy = to_win(64.0, 5.0)
     assert (rgb[wy, wx] == 0).all()  # masked: black (the low cut of the grey map)
+
+
+def test_review_of_a_file_that_is_neither_fits_nor_a_monitor_log(tmp_path, capsys):
+    """``blobhelpers review notes.fits`` on notes: the file is named and said to be neither a FITS file nor a
+    monitor log (not "line 1 is not valid JSON" alone), exit code 2, nothing written; a real log with a bad
+    later line still gets its line number."""
+    import json
+    import subprocess
+    import sys
+
+    from blobhelpers.cli import main
+
+    notes = tmp_path / "notes.fits"
+    notes.write_text("observing notes, 3 March\nnothing odd\n")
+    binary = tmp_path / "picture.fits"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    no_frame = tmp_path / "other.jsonl"
+    no_frame.write_text('{"time": 1}\n')
+    for path in (notes, binary, no_frame):
+        capsys.readouterr()
+        assert main(["review", str(path), "--out", str(tmp_path / "x.png")]) == 2, path
+        err = capsys.readouterr().err
+        assert err.startswith("blobhelpers review: error: ") and str(path) in err, err
+        assert "neither a FITS file nor a monitor log" in err, err
+    assert not (tmp_path / "x.png").exists()
+    r = subprocess.run([sys.executable, "-m", "blobhelpers", "review", str(notes)], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 2 and str(notes) in r.stderr and "neither a FITS file nor a monitor log" in r.stderr
+    log = tmp_path / "monitor_log.jsonl"
+    log.write_text(json.dumps({"frame": "a.fits"}) + "\n{broken\n")
+    assert main(["review", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2 is not valid JSON" in err and "neither" not in err

@@ -355,3 +355,56 @@ def test_saved_keras_files_are_byte_identical_across_processes(tmp_path):
         assert trees[0][name] == trees[1][name], f"{name} differs between two saves of the same weights"
     back = load_image_model(tmp_path / "run0" / "image_model")
     assert back.net.count_params() == build_cnn2d(width=4).count_params()
+
+
+_FIT_ELSEWHERE = """
+import os, sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, sys.argv[2])
+from test_svm_ensemble import synth
+
+from blobhelpers.svm.ensemble import compare_models, fit_image_model
+
+if __name__ == "__main__":
+    df, img = synth(16, seed=6, variants=False)
+    fit_image_model("cnn2d", df, img, df["label"], seed=1, epochs=1, params={"width": 2})  # an earlier fit
+    m = fit_image_model("cnn2d", df, img, df["label"], seed=0, epochs=2, params={"width": 4})
+    m.save(Path(sys.argv[1]) / "image_model")
+    res = compare_models(df, img, models=("tabular", "cnn2d"), n_splits=2, seed=0, epochs=1,
+                         params={"cnn2d": {"width": 4}}, n_jobs=1)
+    np.savez(Path(sys.argv[1]) / "cv.npz", **{k: v["proba"] for k, v in res["models"].items()})
+"""
+
+
+def test_image_fits_do_not_depend_on_the_cpu_threads_or_history_of_the_caller(tmp_path):
+    """Stage 14's numbers moved between two machines of the same kind: TensorFlow's CPU results depend on its
+    thread-pool size and on oneDNN's / OpenBLAS' kernels for the CPU (AVX2 vs AVX-512), read when TensorFlow
+    starts. Image-model fits and the comparison's fits run in new processes with those fixed, so a caller with
+    other threads, another instruction set and an earlier fit behind it gets the same bytes as this process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from blobhelpers.core.deeplearning import reproducible_tf_env
+
+    df, img = synth(16, seed=6, variants=False)
+    m = fit_image_model("cnn2d", df, img, df["label"], seed=0, epochs=2, params={"width": 4})
+    assert m.info["training_env"] == reproducible_tf_env()
+    here = (m.save(tmp_path / "here" / "image_model") / "image.keras").read_bytes()
+    res = compare_models(df, img, models=("tabular", "cnn2d"), n_splits=2, seed=0, epochs=1,
+                         params={"cnn2d": {"width": 4}}, n_jobs=2)
+    import os
+
+    # what another machine's defaults look like from TensorFlow's side: other pool sizes, an AVX2-only CPU
+    other = {**os.environ, "TF_NUM_INTRAOP_THREADS": "3", "TF_NUM_INTEROP_THREADS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "OPENBLAS_CORETYPE": "Prescott", "OMP_NUM_THREADS": "2"}
+    r = subprocess.run([sys.executable, "-c", _FIT_ELSEWHERE, str(tmp_path / "there"), str(Path(__file__).parent)],
+                       capture_output=True, text=True, timeout=600, env=other, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "there" / "image_model" / "image.keras").read_bytes() == here
+    with np.load(tmp_path / "there" / "cv.npz") as cv:
+        for name in ("tabular", "cnn2d"):
+            assert np.array_equal(cv[name], res["models"][name]["proba"]), name
