@@ -270,7 +270,7 @@ def summary(ds):
 
 
 summ = {name: summary(ds) for name, ds in (("train", train), ("val", val), ("test", test))}
-display(pd.DataFrame(summ).T)
+display(pd.DataFrame(summ).T.rename_axis("split"))
 
 rng = np.random.default_rng(0)
 n_rate = min(len(train), 512)

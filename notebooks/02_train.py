@@ -164,7 +164,7 @@ plt.show()
 
 # %%
 table = pd.DataFrame({k: split_volatile({kk: vv for kk, vv in v.items() if kk != "val_proba"})[0]
-                      for k, v in results.items()}).T
+                      for k, v in results.items()}).T.rename_axis("model")
 display(table)
 key = f"val_tpr_at_fpr{fpr:g}"
 best = max(results, key=lambda k: (results[k][key], results[k]["val_auc"]))

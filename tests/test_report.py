@@ -203,3 +203,15 @@ def test_verdict_box_reads_the_metrics_files(tmp_path):
     assert "0/107" in html and "0-3.47" in html
     assert "Targets met: 2 of 3" in html
     assert verdict_box_html("04_monitor", tmp_path / "none") == ""
+
+
+def test_row_numbers_of_a_filtered_table_are_not_shown():
+    import pandas as pd
+
+    from blobhelpers.core.tables import frame_html
+
+    df = pd.DataFrame({"depth": [0.1, 0.3, 0.2], "id": [7, 8, 9]}).sort_values("depth", ascending=False)
+    html = frame_html(df.iloc[:2])  # index 1, 2: row numbers of the unsorted table
+    assert "<th>depth</th><th>id</th>" in html and html.count("<td") == 4
+    labels = frame_html(pd.DataFrame({"v": [1]}, index=["train"]))
+    assert "<td>train</td>" in labels  # labels are kept

@@ -12,8 +12,8 @@ Rules:
 * other floats get 4 significant digits (probabilities and rates stay readable);
 * missing values (NaN, None) print as ``n/a``, or as the word given for the column;
 * dict and list cells print as ``key: value, ...`` text, never as Python reprs;
-* the index is shown only when it carries information (not a plain 0..n-1 range): it becomes
-  the first column, named after the index;
+* the index is shown only when it carries information (it has a name, or it holds labels rather
+  than row numbers): it becomes the first column, named after the index;
 * no truncation: every row and column is shown.
 """
 
@@ -80,7 +80,7 @@ def frame_html(df, missing: str | dict = "n/a", index: bool | None = None) -> st
     """A DataFrame or Series as a plain HTML table (class ``bh-table``), by the module's rules.
 
     *missing*: the word for a missing value, or a dict column -> word ("n/a: no positives").
-    *index*: show the index as the first column (default: only when it is not 0..n-1).
+    *index*: show the index as the first column (default: only when it is named or not integer).
 
     >>> import pandas as pd
     >>> html = frame_html(pd.DataFrame({"n": [2000.0, 500.0], "auc": [0.97051, float("nan")]}))
@@ -92,8 +92,8 @@ def frame_html(df, missing: str | dict = "n/a", index: bool | None = None) -> st
     if isinstance(df, pd.Series):
         df = df.to_frame(name=df.name if df.name is not None else "value")
         index = True if index is None else index
-    if index is None:
-        index = not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1
+    if index is None:  # an index carries information when it is named or holds labels (not row numbers)
+        index = any(n is not None for n in df.index.names) or not pd.api.types.is_integer_dtype(df.index.dtype)
     if index:
         name = df.index.name or ("" if len(df.columns) else "key")
         df = df.reset_index(names=[name or " "]) if df.index.nlevels == 1 else df.reset_index()
