@@ -331,3 +331,13 @@ def test_cli_lints_notebooks(tmp_path, capsys):
     path = _notebook(tmp_path, [_code("plt.imshow(img)")])
     assert main([str(path)]) == 1
     assert capsys.readouterr().out.startswith(f"{path}: no_image: cell 0 calls a plotting function")
+
+
+def test_committed_reports_pass_the_lint():
+    """What `bash tasks.sh pipeline` committed reads as a report should: every check of the lint, sizes included."""
+    from pathlib import Path
+
+    from blobhelpers.core.reportlint import lint_reports
+
+    problems = lint_reports(Path(__file__).resolve().parents[1] / "reports")
+    assert not problems, "\n".join(map(str, problems))
