@@ -199,7 +199,9 @@ sbs = side_by_side(real, rimg, {"tabular (real table)": tab_model, "stacked (sim
                    cat_encoding="spacekit")
 sbs = sbs.rename(columns={"p_spacekit_released": "p_spacekit_released (in-sample)"})
 display(sbs.round(3))
-write_text(PLOTS / "real_12_side_by_side.csv", sbs.to_csv(index=False))
+# 10 significant digits: the tabular models predict here, with this machine's BLAS kernels, which move the
+# last digits from one CPU to another (the networks are pinned: blobhelpers.core.deeplearning)
+write_text(PLOTS / "real_12_side_by_side.csv", sbs.to_csv(index=False, float_format="%.10g"))
 
 # %%
 out = {"n_products": int(len(y)), "n_misaligned": int(y.sum()), "n_visits": int(len(set(visit_of(table["index"])))),
