@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import html as _html
 import io
@@ -254,6 +255,12 @@ def params_hash(root: str | Path, stem: str) -> tuple[str, list[str]]:
 
 def provenance(root: str | Path, stem: str) -> str:
     """HTML: the stage, its notebook, its parameters' hash (linked to their values) and its code commit."""
+    return _provenance(str(Path(root).resolve()), stem)
+
+
+@functools.lru_cache(maxsize=None)
+def _provenance(root: str, stem: str) -> str:
+    """:func:`provenance`, once per stage (several figures share a stage: one notebook read, one git call)."""
     from .core.report import code_commit, stage_files
 
     root = Path(root)
@@ -356,11 +363,6 @@ def _image_data(path: Path, max_width: int = 1100, jpeg_over: int = 150_000) -> 
         buf = io.BytesIO()
         im.save(buf, format="JPEG", quality=75, optimize=True)
     return "image/jpeg", base64.b64encode(buf.getvalue()).decode()
-
-
-class _Metrics(dict):
-    def __missing__(self, key):
-        raise KeyError(key)
 
 
 def _fill(text: str, metrics: dict) -> str:
