@@ -33,9 +33,9 @@ def main() -> None:
     ap.add_argument("--skip-training", action="store_true")
     args = ap.parse_args()
 
-    from blobhelpers.blob.classify import classify_image
-    from blobhelpers.blob.fitsio import read_frame
-    from blobhelpers.blob.cnn import build_model, load_model
+    from blobhelpers.blob.detect.classify import classify_image
+    from blobhelpers.blob.io.fitsio import read_frame
+    from blobhelpers.blob.learn.cnn import build_model, load_model
 
     best = ROOT / "models" / "best.keras"
     model = load_model(best) if best.exists() else build_model("blobnet")
@@ -46,12 +46,12 @@ def main() -> None:
         img = np.random.default_rng(0).normal(0, 0.02, (1024, 1024)).astype(np.float32)
     res = {"cores": os.cpu_count(), "model": str(best) if best.exists() else "untrained blobnet",
            "image": str(diffs[-1]) if diffs else "synthetic"}
-    from blobhelpers.blob.cnn import load_preprocessing
+    from blobhelpers.blob.learn.cnn import load_preprocessing
 
     prep = load_preprocessing(best) if best.exists() else {"representation": "residual"}
     res["representation"] = prep["representation"]
     # a difference image with 20 strong candidates, so that the CNN verification is part of the time
-    from blobhelpers.blob.shapes import BlobShape, render
+    from blobhelpers.blob.sim.shapes import BlobShape, render
 
     busy = img.copy()
     for k in range(20):
@@ -67,7 +67,7 @@ def main() -> None:
             ts.append(time.perf_counter() - t0)
         res[label + "_s"] = stats(ts)
     if not args.skip_training:
-        from blobhelpers.blob.training import SubframeSequence, _compile
+        from blobhelpers.blob.learn.training import SubframeSequence, _compile
         import keras
 
         rng = np.random.default_rng(0)

@@ -29,9 +29,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
 
-    from blobhelpers.blob.cnn import build_model, load_model, load_preprocessing
-    from blobhelpers.blob.monitor import Monitor, MonitorConfig
-    from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
+    from blobhelpers.blob.learn.cnn import build_model, load_model, load_preprocessing
+    from blobhelpers.blob.detect.monitor import Monitor, MonitorConfig
+    from blobhelpers.blob.sim.campaign import simulate_campaign
+    from blobhelpers.blob.sections import CampaignConfig
 
     frames = None
     for d in (ROOT / "build" / "monitor_campaign" / "frames", ROOT / "build" / "campaign" / "frames"):

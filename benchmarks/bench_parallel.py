@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def bench_monitor(days: int) -> dict:
-    from blobhelpers.blob.cnn import load_model
-    from blobhelpers.blob.monitor import KnownCatalog, Monitor, MonitorConfig
+    from blobhelpers.blob.learn.cnn import load_model
+    from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor, MonitorConfig
 
     frames = sorted((ROOT / "build" / "monitor_campaign" / "frames").glob("*.fits"))[: 30 + days]
     if len(frames) < 31:
@@ -53,8 +53,8 @@ def bench_monitor(days: int) -> dict:
 def bench_shift(n: int = 20) -> dict:
     from test_difference import _full_image_shift
 
-    from blobhelpers.blob import difference as dm
-    from blobhelpers.blob.fitsio import read_frame
+    from blobhelpers.blob.preprocess import difference as dm
+    from blobhelpers.blob.io.fitsio import read_frame
 
     frames = sorted((ROOT / "build" / "monitor_campaign" / "frames").glob("*.fits"))[: 30 + n]
     stack = dm.median_stack(dm.normalize_many([read_frame(p).data for p in frames[:30]]))
@@ -77,8 +77,8 @@ def bench_shift(n: int = 20) -> dict:
 def bench_training(name: str) -> dict:
     import yaml
 
-    from blobhelpers.blob import training
-    from blobhelpers.blob.datastage import load_dataset
+    from blobhelpers.blob.learn import training
+    from blobhelpers.blob.data.datastage import load_dataset
     from blobhelpers.blob.sections import DatasetConfig
     from blobhelpers.core.config import ProjectPaths
 

@@ -31,9 +31,10 @@ def main() -> None:
     ap.add_argument("--use-build", action="store_true", help="use build/ from `dvc repro` instead of a temp campaign")
     args = ap.parse_args()
 
-    from blobhelpers.blob.injection import InjectionConfig
-    from blobhelpers.blob.datastage import build_datasets, build_differences, load_dataset
-    from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
+    from blobhelpers.blob.sections import InjectionConfig
+    from blobhelpers.blob.data.datastage import build_datasets, build_differences, load_dataset
+    from blobhelpers.blob.sim.campaign import simulate_campaign
+    from blobhelpers.blob.sections import CampaignConfig
 
     cutouts = ROOT / "data" / "blob_cutouts" / "real_blob_cutouts.npz"
     with tempfile.TemporaryDirectory() as tmp:

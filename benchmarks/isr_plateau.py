@@ -46,10 +46,11 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from blobhelpers.core.config import ProjectPaths
-    from blobhelpers.blob.scoring import predict_logits
-    from blobhelpers.blob.cnn import probabilities
-    from blobhelpers.blob.datastage import load_dataset
-    from blobhelpers.blob.training import TrainConfig, relu_activity, train_model
+    from blobhelpers.blob.learn.inference import predict_logits
+    from blobhelpers.blob.learn.cnn import probabilities
+    from blobhelpers.blob.data.datastage import load_dataset
+    from blobhelpers.blob.learn.training import relu_activity, train_model
+    from blobhelpers.blob.sections import TrainConfig
 
     paths = ProjectPaths.default()
     params = yaml.safe_load((paths.root / "params.yaml").read_text())
@@ -94,8 +95,8 @@ def main() -> None:
 
 def _easy_sets(paths, params, tmp: Path):
     """Train/val recipes on the stage-01 difference images with one strong (8-25 %) blob per positive."""
-    from blobhelpers.blob.injection import InjectionConfig
-    from blobhelpers.blob.datastage import build_datasets, load_dataset
+    from blobhelpers.blob.sections import InjectionConfig
+    from blobhelpers.blob.data.datastage import build_datasets, load_dataset
 
     ds = params["dataset"]
     build_datasets(paths.diffs, paths.cutouts, tmp, seed=int(params["base"]["seed"]) + 1, n_train=int(ds["n_train"]),

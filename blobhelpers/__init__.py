@@ -22,4 +22,4 @@ __all__ = ["__version__", "BlobhelpersError", "InputError"]
 
 __version__ = "0.1.0"
 
-from .core.errors import BlobhelpersError, InputError  # noqa: E402
+from blobhelpers.core.errors import BlobhelpersError, InputError  # noqa: E402

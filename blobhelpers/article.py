@@ -28,8 +28,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core.stats import wilson
-from .core.verdicts import DATA_LABELS, load_metrics
+from blobhelpers.core.errors import InputError, run_guarded
+from blobhelpers.core.paths import project_root, write_text
+from blobhelpers.core.report import code_commit, notebook_parameters, stage_files
+from blobhelpers.core.stagecard import DATA_LABELS
+from blobhelpers.core.stats import wilson
+from blobhelpers.core.verdicts import load_metrics
 
 __all__ = ["CITATION", "Claim", "claims", "claims_table_html", "FIGURES", "Figure", "figure_html", "provenance",
            "params_hash", "readme_results_table"]
@@ -42,7 +46,6 @@ CITATION = ("Dauphin, F., Medina, J. V., & McCullough, P. R. 2021, <i>Classifyin
 @dataclass
 class Claim:
     """One row of the claims table."""
-
     claim: str
     published: str
     rebuilt: str
@@ -243,8 +246,6 @@ def params_hash(root: str | Path, stem: str) -> tuple[str, list[str]]:
     import jupytext
     import yaml
 
-    from .core.report import notebook_parameters
-
     root = Path(root)
     sections = [s for s in (notebook_parameters(jupytext.read(root / "notebooks" / f"{stem}.py")) or [])]
     params = yaml.safe_load((root / "params.yaml").read_text()) or {}
@@ -261,8 +262,6 @@ def provenance(root: str | Path, stem: str) -> str:
 @functools.lru_cache(maxsize=None)
 def _provenance(root: str, stem: str) -> str:
     """:func:`provenance`, once per stage (several figures share a stage: one notebook read, one git call)."""
-    from .core.report import code_commit, stage_files
-
     root = Path(root)
     e = _html.escape
     digest, sections = params_hash(root, stem)
@@ -295,7 +294,6 @@ def claims_table_html(rows: list[Claim], root: str | Path) -> str:
 @dataclass(frozen=True)
 class Figure:
     """One figure of the article: a stage's saved PNG and what the ISR's caption says."""
-
     number: str
     title: str
     png: str  # relative to the project root
@@ -432,9 +430,6 @@ def readme_with_results(text: str, table: str) -> str:
 def main(argv=None) -> int:
     """``python -m blobhelpers.article [--check] README.md``: write (or check) the README's results block."""
     import argparse
-
-    from .core.errors import InputError, run_guarded
-    from .core.paths import project_root, write_text
 
     p = argparse.ArgumentParser(prog="python -m blobhelpers.article",
                                 description="the README's headline results, generated from metrics/ and plots/")

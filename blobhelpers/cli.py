@@ -1,5 +1,9 @@
 """Command-line interface: ``blobhelpers <command>`` or ``python -m blobhelpers <command>``.
 
+This module parses and dispatches. The commands live with their wings: the blob commands in
+:mod:`blobhelpers.blob.commands`, ``blobhelpers svm ...`` in :mod:`blobhelpers.svm.commands`; the
+pipeline plumbing (``run-notebook``, ``profile``) is the core's.
+
 Exit status: 0 success; 2 bad input or usage (the message names the file and the
 problem); 1 unexpected internal error.
 """
@@ -7,223 +11,34 @@ problem); 1 unexpected internal error.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from . import __version__
-from .core.errors import EXIT_INPUT, EXIT_OK, BlobhelpersError, InputError, run_guarded
+from blobhelpers import __version__
+from blobhelpers.blob.commands import register as register_blob
+from blobhelpers.core.config import apply_profile
+from blobhelpers.core.errors import EXIT_OK, run_guarded
+from blobhelpers.core.report import run_notebook
+from blobhelpers.params import check
+from blobhelpers.svm.commands import register as register_svm
 
 __all__ = ["main", "build_parser"]
 
 
-
-def _params(path):
-    from .core.config import load_params
-
-    return load_params(path)
-
-
-def cmd_simulate(a) -> int:
-    from .blob.campaign import CampaignConfig, simulate_campaign
-
-    params = _params(a.params) if a.params else {}
-    sim = dict(params.get("simulate", {}))
-    sim.pop("source", None)
-    if a.n_frames is not None:
-        sim["n_frames"] = a.n_frames
-    if a.new_blob_rate is not None:
-        sim["new_blob_rate"] = a.new_blob_rate
-    seed = a.seed if a.seed is not None else int(params.get("base", {}).get("seed", 0))
-    camp = simulate_campaign(a.out, CampaignConfig.from_dict(sim), seed, progress=not a.quiet)
-    n_new = sum(b.appear_index >= 0 for b in camp.blobs)
-    print(json.dumps({"out": str(a.out), "frames": camp.config.n_frames, "existing_blobs": len(camp.blobs) - n_new,
-                      "new_blobs": n_new, "seed": seed}))
-    return EXIT_OK
-
-
-def cmd_difference(a) -> int:
-    from .blob.difference import difference_from_files
-    from .blob.fitsio import expand_frame_paths, write_image
-    from .blob.scaling import scaling_params
-
-    paths = expand_frame_paths(a.frames)
-    if not paths:
-        raise BlobhelpersError(f"no FITS frames found in {a.frames}")
-    diff, cur = difference_from_files(paths, history=a.history, register=not a.no_register, current=a.current)
-    sp = scaling_params(diff.data)
-    hdr = {**diff.header(), "ZS_LO": (sp.lo, "clip low"), "ZS_HI": (sp.hi, "clip high")}
-    write_image(a.out, diff.data, hdr)
-    print(json.dumps({"out": str(a.out), "current": str(cur.path), "history": diff.n_history,
-                      "shift_x": round(diff.shift[0], 4), "shift_y": round(diff.shift[1], 4),
-                      "registered": diff.registered}))
-    return EXIT_OK
-
-
-def cmd_prepare(a) -> int:
-    from .blob.datastage import run_data_stage
-
-    out = run_data_stage(_params(a.params), progress=not a.quiet)
-    print(json.dumps({"source": out["source"], "difference_images": out["n_diffs"],
-                      "subframes": {k: len(v) for k, v in out["recipes"].items()},
-                      "seconds": {k: round(v, 2) for k, v in out["seconds"].items()}}))
-    return EXIT_OK
-
-
 def cmd_run_notebook(a) -> int:
-    from .core.report import run_notebook
-
     run_notebook(a.notebook, a.params, a.html, a.ipynb, kernel=a.kernel)
     print(str(a.html))
     return EXIT_OK
 
 
+def cmd_params_check(a) -> int:
+    sections = check(a.file)
+    print(f"{a.file}: {len(sections)} sections valid ({', '.join(sections)})")
+    return EXIT_OK
+
+
 def cmd_profile(a) -> int:
-    from .core.config import apply_profile
-
     print(apply_profile(a.name, a.params))
-    return EXIT_OK
-
-
-def _default_model_and_threshold(model, threshold):
-    from .core.paths import project_root
-
-    models = project_root() / "models"
-    if model is None:
-        model = models / "best.keras"
-    if threshold is None:
-        threshold = 0.5
-        info = models / "best.json"
-        if Path(model).resolve() == (models / "best.keras").resolve() and info.exists():
-            threshold = float(json.loads(info.read_text()).get("val_threshold", 0.5))
-    return Path(model), float(threshold)
-
-
-def cmd_classify(a) -> int:
-    """Classify one or many difference images; one JSON document per file (JSON Lines for several)."""
-    from .blob.classify import classify_file
-    from .blob.cnn import load_model
-    from .blob.fitsio import expand_frame_paths
-    from .blob.monitor import apply_tuned
-    from .core.paths import project_root, write_text
-
-    files = expand_frame_paths(a.diff)
-    if not files:
-        raise InputError(f"no FITS files found in {[str(d) for d in a.diff]}")
-    cfg, fixed = _monitor_config(a)
-    model, thr = _default_model_and_threshold(a.model, a.threshold)
-    cfg.threshold = thr
-    if a.threshold is not None:
-        fixed.add("threshold")
-    tuned = None if a.no_tuned else project_root() / "build" / "monitor" / "thresholds.json"
-    apply_tuned(cfg, tuned, model, keep=tuple(fixed))
-    net = load_model(model)
-    products = None
-    if a.save_products or a.products_dir is not None:
-        # beside the output: --products-dir, else the folder of --json, else the current folder
-        products = a.products_dir if a.products_dir is not None else (a.json.parent if a.json else Path("."))
-    docs = []
-    for f in files:
-        sal = (a.saliency_dir if len(files) == 1 else a.saliency_dir / f.name.split(".")[0]) if a.saliency_dir else None
-        try:
-            docs.append(classify_file(f, model, cfg.threshold, saliency_dir=sal, model=net, detection=cfg.detection(),
-                                      products_dir=products))
-        except InputError as exc:
-            if len(files) == 1:
-                raise
-            print(f"blobhelpers classify: warning: skipping {exc}", file=sys.stderr)
-            docs.append({"file": str(f), "error": str(exc)})
-    text = json.dumps(docs[0], indent=2) if len(files) == 1 else "".join(json.dumps(d) + "\n" for d in docs)
-    if a.json:
-        write_text(a.json, text.rstrip("\n") + "\n")
-    else:
-        print(text.rstrip("\n"))
-    return EXIT_INPUT if any("error" in d for d in docs) else EXIT_OK
-
-
-def _monitor_config(a):
-    from .core.config import load_params
-    from .blob.monitor import MonitorConfig
-    from .core.paths import project_root
-
-    params = {}
-    src = a.params if a.params else (project_root() / "params.yaml")
-    if Path(src).exists():
-        params = load_params(src)
-    elif a.params:
-        raise BlobhelpersError(f"{a.params}: parameter file not found")
-    cfg, fixed = MonitorConfig.resolve(params)  # fixed: set in params.yaml, tuned values do not apply
-    cfg.history = a.history if a.history is not None else cfg.history
-    if a.min_history is not None:
-        cfg.min_history = a.min_history
-    cfg.min_history = min(cfg.min_history, cfg.history)
-    if a.no_register:
-        cfg.register = False
-    if a.snr_min is not None:
-        cfg.snr_min = a.snr_min
-        fixed.add("snr_min")
-    if a.threshold is not None:
-        fixed.add("threshold")
-    return cfg, fixed
-
-
-def cmd_monitor(a) -> int:
-    import logging
-
-    from .blob.monitor import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, apply_tuned, run_monitor
-    from .core.paths import project_root
-
-    logging.basicConfig(level=logging.WARNING, format="blobhelpers monitor: warning: %(message)s")
-    cfg, fixed = _monitor_config(a)
-    model, thr = _default_model_and_threshold(a.model, a.threshold)
-    if "threshold" not in fixed or a.threshold is not None:
-        cfg.threshold = thr  # the flag, else best.json's validation-chosen threshold (or 0.5)
-    if a.tuned is not None and not a.tuned.exists():
-        raise InputError(f"{a.tuned}: tuned-thresholds file not found")
-    tuned = None if a.no_tuned else (a.tuned or project_root() / "build" / "monitor" / "thresholds.json")
-    applied = apply_tuned(cfg, tuned, model, keep=tuple(fixed))
-    if applied and not a.quiet:
-        print(f"blobhelpers monitor: thresholds tuned on the development campaign ({tuned}): "
-              + ", ".join(applied), file=sys.stderr)
-    recs = run_monitor(a.frames, model, a.out, cfg, a.known, all_frames=a.all, progress=not a.quiet,
-                       html=not a.no_html, save_products=a.save_products)
-    for r in recs:
-        print(json.dumps({"frame": r["frame"], "date_obs": r["date_obs"], "verdict": r["verdict"],
-                          "alerts": [{k: c[k] for k in ("x", "y", "radius", "depth", "probability")}
-                                     for c in r["candidates"] if c["new"]],
-                          **({"products": r["products"]} if r.get("products") else {})}))
-    return EXIT_NEW_BLOB if any(r["new_blob"] for r in recs) else EXIT_NOTHING_NEW
-
-
-def cmd_review(a) -> int:
-    """Show a saved verdict (difference image + DS9 regions) in ginga, or write it as a PNG."""
-    from .blob.review import display_available, load_review, review_png, show_in_ginga
-
-    if a.size < 64:
-        raise InputError(f"review: --size {a.size} is too small (at least 64 px)")
-    view = load_review(a.source, a.frame)
-    for note in view.notes:
-        print(f"blobhelpers review: note: {note}", file=sys.stderr)
-    window = display_available() and not a.no_window
-    if a.out is not None or not window:
-        from .blob.products import product_stem
-
-        out = a.out if a.out is not None else view.fits_path.parent / f"{product_stem(view.fits_path)}_review.png"
-        try:
-            review_png(view, out, size=a.size)
-        except OSError as exc:
-            raise BlobhelpersError(f"{out}: cannot write the PNG ({exc})") from exc
-        print(str(out))
-    if window:  # pragma: no cover - needs a display
-        show_in_ginga(view)
-    return EXIT_OK
-
-
-def cmd_confirm(a) -> int:
-    from .blob.monitor import confirm
-
-    rows = confirm(a.catalog, a.log, a.frame, a.candidate, a.x, a.y, a.radius, a.depth, a.note or "")
-    print(json.dumps({"catalog": str(a.catalog), "added": rows}))
     return EXIT_OK
 
 
@@ -236,99 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"blobhelpers {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("simulate", help="simulate a CSM-monitor blob campaign (FITS frames + truth catalog)")
-    s.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    s.add_argument("--params", type=Path, default=None, help="params.yaml to take the 'simulate' section from")
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--n-frames", type=int, default=None)
-    s.add_argument("--new-blob-rate", type=float, default=None, help="mean new blobs per frame")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=cmd_simulate)
-
-    s = sub.add_parser("difference", help="blob difference image: median of previous N frames minus the newest")
-    s.add_argument("frames", nargs="+", help="FITS files, folders or globs (ordered by DATE-OBS)")
-    s.add_argument("-o", "--out", type=Path, required=True, help="output FITS file")
-    s.add_argument("--history", type=int, default=30, help="frames in the median stack (default 30)")
-    s.add_argument("--current", default=None, help="frame to difference (default: the newest)")
-    s.add_argument("--no-register", action="store_true", help="skip the sub-pixel dip correction")
-    s.set_defaults(func=cmd_difference)
-
-    s = sub.add_parser("classify", help="classify blob difference images (candidates, CNN, 16 tiles), JSON out",
-                       description="One JSON document for one file; JSON Lines (one per file) for several. "
-                                   "Imports and the model load are paid once.")
-    s.add_argument("diff", nargs="+", help="difference image FITS files, folders or globs (blobs positive)")
-    s.add_argument("--model", type=Path, default=None, help="a .keras model (default: models/best.keras)")
-    s.add_argument("--threshold", type=float, default=None,
-                   help="P(blob) threshold (default: the validation-chosen one of models/best.json, else 0.5)")
-    s.add_argument("--json", type=Path, default=None, help="write the JSON here instead of stdout")
-    s.add_argument("--saliency-dir", type=Path, default=None, help="write one saliency PNG per alert")
-    s.add_argument("--params", type=Path, default=None, help="params.yaml for the detection settings (monitor section)")
-    s.add_argument("--no-tuned", action="store_true", help="ignore the thresholds tuned on the development campaign")
-    s.add_argument("--save-products", action="store_true",
-                   help="also write <stem>_diff.fits (the image classified, with its provenance) and <stem>_regions.reg "
-                        "(DS9 regions of the verdict) into --products-dir")
-    s.add_argument("--products-dir", type=Path, default=None,
-                   help="folder for --save-products (default: the folder of --json, else the current folder; "
-                        "implies --save-products)")
-    s.set_defaults(func=cmd_classify, history=None, min_history=None, no_register=False, snr_min=None)
-
-    s = sub.add_parser("monitor", help="daily new-blob monitor: newest frame vs the median of its history",
-                       description="Exit status: 0 nothing new; 3 new blob(s) found; 2 bad input; 1 internal error.")
-    s.add_argument("frames", nargs="+", help="FITS frames, folders or globs (ordered by DATE-OBS, not by name)")
-    s.add_argument("--model", type=Path, default=None, help="a .keras model (default: models/best.keras)")
-    s.add_argument("--threshold", type=float, default=None,
-                   help="CNN P(blob) threshold (default: the validation-chosen one of models/best.json)")
-    s.add_argument("--history", type=int, default=None, help="frames in the median stack (default: params, 30)")
-    s.add_argument("--min-history", type=int, default=None, help="fewest usable history frames for a verdict")
-    s.add_argument("--known", type=Path, default=None, help="known-blob catalog CSV (x, y, radius columns)")
-    s.add_argument("-o", "--out", type=Path, default=Path("monitor_out"),
-                   help="output folder: monitor_log.jsonl, saliency/, summary/, products/ (default ./monitor_out)")
-    s.add_argument("--all", action="store_true", help="process every frame with enough history, not only the newest")
-    s.add_argument("--snr-min", type=float, default=None, help="matched-filter detection threshold (sigma)")
-    s.add_argument("--tuned", type=Path, default=None,
-                   help="alert thresholds tuned on a development campaign (default: build/monitor/thresholds.json "
-                        "when it exists and was tuned for this model)")
-    s.add_argument("--no-tuned", action="store_true", help="ignore tuned thresholds (params.yaml / defaults only)")
-    s.add_argument("--no-register", action="store_true", help="skip the sub-pixel dip correction")
-    s.add_argument("--no-html", action="store_true", help="no daily HTML summary")
-    s.add_argument("--save-products", action=argparse.BooleanOptionalAction, default=True,
-                   help="write each frame's difference image (products/<frame>_diff.fits) and DS9 region file "
-                        "(products/<frame>_regions.reg) into --out (default: on; --no-save-products to skip)")
-    s.add_argument("--params", type=Path, default=None, help="params.yaml for the monitor section (default: project's)")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=cmd_monitor)
-
-    s = sub.add_parser("review", help="look at a saved verdict: difference image with alerts circled (ginga window or PNG)",
-                       description="LOG_OR_FITS: a monitor_log.jsonl (the record of --frame; default the latest "
-                                   "alerting record, else the latest) or a saved *_diff.fits (its *_regions.reg is "
-                                   "found beside it). With a display (DISPLAY set, a Qt binding installed) the image "
-                                   "opens in a ginga window; otherwise, or with --out, the same view is written as a "
-                                   "PNG and its path printed.")
-    s.add_argument("source", type=Path, metavar="LOG_OR_FITS")
-    s.add_argument("--frame", default=None, help="frame file name (or stem) in the log")
-    s.add_argument("--out", type=Path, default=None,
-                   help="PNG to write (default without a display: <stem>_review.png beside the FITS)")
-    s.add_argument("--size", type=int, default=1024, help="PNG size in pixels (default 1024)")
-    s.add_argument("--no-window", action="store_true", help="never open a window, only write the PNG")
-    s.set_defaults(func=cmd_review)
-
-    s = sub.add_parser("confirm", help="add confirmed blob(s) to a known-blob catalog (so they are no longer new)")
-    s.add_argument("catalog", type=Path, help="known-blob catalog CSV (created if absent)")
-    s.add_argument("--log", type=Path, default=None, help="a monitor_log.jsonl")
-    s.add_argument("--frame", default=None, help="frame file name in the log whose alerts are confirmed")
-    s.add_argument("--candidate", type=int, action="append", default=None,
-                   help="candidate index in that frame's entry (repeatable; default: all its alerts)")
-    s.add_argument("--x", type=float, default=None)
-    s.add_argument("--y", type=float, default=None)
-    s.add_argument("--radius", type=float, default=None)
-    s.add_argument("--depth", type=float, default=None)
-    s.add_argument("--note", default=None)
-    s.set_defaults(func=cmd_confirm)
-
-    s = sub.add_parser("prepare", help="[pipeline] run the data stage (campaign, differences, datasets) without the report")
-    s.add_argument("--params", type=Path, default=None)
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=cmd_prepare)
+    register_blob(sub)
 
     s = sub.add_parser("run-notebook", help="[pipeline] build, execute (papermill) and render (HTML) a stage notebook")
     s.add_argument("notebook", type=Path)
@@ -338,12 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kernel", default=None)
     s.set_defaults(func=cmd_run_notebook)
 
+    s = sub.add_parser("params", help="check params.yaml: every section's keys and value types (exit 2 naming the key)")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("file", type=Path, nargs="?", default=Path("params.yaml"))
+    s.set_defaults(func=cmd_params_check)
+
     s = sub.add_parser("profile", help="[pipeline] merge a parameter profile (profiles/NAME.yaml) into params.yaml")
     s.add_argument("name")
     s.add_argument("--params", type=Path, default=None)
     s.set_defaults(func=cmd_profile)
-
-    from .svm.commands import register as register_svm
 
     register_svm(sub)
     return p

@@ -17,7 +17,7 @@
 # This stage reproduces the data preparation of WFC3 ISR 2021-08 (Dauphin, Medina, McCullough):
 #
 # 1. a campaign of daily CSM-monitor blob frames: by default a physically grounded **simulation**
-#    with ground truth (`blobhelpers.blob.campaign`), or your own FITS frames (`simulate.source`);
+#    with ground truth (`blobhelpers.blob.sim.campaign`), or your own FITS frames (`simulate.source`);
 # 2. for every frame with enough history, the **blob difference image**: median of the previous 30
 #    frames minus the frame (blobs positive), each frame first divided by its smooth illumination,
 #    with an optional sub-pixel registration that removes most of the mis-registration dips;
@@ -31,13 +31,13 @@
 # simulator's realism can be judged. All logic is in the `blobhelpers` package; this notebook calls it.
 
 # %% tags=["parameters"]
-# Small literal defaults; the pipeline injects params.yaml over these (papermill -f params.yaml).
-base = {"seed": 0}
-simulate = {"source": "simulated", "n_frames": 14, "n_existing": 40}
-difference = {"history": 10, "register": True, "clip_factor": 0.5, "border_rule": "symmetric",
-              "test_fraction": 0.34}
-dataset = {"n_train": 48, "n_val": 16, "n_test": 24, "positive_fraction": 0.5, "test_cutouts": 5,
-           "noise_sigma": 0.75, "injection": {}}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, simulate, difference, dataset = stage_params('base', 'simulate', 'difference', 'dataset')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
@@ -48,17 +48,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from IPython.display import Markdown, display  # noqa: E402
 
-from blobhelpers.blob import figures as plotting  # noqa: E402
-from blobhelpers.core.config import ProjectPaths  # noqa: E402
-from blobhelpers.blob.difference import blob_difference, normalize  # noqa: E402
-from blobhelpers.blob.fitsio import read_frame  # noqa: E402
-from blobhelpers.blob.datastage import diff_infos, dip_statistics, load_dataset, read_diff_table, run_data_stage  # noqa: E402
-from blobhelpers.blob.scaling import apply_scaling, fill_bad  # noqa: E402
-from blobhelpers.core.report import metrics_link, show_header, timing, write_metrics
+from blobhelpers.blob.data.datastage import (diff_infos, dip_statistics, load_dataset, read_diff_table,  # noqa: E402
+                                             run_data_stage)
+from blobhelpers.blob.evaluate import figures as plotting  # noqa: E402
+from blobhelpers.blob.io.fitsio import read_frame  # noqa: E402
+from blobhelpers.blob.preprocess.difference import blob_difference, normalize  # noqa: E402
+from blobhelpers.blob.preprocess.scaling import apply_scaling, fill_bad  # noqa: E402
 from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig  # noqa: E402
+from blobhelpers.blob.stages.data_prep import CARD
+from blobhelpers.core.config import ProjectPaths  # noqa: E402
+from blobhelpers.core.report import metrics_link, show_header, show_verdict, timing, write_metrics
 
 params = {"base": base, "simulate": simulate, "difference": difference, "dataset": dataset}
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("01_data_prep", pipeline_run)
 PLOTS = paths.plots / "01_data_prep"
 show_header("Stage 01 — data preparation", params, ["base", "simulate", "difference", "dataset"])
 
@@ -294,5 +296,8 @@ metrics = {
     "stage_seconds": float(wall_stage),
     **{f"dip_{k}": v for k, v in dip_stats.items()},
 }
-write_metrics("01_data_prep", metrics)
+write_metrics(CARD, metrics)
 metrics_link("01_data_prep")
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

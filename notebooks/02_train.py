@@ -46,20 +46,16 @@
 # `models/best.keras`.
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-train = {
-    "models": {
-        "isr2021": {"architecture": "isr2021", "recipe": "isr", "epochs": 1, "adam_epochs": 1},
-        "blobnet": {"architecture": "blobnet", "recipe": "adamw_cosine", "epochs": 1, "learning_rate": 0.003},
-    },
-    "select_fpr": 0.03,
-}
-dataset = {"noise_sigma": 0.75}
-difference = {"clip_factor": 0.5, "border_rule": "symmetric"}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, train, dataset, difference = stage_params('base', 'train', 'dataset', 'difference')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
-import shutil
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -67,18 +63,21 @@ import pandas as pd
 from IPython.display import Markdown, display
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from blobhelpers.blob import figures as plotting
+from blobhelpers.blob.data.datastage import load_dataset
+from blobhelpers.blob.evaluate import figures as plotting
+from blobhelpers.blob.evaluate.scoring import rates, threshold_for_fpr
+from blobhelpers.blob.learn.cnn import probabilities
+from blobhelpers.blob.learn.inference import predict_logits
+from blobhelpers.blob.learn.registry import publish
+from blobhelpers.blob.learn.training import relu_activity, save_model, train_model
+from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig, TrainConfig, TrainSection
+from blobhelpers.blob.stages.train import CARD
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.blob.scoring import predict_logits, rates, threshold_for_fpr
-from blobhelpers.blob.cnn import preprocessing_path, probabilities
-from blobhelpers.core.paths import write_json, write_text
-from blobhelpers.blob.datastage import load_dataset
-from blobhelpers.core.report import metrics_link, show_header, split_volatile, write_metrics
-from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig, TrainSection
-from blobhelpers.blob.training import TrainConfig, relu_activity, save_model, train_model
+from blobhelpers.core.paths import write_text
+from blobhelpers.core.report import metrics_link, show_header, show_verdict, split_volatile, write_metrics
 
 params = {"base": base, "train": train, "dataset": dataset, "difference": difference}
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("02_train", pipeline_run)
 PLOTS = paths.plots / "02_train"
 MODELS = paths.root / "models"
 show_header("Stage 02 — training", params, ["base", "train"])
@@ -168,12 +167,8 @@ table = pd.DataFrame({k: split_volatile({kk: vv for kk, vv in v.items() if kk !=
 display(table)
 key = f"val_tpr_at_fpr{fpr:g}"
 best = max(results, key=lambda k: (results[k][key], results[k]["val_auc"]))
-shutil.copyfile(MODELS / f"{best}.keras", MODELS / ".best.keras.tmp")
-(MODELS / ".best.keras.tmp").replace(MODELS / "best.keras")
-write_text(preprocessing_path(MODELS / "best.keras"), preprocessing_path(MODELS / f"{best}.keras").read_text())
-write_json(MODELS / "best.json", {"name": best, "architecture": results[best]["architecture"],
-                                   "criterion": key, "value": results[best][key],
-                                   "val_threshold": results[best]["val_threshold"]})
+publish(MODELS, best, {"architecture": results[best]["architecture"], "criterion": key, "value": results[best][key],
+                       "val_threshold": results[best]["val_threshold"]})
 display(Markdown(
     f"Best on validation: **`{best}`** — TPR {results[best][key]:.3f} at a validation FPR of {fpr:g} "
     f"(AUC {results[best]['val_auc']:.3f}). It is saved as `models/best.keras`; the test set is used "
@@ -200,5 +195,8 @@ display(Markdown(
 metrics = {f"{name}_{k}": v for name, r in results.items() for k, v in r.items()
            if k not in ("val_proba", "architecture")}
 metrics["best"] = best
-write_metrics("02_train", metrics)
+write_metrics(CARD, metrics)
 metrics_link("02_train")
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

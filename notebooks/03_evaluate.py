@@ -30,15 +30,16 @@
 #   blob log-odds) explain true positives, false positives and false negatives (ISR Figure 9).
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-train = {"models": {"isr2021": {}, "blobnet": {}}, "select_fpr": 0.03}
-evaluate = {"fpr_target": 0.03, "dip_threshold": 0.01, "saliency_examples": 3, "smoothgrad_samples": 8,
-            "smoothgrad_noise": 0.15}
-difference = {"history": 30, "clip_factor": 0.5, "border_rule": "symmetric"}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, train, evaluate, difference = stage_params('base', 'train', 'evaluate', 'difference')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
-import json
 import time
 
 import matplotlib.pyplot as plt
@@ -47,20 +48,22 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from blobhelpers.blob import figures as plotting
-from blobhelpers.blob.classify import classify_image
-from blobhelpers.core.config import ProjectPaths
-from blobhelpers.blob.scoring import (campaign_events, campaign_summary, predict_logits, rates, saliency,
-                                      strata_table, threshold_for_fpr)
-from blobhelpers.blob.fitsio import read_frame
-from blobhelpers.blob.cnn import load_model, load_preprocessing, probabilities
-from blobhelpers.core.paths import write_text
-from blobhelpers.blob.datastage import diff_infos, load_dataset
-from blobhelpers.core.report import metrics_link, show_header, write_metrics, timing
+from blobhelpers.blob.data.datastage import diff_infos, load_dataset
+from blobhelpers.blob.detect.classify import classify_image
+from blobhelpers.blob.evaluate import figures as plotting
+from blobhelpers.blob.evaluate.scoring import campaign_events, campaign_summary, rates, strata_table, threshold_for_fpr
+from blobhelpers.blob.io.fitsio import read_frame
+from blobhelpers.blob.learn.cnn import load_model, load_preprocessing, probabilities
+from blobhelpers.blob.learn.inference import predict_logits, saliency
+from blobhelpers.blob.learn.registry import deployed_info
 from blobhelpers.blob.sections import DifferenceConfig, EvaluateConfig
+from blobhelpers.blob.stages.evaluate import CARD
+from blobhelpers.core.config import ProjectPaths
+from blobhelpers.core.paths import write_text
+from blobhelpers.core.report import metrics_link, show_header, show_verdict, timing, write_metrics
 
 params = {"base": base, "train": train, "evaluate": evaluate}
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("03_evaluate", pipeline_run)
 PLOTS = paths.plots / "03_evaluate"
 MODELS = paths.root / "models"
 show_header("Stage 03 — evaluation", params, ["base", "evaluate"])
@@ -72,7 +75,7 @@ fpr_target = evcfg.fpr_target
 cache = {}
 val_ds = load_dataset("val", paths.datasets, paths.diffs, paths.cutouts, _cache=cache)
 test_ds = load_dataset("test", paths.datasets, paths.diffs, paths.cutouts, _cache=cache)
-best_info = json.loads((MODELS / "best.json").read_text())
+best_info = deployed_info(MODELS)
 names = list(train["models"])
 models = {n: load_model(MODELS / f"{n}.keras") for n in names}
 preps = {n: load_preprocessing(MODELS / f"{n}.keras") for n in names}  # what each model was trained on
@@ -297,5 +300,8 @@ for n in dict.fromkeys([best, "isr2021"]):
 summary["best"] = best
 summary["n_test"] = int(len(yt))
 summary["n_test_pos"] = int(yt.sum())
-write_metrics("03_evaluate", summary)
+write_metrics(CARD, summary)
 metrics_link("03_evaluate")
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

@@ -16,7 +16,7 @@
 #
 # The ISR's deployment plan, run for real: every day the newest CSM-monitor frame is compared
 # with the median of the previous 30, and the team is told whether a new blob appeared, where,
-# how strong, and why the model thinks so (`blobhelpers monitor`, `blobhelpers.blob.monitor`).
+# how strong, and why the model thinks so (`blobhelpers monitor`, `blobhelpers.blob.detect.monitor`).
 #
 # **How a verdict is made.** Registered blob difference image -> multi-scale matched filter
 # (candidates: positive, blob-sized residuals above `snr_min` sigma of a local robust noise
@@ -38,20 +38,18 @@
 # history window are not counted as false).
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-simulate = {}
-difference = {"clip_factor": 0.5, "border_rule": "symmetric"}
-monitor = {"history": 30, "min_history": 30, "threshold": None, "snr_min": None, "neg_veto": None,
-           "tune": {"seed": 2, "n_frames": 60, "fa_target": 2.0, "max_candidates": 40,
-                    "snr_grid": [4.5, 5.5], "p_grid": [0.5, 0.9], "veto_grid": [8.0, 1000.0]},
-           "campaign": {"seed": 1, "n_frames": 60, "event_day_fraction": 0.5, "new_blob_rate": 0.5},
-           "regression": {"match_px": 2.0, "min_depth": 0.03}}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, simulate, difference, monitor = stage_params('base', 'simulate', 'difference', 'monitor')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 interactive = False  # True in JupyterLab: show the interactive ginga viewer
 
 # %%
 # %matplotlib inline
 import dataclasses
-import json
 import shutil
 import time
 
@@ -60,27 +58,31 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
+from blobhelpers.blob.detect.monitor import (TUNED, KnownCatalog, Monitor, MonitorConfig, MonitorLog, run_monitor,
+                                             write_tuned)
+from blobhelpers.blob.detect.monitor.tuning import set_thresholds_provenance, tuned_description, tuned_thresholds_path
+from blobhelpers.blob.detect.review import overlay_shapes, render_ginga, review_figure
+from blobhelpers.blob.evaluate.figures import save_figure
+from blobhelpers.blob.evaluate.regression import run_regression, summarize, tune_thresholds
+from blobhelpers.blob.io.fitsio import read_frame
+from blobhelpers.blob.learn.cnn import load_model
+from blobhelpers.blob.learn.registry import deployed_info, deployed_path
+from blobhelpers.blob.sections import CampaignConfig
+from blobhelpers.blob.sim.campaign import simulate_campaign
+from blobhelpers.blob.stages.monitor import CARD
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.blob.fitsio import read_frame
-from blobhelpers.blob.cnn import load_model
-from blobhelpers.blob.monitor import TUNED, KnownCatalog, Monitor, MonitorConfig, MonitorLog, run_monitor, write_tuned
-from blobhelpers.blob.monitor.tuning import set_thresholds_provenance, tuned_description
-from blobhelpers.core.stats import format_rate
-from blobhelpers.blob.regression import run_regression, summarize, tune_thresholds
-from blobhelpers.blob.figures import save_figure
 from blobhelpers.core.paths import write_text
-from blobhelpers.core.report import metrics_link, show_header, write_metrics, timing
-from blobhelpers.blob.review import overlay_shapes, render_ginga, review_figure
-from blobhelpers.blob.campaign import CampaignConfig, simulate_campaign
+from blobhelpers.core.report import metrics_link, show_header, show_verdict, timing, write_metrics
+from blobhelpers.core.stats import format_rate
 
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("04_monitor", pipeline_run)
 PLOTS = paths.plots / "04_monitor"
 PLOTS.mkdir(parents=True, exist_ok=True)
 params = {"base": base, "monitor": monitor, "difference": difference}
 show_header("Stage 04 — daily monitor", params, ["base", "monitor"])
 
-MODEL = paths.root / "models" / "best.keras"
-best_info = json.loads((paths.root / "models" / "best.json").read_text())
+MODEL = deployed_path(paths.root / "models")
+best_info = deployed_info(paths.root / "models")
 cfg, fixed = MonitorConfig.resolve(params, fallback_threshold=best_info["val_threshold"])  # fixed: set in params.yaml
 display(Markdown(f"Model: `models/best.keras` = **{best_info['name']}** (validation-chosen threshold "
                  f"{best_info['val_threshold']:.3f}); history {cfg.history} frames. Alert thresholds "
@@ -137,7 +139,7 @@ if tuned is not None:
                    "n_events_deeper": tuned["n_events_deeper"], "detection_deeper": ch["detection_deeper"],
                    "fa_days_per_100_quiet": ch["fa_days_per_100_quiet"], "fa_target": tuned["fa_target"],
                    "grids": grids}
-    write_tuned(paths.monitor_out / "thresholds.json", {k: getattr(cfg, k) for k in TUNED}, MODEL, dev_summary)
+    write_tuned(tuned_thresholds_path(paths.root), {k: getattr(cfg, k) for k in TUNED}, MODEL, dev_summary)
     set_thresholds_provenance(cfg, "tuned", tuned_description({"provenance": dev_summary}))
     tab = pd.DataFrame(tuned["table"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -342,7 +344,7 @@ ax.set_axis_off()
 ax.set_title("the same view rendered by ginga (off-screen PIL renderer)", fontsize=9)
 plt.show()
 if interactive:  # JupyterLab: pan, zoom and change cuts with ginga's bindings
-    from blobhelpers.blob.review import ginga_viewer
+    from blobhelpers.blob.detect.review import ginga_viewer
 
     viewer, widget = ginga_viewer(one.diff, shapes)
     display(widget)
@@ -381,5 +383,8 @@ metrics = {
     "seconds_per_day_median": summary["seconds_per_day_median"],
     "seconds_regression_total": round(t_reg, 1),
 }
-write_metrics("04_monitor", metrics)
+write_metrics(CARD, metrics)
 metrics_link("04_monitor")
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

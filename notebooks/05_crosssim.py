@@ -29,18 +29,17 @@
 # blob-free false-positive rate and the detection rate of blobs of fixed S/N as it grows.
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-crosssim = {"seed": 1, "n_quiet_diff": 4, "n_new_diff": 4, "n_quiet_series": 1, "n_new_series": 1,
-            "n_history": 30, "stress": {"n_per": 1, "snr": 6.0, "levels": {"gradient": [0, 3]},
-                                        "monitor_levels": {}, "monitor_n_per": 1}}
-monitor = {}
-difference = {"history": 30}
-dataset = {"test_cutouts": 5}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, crosssim, monitor, difference, dataset = stage_params('base', 'crosssim', 'monitor', 'difference', 'dataset')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
 import dataclasses
-import json
 import time
 
 import matplotlib.pyplot as plt
@@ -49,33 +48,37 @@ import pandas as pd
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from blobhelpers.blob import crosseval, crosssim as xsim
-from blobhelpers.blob.cnn import load_model, load_preprocessing
-from blobhelpers.blob.dataset import AMBIGUOUS_DEPTH, VISIBLE_DEPTH
-from blobhelpers.blob.datastage import diff_infos
-from blobhelpers.blob.fitsio import read_frame
-from blobhelpers.blob.figures import save_figure
-from blobhelpers.blob.injection import load_real_stamps
-from blobhelpers.blob.monitor import MonitorConfig, apply_tuned
+from blobhelpers.blob import crosssim as xsim
+from blobhelpers.blob.data.dataset import AMBIGUOUS_DEPTH, VISIBLE_DEPTH, split_cutouts
+from blobhelpers.blob.data.datastage import diff_infos
+from blobhelpers.blob.detect.monitor import MonitorConfig, apply_tuned
+from blobhelpers.blob.detect.monitor.tuning import tuned_thresholds_path
+from blobhelpers.blob.evaluate import crosseval
+from blobhelpers.blob.evaluate.figures import save_figure
+from blobhelpers.blob.io.fitsio import read_frame
+from blobhelpers.blob.learn.cnn import load_model, load_preprocessing
+from blobhelpers.blob.learn.registry import deployed_info, deployed_path
+from blobhelpers.blob.sections import CrossSimConfig, DatasetConfig, DifferenceConfig, StressConfig
+from blobhelpers.blob.sim.injection import load_real_stamps
+from blobhelpers.blob.stages.crosssim import CARD
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.parallel import ordered_map
 from blobhelpers.core.paths import write_json, write_text
-from blobhelpers.core.report import show_header, write_metrics, timing
+from blobhelpers.core.report import show_header, show_verdict, timing, write_metrics
 from blobhelpers.core.stats import format_rate
-from blobhelpers.blob.sections import CrossSimConfig, DatasetConfig, DifferenceConfig, StressConfig
 
 params = {"base": base, "crosssim": crosssim, "monitor": monitor}
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("05_crosssim", pipeline_run)
 PLOTS = paths.plots / "05_crosssim"
 PLOTS.mkdir(parents=True, exist_ok=True)
 show_header("Stage 05 — cross-simulator evaluation", params, ["base", "crosssim"])
 
-MODEL = paths.root / "models" / "best.keras"
-best_info = json.loads((paths.root / "models" / "best.json").read_text())
+MODEL = deployed_path(paths.root / "models")
+best_info = deployed_info(paths.root / "models")
 prep = load_preprocessing(MODEL)
 cfg = MonitorConfig.from_dict(monitor)
 cfg.threshold = float(best_info["val_threshold"])
-applied = apply_tuned(cfg, paths.root / "build" / "monitor" / "thresholds.json", MODEL)
+applied = apply_tuned(cfg, tuned_thresholds_path(paths.root), MODEL)
 det = cfg.detection()
 model = load_model(MODEL)
 display(Markdown(
@@ -88,7 +91,7 @@ display(Markdown(
 # held-out real shapes: the cutouts the data stage reserved for the test set (never trained on)
 stamps = load_real_stamps(paths.cutouts)
 n_held = DatasetConfig.from_dict(dataset).test_cutouts
-held_out = sorted(stamps)[-n_held:] if n_held else []  # the data stage's rule: the last names, sorted
+held_out = split_cutouts(stamps, n_held)[1]  # the data stage's rule
 templates = [np.asarray(stamps[n], float) for n in held_out] or None
 display(Markdown(f"Real cutout shapes used as templates of some cross-simulator blobs: {len(templates or [])} "
                  f"(the ones reserved for the test set: {', '.join(held_out) or 'none found'})."))
@@ -393,6 +396,9 @@ for k, v in summary.items():
         flat[k] = v
 flat.update({"threshold": cfg.threshold, "snr_min": cfg.snr_min, "representation": prep["representation"],
              "n_diff_images": len(rows), "n_series": len(srows)})
-write_metrics("05_crosssim", flat)
+write_metrics(CARD, flat)
 write_json(PLOTS / "details.json", summary)
 display(Markdown("Metrics: `metrics/05_crosssim.json`; per-case tables in `plots/05_crosssim/`."))
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

@@ -16,7 +16,7 @@
 #
 # WFC3 ISR 2021-08 reports, on its validation set, TPR 0.94 and TNR 0.88 at threshold 0.5. Those
 # rates were measured on subframes built the way the released code builds them
-# (`blobhelpers.blob.isrrecipe`): real blob cutouts **pasted** as squares over ISR-scaled
+# (`blobhelpers.blob.data.isrrecipe`): real blob cutouts **pasted** as squares over ISR-scaled
 # difference-image crops (1-5 per positive, intensity x U(0.5, 1.5)), each crop re-z-scored,
 # training crops from the left 75 % of the frame and validation crops from the right 25 %, the
 # same cutouts on both sides. The project's own recipe (stage 01) instead ADDS tapered blobs in
@@ -39,10 +39,13 @@
 # used to choose anything.
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-isr_recipe = {"n_train": 200, "n_val": 100, "n_test": 100, "models": {}}
-dataset = {"test_cutouts": 5}
-difference = {"clip_factor": 0.5, "border_rule": "symmetric"}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, isr_recipe, dataset, difference = stage_params('base', 'isr_recipe', 'dataset', 'difference')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
@@ -54,24 +57,27 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from blobhelpers.blob import isreval
-from blobhelpers.blob import isrrecipe as ir
-from blobhelpers.blob.anomaly import PatchPCAScorer
-from blobhelpers.blob.cnn import load_model, load_preprocessing, probabilities
-from blobhelpers.blob.datastage import diff_infos, load_dataset
-from blobhelpers.blob.fitsio import read_frame
-from blobhelpers.blob.scaling import apply_scaling, fill_bad
-from blobhelpers.blob.scoring import predict_logits, saliency, threshold_for_fpr
-from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig
-from blobhelpers.blob.training import TrainConfig, save_model, train_model
+from blobhelpers.blob.data import isrrecipe as ir
+from blobhelpers.blob.data.dataset import split_cutouts
+from blobhelpers.blob.data.datastage import diff_infos, load_dataset
+from blobhelpers.blob.evaluate import isreval
+from blobhelpers.blob.evaluate.scoring import threshold_for_fpr
+from blobhelpers.blob.io.fitsio import read_frame
+from blobhelpers.blob.learn.anomaly import PatchPCAScorer
+from blobhelpers.blob.learn.cnn import load_model, load_preprocessing, probabilities
+from blobhelpers.blob.learn.inference import predict_logits, saliency
+from blobhelpers.blob.learn.training import save_model, train_model
+from blobhelpers.blob.preprocess.scaling import apply_scaling, fill_bad
+from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig, TrainConfig
+from blobhelpers.blob.stages.isr_recipe import CARD
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.core.paths import write_text
 from blobhelpers.core.plotting import save_figure
-from blobhelpers.core.report import metrics_link, show_header, timing, write_metrics
+from blobhelpers.core.report import metrics_link, show_header, show_verdict, timing, write_metrics
 from blobhelpers.core.stats import format_rate, rate
 
 params = {"base": base, "isr_recipe": isr_recipe}
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("06_isr_recipe", pipeline_run)
 PLOTS = paths.plots / "06_isr_recipe"
 MODELS = paths.root / "models"
 OUT = paths.root / "build" / "isr_recipe"  # the ISR-recipe models (stage 02 owns models/)
@@ -93,7 +99,7 @@ t_stage = time.perf_counter()
 cut = ir.load_raw_cutouts(paths.cutouts)
 names = sorted(cut)
 n_held = DatasetConfig.from_dict(dataset).test_cutouts
-train_names, test_names = names[:len(names) - n_held], names[len(names) - n_held:]
+train_names, test_names = split_cutouts(names, n_held)  # the data stage's held-out rule
 days = {s: diff_infos(paths.diffs, paths.campaign, s) for s in ("train", "test")}
 
 
@@ -445,5 +451,8 @@ for row in anom_rows:
 details = {**flat, "recipe_x_test": table, "probes": prow, "anomaly_vs_cnn": anom_rows,
            "training": {n: {k: v for k, v in h.items() if k not in ("seconds", "samples_per_s")} for n, h in hists.items()},
            "stage_seconds": time.perf_counter() - t_stage}
-write_metrics("06_isr_recipe", details)
+write_metrics(CARD, details)
 metrics_link("06_isr_recipe")
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

@@ -24,9 +24,13 @@
 #   failures are "few matches / zero rms", the synthetic ones "large rms".
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-svm = {"labelled": "data/svm/svm_labeled_2021-07-28_dev.csv", "labelled_cat_encoding": "spacekit-2021",
-       "unlabelled": "data/svm/svm_unlabeled_2021-10-06.csv"}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, svm = stage_params('base', 'svm')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
@@ -38,12 +42,13 @@ from IPython.display import Markdown, display
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_text
 from blobhelpers.core.plotting import save_figure
-from blobhelpers.core.report import show_header, write_metrics
+from blobhelpers.core.report import show_header, show_verdict, write_metrics
 from blobhelpers.svm.evaluate import rate
 from blobhelpers.svm.features import encode_raw, read_features, sample_kind
 from blobhelpers.svm.prep import prep, write_visit
+from blobhelpers.svm.stages.prep import CARD
 
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("10_svm_prep", pipeline_run)
 DATA = paths.root / "data" / "svm"
 OUT = paths.root / "build" / "svm" / "prep"
 PLOTS = paths.plots / "10_svm_prep"
@@ -142,5 +147,8 @@ save_figure(fig, PLOTS / "real_vs_synthetic.png")
 plt.show()
 
 # %%
-write_metrics("10_svm_prep", metrics)
+write_metrics(CARD, metrics)
 display(Markdown(f"Metrics written to `metrics/10_svm_prep.json` ({len(metrics)} values)."))
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

@@ -36,12 +36,13 @@
 #   Wilson interval for the n distinct visits; ROC-AUC: Hanley-McNeil 95 % interval.
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-svm = {"labelled": "data/svm/svm_labeled_2021-07-28_dev.csv", "labelled_cat_encoding": "spacekit-2021",
-       "cv_splits": 3, "inner_splits": 2, "repeats": 1, "fa_target": 0.05, "selection": "roc_auc_real",
-       "reference": "gb_default", "importance_repeats": 1,
-       "models": {"gb_default": {"kind": "gb", "n_estimators": 20}, "logreg": {},
-                  "extra_trees": {"kind": "extra_trees", "n_estimators": 30}}}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, svm = stage_params('base', 'svm')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
@@ -54,33 +55,29 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_text
 from blobhelpers.core.plotting import save_figure
-from blobhelpers.core.report import show_header, write_metrics
-from blobhelpers.core.stats import format_rate
-from blobhelpers.core.stats import flag
-from blobhelpers.svm.evaluate import (
-    CRITERIA,
-    SELECTION,
-    calibration_table,
-    misclassified,
-    permutation_importance,
-    train_and_select,
-)
+from blobhelpers.core.report import show_header, show_verdict, write_metrics
+from blobhelpers.core.stats import flag, format_rate
+from blobhelpers.svm.evaluate import (CRITERIA, SELECTION, calibration_table, misclassified, permutation_importance,
+                                      train_and_select)
 from blobhelpers.svm.features import read_features, sample_kind
+from blobhelpers.svm.sections import SvmSection
+from blobhelpers.svm.stages.models import CARD
 
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("11_svm_models", pipeline_run)
 MODEL = paths.root / "build" / "svm" / "model"
 PLOTS = paths.plots / "11_svm_models"
 PLOTS.mkdir(parents=True, exist_ok=True)
 show_header("Stage 11 — SVM alignment models", {"base": base, "svm": svm}, ["base", "svm"])
 seed = int(base["seed"])
-fa = float(svm["fa_target"])
-crit = svm.get("selection", "roc_auc_real")
-df = read_features(paths.root / svm["labelled"], svm["labelled_cat_encoding"], require_label=True)
+S = SvmSection.from_dict(svm)  # the typed section: every value checked, one set of defaults
+fa = S.fa_target
+crit = S.selection
+df = read_features(paths.root / S.labelled, S.labelled_cat_encoding, require_label=True)
 kind = sample_kind(df)
 y = df["label"].to_numpy().astype(int)
 display(Markdown(f"{len(df)} labelled rows: {int((kind == 0).sum())} real aligned, **{int((kind == 1).sum())} real "
-                 f"misaligned**, {int((kind == 2).sum())} synthetic misaligned; {svm['cv_splits']} outer x "
-                 f"{svm['inner_splits']} inner grouped folds, {svm.get('repeats', 3)} fold seed(s); false-alarm target "
+                 f"misaligned**, {int((kind == 2).sum())} synthetic misaligned; {S.cv_splits} outer x "
+                 f"{S.inner_splits} inner grouped folds, {S.repeats} fold seed(s); false-alarm target "
                  f"{fa:.0%}; selection criterion: {CRITERIA[crit]} (`cat` read as {df.attrs['cat_encoding']}: "
                  f"{df.attrs['cat_encoding_note']})."))
 
@@ -115,7 +112,7 @@ write_text(PLOTS / "model_table.csv", table.to_csv(index=False))
 # ## Targets, the reference, and what did not help
 
 # %%
-ref = svm.get("reference", "gb_default")
+ref = S.reference
 rec, fal = sel["nested"]["real_misaligned"], sel["nested"]["false_alarm_real_aligned"]
 checks = {"real ROC-AUC >= 0.88": sel["roc_auc_real"] >= 0.88,
           "real recall >= 0.55 (nested)": rec["rate"] >= 0.55,
@@ -210,7 +207,7 @@ display(calibration_table(y[real], run.proba[best][0][real]).rename(columns={"ob
 # ## Feature importance of the deployed kind (held-out permutation: drop in ROC-AUC, first fold seed)
 
 # %%
-imp = permutation_importance(df, run.result(best, 0), seed, int(svm.get("importance_repeats", 3)))
+imp = permutation_importance(df, run.result(best, 0), seed, S.importance_repeats)
 display(imp.round(4))
 fig, ax = plt.subplots(figsize=(7, 4))
 imp.set_index("feature")[["auc_drop_real", "auc_drop_all"]].plot.barh(ax=ax)
@@ -246,7 +243,10 @@ for n, s in S.items():
             key = f"{key0}_{sec.replace('.', '')}_{what}"
             metrics.update({key: r["rate"], f"{key}_k": r["k"], f"{key}_lo": r["lo"], f"{key}_hi": r["hi"]})
     metrics[f"{key0}_fa_at_real_recall_0.8"] = s["fa_at_real_recall_0.8"]["rate"]
-write_metrics("11_svm_models", metrics)
+write_metrics(CARD, metrics)
 display(Markdown(f"Model saved to `build/svm/model` ({best}, threshold {res['model'].threshold:.4f}; held-out "
                  f"probabilities of every labelled row in `build/svm/model/cv_oof.csv`); metrics in "
                  f"`metrics/11_svm_models.json`."))
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

@@ -29,9 +29,13 @@
 #   `svm.labelled_cat_encoding` (a contradiction stops the stage).
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-svm = {"labelled": "data/svm/svm_labeled_2021-07-28_dev.csv", "labelled_cat_encoding": "spacekit-2021",
-       "unlabelled": "data/svm/svm_unlabeled_2021-10-06.csv"}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, svm = stage_params('base', 'svm')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 import numpy as np
@@ -39,15 +43,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from blobhelpers.core.config import ProjectPaths
-from blobhelpers.core.report import show_header, write_metrics
-from blobhelpers.core.stats import format_rate
-from blobhelpers.core.stats import flag, rate
+from blobhelpers.core.report import show_header, show_verdict, write_metrics
+from blobhelpers.core.stats import flag, format_rate, rate
 from blobhelpers.svm.features import detector_name, read_features
 from blobhelpers.svm.images import load_images, load_spacekit_model, spacekit_predict
 from blobhelpers.svm.models import load_model
 from blobhelpers.svm.predict import predict_file
+from blobhelpers.svm.stages.screen import CARD
 
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("12_svm_screen", pipeline_run)
 DATA = paths.root / "data" / "svm"
 OUT = paths.root / "build" / "svm" / "screen"
 show_header("Stage 12 — SVM screening", {"base": base, "svm": svm}, ["base", "svm"])
@@ -130,4 +134,7 @@ display(Markdown(
     f"at least half of the fold seeds): ours {metrics['samples12_ours_correct_held_out']} of 12 correct, "
     f"{metrics['samples12_real_misaligned_ours_flagged_held_out']} of the 3 real misalignments flagged. spacekit's "
     "released model has no held-out view on these visits."))
-write_metrics("12_svm_screen", metrics)
+write_metrics(CARD, metrics)
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

@@ -25,10 +25,13 @@
 #   against the real labelled data; spacekit's released model on the simulated renderings.
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-svm = {"labelled": "data/svm/svm_labeled_2021-07-28_dev.csv"}
-svm_sim = {"n_visits": 30, "size": 256, "detectors": ["ir", "uvis", "wfc", "hrc", "sbc"], "modes": ["stat", "stoc"],
-           "expos": ["all", "sub"], "shift_max": 0.8, "rot_max": 0.02, "threshold_px": 1.0, "min_matches": 1}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, svm, svm_sim = stage_params('base', 'svm', 'svm_sim')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
@@ -39,16 +42,17 @@ from IPython.display import Markdown, display
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_text
 from blobhelpers.core.plotting import save_figure
-from blobhelpers.svm.sections import SvmSimSection
-from blobhelpers.core.report import show_header, write_metrics
+from blobhelpers.core.report import show_header, show_verdict, write_metrics
 from blobhelpers.svm.corrupt import corrupt
 from blobhelpers.svm.features import read_features, sample_kind
 from blobhelpers.svm.images import load_images, load_spacekit_model, spacekit_predict
 from blobhelpers.svm.prep import prep
 from blobhelpers.svm.render import render
+from blobhelpers.svm.sections import SvmSimSection
 from blobhelpers.svm.simulate import DETECTOR_SPECS, SimConfig, simulate
+from blobhelpers.svm.stages.simulate import CARD
 
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("13_svm_simulate", pipeline_run)
 OUT = paths.root / "build" / "svm" / "sim"
 PLOTS = paths.plots / "13_svm_simulate"
 PLOTS.mkdir(parents=True, exist_ok=True)
@@ -129,4 +133,7 @@ for lab, r in tab.iterrows():
     metrics[f"spacekit_flagged_label{int(lab)}"] = float(r["flagged"])
 
 # %%
-write_metrics("13_svm_simulate", metrics)
+write_metrics(CARD, metrics)
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

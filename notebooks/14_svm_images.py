@@ -36,10 +36,13 @@
 # Finally spacekit's released model and ours are run on the 12 real image samples.
 
 # %% tags=["parameters"]
-base = {"seed": 0}
-svm = {"labelled": "data/svm/svm_labeled_2021-07-28_dev.csv", "labelled_cat_encoding": "spacekit-2021"}
-svm_images = {"n_splits": 3, "fa_target": 0.05, "epochs": 12, "inner_splits": 2, "models": ["tabular", "cnn2d", "stacked"],
-              "spacekit_epochs": 1, "tabular": "logreg"}
+from blobhelpers.core.config import stage_params
+
+# The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
+# params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
+# writes them under scratch/, see blobhelpers.core.scratch).
+base, svm, svm_images = stage_params('base', 'svm', 'svm_images')
+pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
 # %matplotlib inline
@@ -52,16 +55,16 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_text
 from blobhelpers.core.plotting import save_figure
-from blobhelpers.svm.sections import SvmImagesSection
-from blobhelpers.core.report import metrics_link, show_header, write_metrics
-from blobhelpers.core.stats import format_rate
-from blobhelpers.core.stats import flag
+from blobhelpers.core.report import metrics_link, show_header, show_verdict, write_metrics
+from blobhelpers.core.stats import flag, format_rate
 from blobhelpers.svm.ensemble import compare_models, fit_image_model, image_channels, metrics, side_by_side
 from blobhelpers.svm.features import is_synthetic, read_features, visit_of
 from blobhelpers.svm.images import load_images
 from blobhelpers.svm.models import build_model
+from blobhelpers.svm.sections import SvmImagesSection, SvmSection
+from blobhelpers.svm.stages.images import CARD
 
-paths = ProjectPaths.default()
+paths = ProjectPaths.for_stage("14_svm_images", pipeline_run)
 SIM = paths.root / "build" / "svm" / "sim"
 OUT = paths.root / "build" / "svm" / "image_model"
 PLOTS = paths.plots / "14_svm_images"
@@ -71,7 +74,8 @@ seed = int(base["seed"])
 img_p = SvmImagesSection.from_dict(svm_images)
 fa = img_p.fa_target
 TAB = img_p.tabular
-tab_params = {k: v for k, v in (svm.get("models", {}) or {}).get(TAB, {}).items() if k != "kind"}  # stage 11's
+S = SvmSection.from_dict(svm)
+tab_params = {k: v for k, v in (S.models or {}).get(TAB, {}).items() if k != "kind"}  # stage 11's
 
 # %%
 table = pd.read_csv(SIM / "sim_labelled.csv")
@@ -186,11 +190,11 @@ final.save(OUT)
 
 real_imgs = np.load(paths.root / "data" / "svm" / "images" / "svm_images_12.npz", allow_pickle=False)
 real = read_features(paths.root / "data" / "svm" / "images" / "svm_images_12.csv",
-                     svm.get("labelled_cat_encoding", "spacekit-2021"), require_label=True)
+                     S.labelled_cat_encoding, require_label=True)
 order = {str(i): k for k, i in enumerate(real_imgs["index"])}
 real = real[real["index"].astype(str).isin(order)].reset_index(drop=True)
 rimg = real_imgs["images"][[order[str(i)] for i in real["index"]]].astype(np.float32)
-lab = read_features(paths.root / svm["labelled"], svm.get("labelled_cat_encoding", "spacekit-2021"), require_label=True)
+lab = read_features(paths.root / S.labelled, S.labelled_cat_encoding, require_label=True)
 lab = lab[~visit_of(lab["index"]).isin(set(visit_of(real["index"])))]
 tab_model = build_model(TAB, {"kind": TAB, **tab_params}, seed)
 tab_model.fit(lab, lab["label"].to_numpy(int), np.where(is_synthetic(lab["index"]), 2, lab["label"]))
@@ -215,5 +219,8 @@ for name, r in res.items():
 for c in [c for c in sbs.columns if c.startswith("p_")]:
     tag = "_in_sample" if "in-sample" in c else ""
     out[f"real12_{c[2:].split(' ')[0]}_correct_at_0.5{tag}"] = int((flag(sbs[c], 0.5).astype(int) == sbs["label"]).sum())
-write_metrics("14_svm_images", out)
+write_metrics(CARD, out)
 metrics_link("14_svm_images")
+
+# %%
+show_verdict(CARD)  # the verdict box, read back from the metrics files (the HTML report shows it first)

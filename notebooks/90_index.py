@@ -31,12 +31,14 @@
 # SVM products*: the SVM image stage's simulated visits.
 
 # %%
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, display
 
 from blobhelpers.article import CITATION, FIGURES, claims, claims_table_html, figure_html
+from blobhelpers.blob.stages import crosssim, data_prep, evaluate, isr_recipe, monitor, train
 from blobhelpers.core.index import collect, index_table
 from blobhelpers.core.paths import project_root
 from blobhelpers.core.report import show_header
+from blobhelpers.svm.stages import images, models, prep, screen, simulate
 
 root = project_root()
 display(HTML(f'<p class="bh-src">Citation: {CITATION}.</p>'))
@@ -87,7 +89,9 @@ for fig in FIGURES:
 # draws the stages' declared plots offline.
 
 # %%
-entries = collect(root / "reports", root / "metrics")
+CARDS = [m.CARD for m in (data_prep, train, evaluate, monitor, crosssim, isr_recipe, prep, models, screen, simulate,
+                          images)]
+entries = collect(root / "reports", root / "metrics", CARDS)
 display(HTML(index_table(entries)))
 
 # %%

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from blobhelpers.blob.shapes import BlobShape, render
+from blobhelpers.blob.sim.shapes import BlobShape, render
 
 
 def frames_with_new_blob(camp, n_frames, blob):

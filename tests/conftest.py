@@ -29,14 +29,14 @@ def cutouts_path() -> Path:
 
 @pytest.fixture(scope="session")
 def small_config():
-    from blobhelpers.blob.campaign import CampaignConfig
+    from blobhelpers.blob.sections import CampaignConfig
 
     return CampaignConfig(n_frames=9, n_existing=80, new_blob_rate=1.5, start_date="2024-03-01T02:00:00")
 
 
 @pytest.fixture(scope="session")
 def campaign_dir(tmp_path_factory, small_config) -> Path:
-    from blobhelpers.blob.campaign import simulate_campaign
+    from blobhelpers.blob.sim.campaign import simulate_campaign
 
     out = tmp_path_factory.mktemp("campaign")
     simulate_campaign(out, small_config, seed=7, progress=False)
@@ -45,14 +45,14 @@ def campaign_dir(tmp_path_factory, small_config) -> Path:
 
 @pytest.fixture(scope="session")
 def campaign(small_config):
-    from blobhelpers.blob.campaign import Campaign
+    from blobhelpers.blob.sim.campaign import Campaign
 
     return Campaign(small_config, seed=7)
 
 
 @pytest.fixture(scope="session")
 def diff_dir(tmp_path_factory, campaign_dir) -> Path:
-    from blobhelpers.blob.datastage import build_differences
+    from blobhelpers.blob.data.datastage import build_differences
 
     out = tmp_path_factory.mktemp("diffs")
     build_differences([campaign_dir / "frames"], out, history=5, test_fraction=0.34, campaign_dir=campaign_dir,
@@ -68,8 +68,8 @@ def rng():
 @pytest.fixture(scope="session")
 def easy_datasets(tmp_path_factory, diff_dir, campaign_dir, cutouts_path):
     """Train/val/test recipes with strong blobs only (depth 8-25 %): an easy set."""
-    from blobhelpers.blob.injection import InjectionConfig
-    from blobhelpers.blob.datastage import build_datasets, load_dataset
+    from blobhelpers.blob.sections import InjectionConfig
+    from blobhelpers.blob.data.datastage import build_datasets, load_dataset
 
     out = tmp_path_factory.mktemp("easy")
     build_datasets(diff_dir, cutouts_path, out, seed=3, n_train=300, n_val=100, n_test=60,
@@ -82,7 +82,8 @@ def easy_datasets(tmp_path_factory, diff_dir, campaign_dir, cutouts_path):
 @pytest.fixture(scope="session")
 def trained_tiny(easy_datasets, tmp_path_factory):
     """A small model trained for a few epochs on the easy set, saved as .keras."""
-    from blobhelpers.blob.training import TrainConfig, save_model, train_model
+    from blobhelpers.blob.learn.training import save_model, train_model
+    from blobhelpers.blob.sections import TrainConfig
 
     cfg = TrainConfig(architecture="tiny", recipe="adamw_cosine", epochs=6, batch_size=25, learning_rate=0.01,
                       representation="residual")

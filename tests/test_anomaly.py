@@ -1,4 +1,4 @@
-"""PatchPCAScorer: an unsupervised blob score fitted on blob-free tiles only (blobhelpers.blob.anomaly)."""
+"""PatchPCAScorer: an unsupervised blob score fitted on blob-free tiles only (blobhelpers.blob.learn.anomaly)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from blobhelpers.blob.anomaly import PatchPCAScorer
+from blobhelpers.blob.learn.anomaly import PatchPCAScorer
 
 N = 256
 YY, XX = np.mgrid[0:N, 0:N].astype(np.float32)
@@ -151,7 +151,7 @@ def test_fit_is_deterministic_and_subsamples(data):
 
 
 def test_nan_and_already_residual(data, scorer):
-    from blobhelpers.blob.scaling import residual
+    from blobhelpers.blob.preprocess.scaling import residual
 
     _, neg, pos, _ = data
     tiles = np.concatenate([pos[:2], neg[:2]]).copy()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from blobhelpers.blob.shapes import BlobShape, render
-from blobhelpers.blob.classify import SCHEMA_KEYS, classify_file
+from blobhelpers.blob.sim.shapes import BlobShape, render
+from blobhelpers.blob.detect.classify import SCHEMA_KEYS, classify_file
 
 
 def _diff_with_blob(path, x, y, shape=(1024, 1024), depth=0.15, seed=0, sci=False):

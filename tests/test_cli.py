@@ -99,8 +99,8 @@ def test_commands_print_no_tensorflow_startup_lines(tmp_path):
     """TensorFlow 2.21 logs "oneDNN custom operations are on ..." and absl's "All log messages before
     absl::InitializeLog() ..." while it loads, whatever TF_CPP_MIN_LOG_LEVEL says: no command shows them
     (``blobhelpers``, ``python -m blobhelpers``, ``python -m blobhelpers.svm``), and an error still shows."""
-    from blobhelpers.blob.cnn import build_model
-    from blobhelpers.blob.training import save_model
+    from blobhelpers.blob.learn.cnn import build_model
+    from blobhelpers.blob.learn.training import save_model
     from blobhelpers.svm.features import sample_kind
     from blobhelpers.svm.models import build_model as build_svm_model
     from svm_toy import toy

@@ -3,13 +3,15 @@
 import numpy as np
 import pytest
 
-from blobhelpers.blob import crosseval, crosssim
-from blobhelpers.blob.detection import DetectionConfig
+from blobhelpers.blob.evaluate import crosseval
+
+from blobhelpers.blob import crosssim
+from blobhelpers.blob.detect.detection import DetectionConfig
 
 
 @pytest.fixture(scope="module")
 def untrained():
-    from blobhelpers.blob.cnn import build_model
+    from blobhelpers.blob.learn.cnn import build_model
 
     return build_model("tiny", seed=0)
 

@@ -1,4 +1,4 @@
-"""Tests of the independent cross-simulator (blobhelpers/blob/crosssim.py) against its spec.
+"""Tests of the independent cross-simulator (blobhelpers/blob/crosssim/simulator.py) against its spec.
 
 The module is loaded from its file, so that these tests neither import nor depend on the
 rest of the package (the simulator must stay independent of the project's own code).
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-_PATH = Path(__file__).resolve().parents[1] / "blobhelpers" / "blob" / "crosssim.py"
+_PATH = Path(__file__).resolve().parents[1] / "blobhelpers" / "blob" / "crosssim" / "simulator.py"
 
 
 def _load():

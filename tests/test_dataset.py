@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from blobhelpers.blob.augment import augment, dihedral
-from blobhelpers.blob.dataset import Recipe, median_membership
+from blobhelpers.blob.preprocess.augment import augment, dihedral
+from blobhelpers.blob.data.dataset import Recipe, median_membership
 from blobhelpers.core.errors import InputError
-from blobhelpers.blob.injection import InjectionConfig
-from blobhelpers.blob.datastage import build_datasets, diff_infos, load_dataset, read_diff_table
+from blobhelpers.blob.sections import InjectionConfig
+from blobhelpers.blob.data.datastage import build_datasets, diff_infos, load_dataset, read_diff_table
 
 
 @pytest.fixture(scope="module")

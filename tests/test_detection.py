@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from blobhelpers.blob.classify import classify_image
-from blobhelpers.blob.detection import DetectionConfig, detect_candidates, screen, select, valid_mask
-from blobhelpers.blob.scaling import residual
-from blobhelpers.blob.shapes import BlobShape, render
+from blobhelpers.blob.detect.classify import classify_image
+from blobhelpers.blob.detect.detection import DetectionConfig, detect_candidates, screen, select, valid_mask
+from blobhelpers.blob.preprocess.scaling import residual
+from blobhelpers.blob.sim.shapes import BlobShape, render
 
 SIGMA = 0.02
 
@@ -23,7 +23,7 @@ def _dipole(img, x, y, r=6.0, depth=0.2, shift=0.5):
 
 @pytest.fixture(scope="module")
 def untrained():
-    from blobhelpers.blob.cnn import build_model
+    from blobhelpers.blob.learn.cnn import build_model
 
     return build_model("tiny", seed=0)
 

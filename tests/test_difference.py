@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from blobhelpers.blob.shapes import BlobShape, render
-from blobhelpers.blob.difference import (blob_difference, difference_from_files, estimate_shift, median_stack,
+from blobhelpers.blob.sim.shapes import BlobShape, render
+from blobhelpers.blob.preprocess.difference import (blob_difference, difference_from_files, estimate_shift, median_stack,
                                     normalize, order_frames)
 from blobhelpers.core.errors import InputError
 
@@ -46,7 +46,7 @@ def test_estimate_shift_recovers_known_shift(small_config):
     """Real simulated frames (noise, hot pixels, CRs...) with a steady history and a known jump."""
     from dataclasses import replace
 
-    from blobhelpers.blob.campaign import Campaign
+    from blobhelpers.blob.sim.campaign import Campaign
 
     camp = Campaign(replace(small_config, shift_sigma=0.0, jump_fraction=0.0), seed=21)
     stack = median_stack([normalize(camp.frame(i)[0]) for i in range(5)])
@@ -60,7 +60,7 @@ def _full_image_shift(stack, current, sigma=1.5, iterations=5, margin=16, grad_q
     """The registration fit written the plain way: the whole stack shifted every iteration."""
     from scipy import ndimage
 
-    from blobhelpers.blob.difference import _blob_pattern, _valid_mask
+    from blobhelpers.blob.preprocess.difference import _blob_pattern, _valid_mask
 
     s_fill, c_fill = _blob_pattern(stack), _blob_pattern(np.where(np.isfinite(current), current, stack))
     B = ndimage.gaussian_filter(s_fill, sigma)
@@ -91,7 +91,7 @@ def _full_image_shift(stack, current, sigma=1.5, iterations=5, margin=16, grad_q
 def test_estimate_shift_is_the_full_image_fit_bit_for_bit(small_config):
     """The fit evaluates the shifted stack only where it needs it; the shift must be exactly the
     one of the plain full-image fit (every difference image, and so every result, depends on it)."""
-    from blobhelpers.blob.campaign import Campaign
+    from blobhelpers.blob.sim.campaign import Campaign
 
     camp = Campaign(small_config, seed=8)
     stack = median_stack([normalize(camp.frame(i)[0]) for i in range(6)])
@@ -161,7 +161,7 @@ def test_median_stack_of_nothing_is_a_clear_error():
 
 
 def test_block_medians_equal_numpy_medians(rng):
-    from blobhelpers.blob.difference import block_medians
+    from blobhelpers.blob.preprocess.difference import block_medians
 
     img = rng.normal(1.0, 0.02, (128, 96)).astype(np.float32)
     img[rng.random(img.shape) < 0.05] = 1.0  # ties
@@ -178,7 +178,7 @@ def test_block_medians_equal_numpy_medians(rng):
 def test_median3x3_equals_scipy_median_filter(rng):
     from scipy import ndimage
 
-    from blobhelpers.blob.difference import median3x3
+    from blobhelpers.blob.preprocess.difference import median3x3
 
     for shape in ((64, 80), (5, 3), (3, 3)):
         a = rng.normal(size=shape).astype(np.float32)

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from blobhelpers.blob.scoring import rates, saliency, strata_table, threshold_for_fpr, wilson
+from blobhelpers.blob.evaluate.scoring import rates, strata_table, threshold_for_fpr, wilson
+
+from blobhelpers.blob.learn.inference import saliency
 
 
 def test_wilson_interval():
@@ -64,9 +66,9 @@ def test_saliency_peaks_on_an_injected_blob(trained_tiny, easy_datasets):
 
 
 def test_campaign_events_scores_tiles_and_skips_known_blobs():
-    from blobhelpers.blob.dataset import DiffInfo
-    from blobhelpers.blob.scaling import ScaleParams
-    from blobhelpers.blob.scoring import campaign_events, campaign_summary
+    from blobhelpers.blob.data.dataset import DiffInfo
+    from blobhelpers.blob.preprocess.scaling import ScaleParams
+    from blobhelpers.blob.evaluate.scoring import campaign_events, campaign_summary
 
     sp = ScaleParams(0, 1, 0, 1, 0, 0, 1, 0.5)
     # x, y, radius, residual depth, frame of appearance

@@ -3,7 +3,7 @@ import pytest
 from scipy import ndimage
 
 from blobhelpers.core.errors import InputError
-from blobhelpers.blob.injection import add_stamp, load_real_stamps, make_stamp, prepare_real_stamp, taper
+from blobhelpers.blob.sim.injection import add_stamp, load_real_stamps, make_stamp, prepare_real_stamp, taper
 
 
 def test_taper_is_one_inside_and_zero_at_rim():

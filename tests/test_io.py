@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 
 from blobhelpers.core.errors import InputError
-from blobhelpers.blob.fitsio import frame_time, read_frame, to_full_frame, write_image
+from blobhelpers.blob.io.fitsio import frame_time, read_frame, to_full_frame, write_image
 
 
 def _write(path, data, ext=False, header=None):
@@ -135,6 +135,6 @@ def test_frame_reports_reader_path_unit_and_masks(tmp_path):
     # a plain image whose name looks like a product is still a plain image
     assert read_frame(_write(tmp_path / "x_raw.fits", data)).layout == "plain"
     # Frame keeps working when built by hand (new fields have defaults)
-    from blobhelpers.blob.fitsio import Frame
+    from blobhelpers.blob.io.fitsio import Frame
 
     assert Frame(data, fits.Header(), tmp_path / "m.fits", 0).mask_counts == {}

@@ -1,12 +1,12 @@
-"""The ISR recipe (blobhelpers.blob.isrrecipe): pasted cutouts, re-z-scored crops, the released code's ranges."""
+"""The ISR recipe (blobhelpers.blob.data.isrrecipe): pasted cutouts, re-z-scored crops, the released code's ranges."""
 
 import numpy as np
 import pytest
 
-from blobhelpers.blob import isrrecipe as ir
-from blobhelpers.blob import isreval
-from blobhelpers.blob.dataset import DiffInfo
-from blobhelpers.blob.scaling import ScaleParams
+from blobhelpers.blob.data import isrrecipe as ir
+from blobhelpers.blob.evaluate import isreval
+from blobhelpers.blob.data.dataset import DiffInfo
+from blobhelpers.blob.preprocess.scaling import ScaleParams
 from blobhelpers.core.errors import InputError
 
 

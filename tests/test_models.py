@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from blobhelpers.core.errors import InputError
-from blobhelpers.blob.cnn import MODELS, build_model, load_model, probabilities
+from blobhelpers.blob.learn.cnn import MODELS, build_model, load_model, probabilities
 
 
 @pytest.mark.parametrize("name, n_params", [("isr2021", 528_098), ("deepwfc3", 8_392_418), ("blobnet", 64_674)])
@@ -50,7 +50,7 @@ def test_load_model_errors(tmp_path):
 
 def test_blobnet_width_default_and_narrower():
     """width=None is the model of before (same parameter count); width=8 is narrower; only blobnet has one."""
-    from blobhelpers.blob.cnn import model_width
+    from blobhelpers.blob.learn.cnn import model_width
 
     default, explicit, narrow = build_model("blobnet"), build_model("blobnet", width=16), build_model("blobnet", width=8)
     assert default.count_params() == explicit.count_params() == 64_674
@@ -67,8 +67,9 @@ def test_blobnet_width_default_and_narrower():
 def test_width_8_model_saves_and_loads(tmp_path):
     import json
 
-    from blobhelpers.blob.cnn import load_preprocessing
-    from blobhelpers.blob.training import TrainConfig, save_model
+    from blobhelpers.blob.learn.cnn import load_preprocessing
+    from blobhelpers.blob.learn.training import save_model
+    from blobhelpers.blob.sections import TrainConfig
 
     assert TrainConfig.from_dict({"width": 8}).width == 8 and TrainConfig().width is None
     m = build_model("blobnet", seed=2, width=8)
@@ -92,8 +93,8 @@ def test_saved_model_bytes_are_identical_across_processes(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from blobhelpers.blob.cnn import build_model; "
-            "from blobhelpers.blob.training import save_model; "
+    code = ("import sys; from blobhelpers.blob.learn.cnn import build_model; "
+            "from blobhelpers.blob.learn.training import save_model; "
             "save_model(build_model('tiny', seed=3), sys.argv[1], 'tiny')")
     outs = []
     for k in range(2):
@@ -101,6 +102,6 @@ def test_saved_model_bytes_are_identical_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(p)], check=True, capture_output=True, timeout=300)
         outs.append(p.read_bytes())
     assert outs[0] == outs[1]
-    from blobhelpers.blob.cnn import load_model
+    from blobhelpers.blob.learn.cnn import load_model
 
     assert load_model(tmp_path / "m0.keras").count_params() == 1410

@@ -12,12 +12,13 @@ import pytest
 
 from blob_frames import frames_with_new_blob
 from blobhelpers.cli import main
-from blobhelpers.blob.fitsio import write_image
+from blobhelpers.blob.io.fitsio import write_image
 from blobhelpers.core.errors import InputError
-from blobhelpers.blob.monitor import (EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog,
+from blobhelpers.blob.detect.monitor import (EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog,
                                  confirm, run_monitor)
-from blobhelpers.blob.detection import detect_candidates
-from blobhelpers.blob.campaign import Campaign, CampaignConfig
+from blobhelpers.blob.detect.detection import detect_candidates
+from blobhelpers.blob.sim.campaign import Campaign
+from blobhelpers.blob.sections import CampaignConfig
 
 BLOB = (612.0, 401.0, 7.0, 0.12)  # x, y, radius, depth of the blob that appears in the last frame
 
@@ -127,7 +128,7 @@ def test_corrupt_history_frame_is_skipped_with_warning(frames, trained_tiny, tmp
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 3])  # truncated FITS: header fine, data missing
     (work / "notes.fits").write_text("not a fits file")
-    with caplog.at_level(logging.WARNING, logger="blobhelpers.blob.monitor"):
+    with caplog.at_level(logging.WARNING, logger="blobhelpers.blob.detect.monitor"):
         recs = run_monitor([work], trained_tiny[2], tmp_path / "o", _cfg(), known_csv, html=False)
     assert recs and recs[0]["new_blob"]
     skipped = {s["file"] for s in recs[0]["skipped_frames"]}
@@ -157,7 +158,7 @@ def test_log_rejects_corrupt_lines(tmp_path):
 def _fake_regression():
     """Three monitored days: a quiet day with a weak-CNN false candidate, an event day whose blob
     has S/N 5.0, and a quiet day with a strong false candidate next to a bright transient."""
-    from blobhelpers.blob.regression import RegressionResult
+    from blobhelpers.blob.evaluate.regression import RegressionResult
 
     def cand(snr, p, neg, truth, tid=None):
         c = {"snr": snr, "probability": p, "neg_snr": neg, "depth": 0.04, "truth": truth}
@@ -175,7 +176,7 @@ def _fake_regression():
 
 
 def test_tune_thresholds_picks_the_best_setting_within_the_false_alarm_budget():
-    from blobhelpers.blob.regression import tune_thresholds
+    from blobhelpers.blob.evaluate.regression import tune_thresholds
 
     res = _fake_regression()
     out = tune_thresholds(res, [4.5, 5.5], [0.5, 0.9], [8.0, 1000.0], min_depth=0.03, fa_target=50.0)
@@ -206,7 +207,7 @@ def test_tune_thresholds_too_few_quiet_days_keeps_the_best_detection_among_the_f
     """With 2 quiet days a target of 1 per 100 cannot be met even by zero false-alarm days; the
     choice must still be the best detection among the settings with the fewest false alarms (not
     the first such setting of the grid) and say that the target was not met."""
-    from blobhelpers.blob.regression import tune_thresholds
+    from blobhelpers.blob.evaluate.regression import tune_thresholds
 
     res = _fake_regression()
     out = tune_thresholds(res, [5.5, 4.5], [0.5, 0.9], [8.0, 1000.0], min_depth=0.03, fa_target=1.0)
@@ -221,7 +222,7 @@ def test_tune_thresholds_too_few_quiet_days_keeps_the_best_detection_among_the_f
 
 def test_tuned_thresholds_apply_only_to_their_model(tmp_path):
     from blobhelpers.core.errors import InputError
-    from blobhelpers.blob.monitor import apply_tuned, read_tuned, write_tuned
+    from blobhelpers.blob.detect.monitor import apply_tuned, read_tuned, write_tuned
 
     model = tmp_path / "m.keras"
     model.write_bytes(b"model A")
@@ -300,7 +301,7 @@ def test_process_many_in_threads_equals_one_by_one(frames, trained_tiny, tmp_pat
 
 def test_known_catalog_match_uses_each_blobs_own_radius_plus_the_margin():
     """A candidate on the rim of a large known blob is that blob, not a new one; near a small one it is new."""
-    from blobhelpers.blob.monitor import KnownCatalog
+    from blobhelpers.blob.detect.monitor import KnownCatalog
 
     cat = KnownCatalog([{"id": 0, "x": 100.0, "y": 100.0, "radius": 20.0},
                         {"id": 1, "x": 300.0, "y": 300.0, "radius": 1.0},

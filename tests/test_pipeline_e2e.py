@@ -143,6 +143,28 @@ def test_dvc_pull_then_repro_tiny_profile(clean_copy):
     # Nothing changed: a second repro reruns nothing.
     out = sh([*dvc, "repro"], repo, env).stdout
     assert "Running stage" not in out
+
+    # A stage notebook run by hand, as JupyterLab runs it (no injected parameters, the notebooks folder as
+    # the working folder), reads params.yaml and the real upstream results, and writes only under scratch/.
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "outputs of the tiny pipeline"], repo, env)
+    committed = (repo / "metrics" / "03_evaluate.json").read_bytes()
+    import jupytext
+    import papermill
+
+    from blobhelpers.core.report import _kernel_name
+
+    built = repo / "build" / "by_hand.ipynb"
+    jupytext.write(jupytext.read(repo / "notebooks" / "03_evaluate.py"), built)
+    papermill.execute_notebook(str(built), str(built), kernel_name=_kernel_name(), cwd=str(repo / "notebooks"),
+                               progress_bar=False)
+    assert sh(["git", "status", "--porcelain"], repo, env).stdout == ""
+    assert "up to date" in sh([*dvc, "status"], repo, env).stdout
+    assert (repo / "metrics" / "03_evaluate.json").read_bytes() == committed
+    scratch = json.loads((repo / "scratch" / "03_evaluate" / "metrics" / "03_evaluate.json").read_text())
+    assert scratch["n_test"] == ev["n_test"]  # the same params.yaml as the pipeline
+    assert (repo / "scratch" / "03_evaluate" / "models").is_symlink()  # upstream results: the real ones
+
     # Changing a parameter the stage uses makes it stale.
     params = (repo / "params.yaml").read_text().replace("n_test: 24", "n_test: 20")
     (repo / "params.yaml").write_text(params)

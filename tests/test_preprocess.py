@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from astropy.visualization import ZScaleInterval
 
-from blobhelpers.blob.scaling import (apply_scaling, border_mask, extract_tiles, fill_bad, scale_image,
+from blobhelpers.blob.preprocess.scaling import (apply_scaling, border_mask, extract_tiles, fill_bad, scale_image,
                                     scaling_params, tile_origins, zscale)
 
 

@@ -14,13 +14,14 @@ from astropy.io import fits
 from regions import CirclePixelRegion, RectanglePixelRegion, Regions
 
 from blob_frames import frames_with_new_blob
-from blobhelpers.blob.campaign import Campaign, CampaignConfig
-from blobhelpers.blob.classify import classify_file
-from blobhelpers.blob.fitsio import frame_time, read_frame, write_image
-from blobhelpers.blob.monitor import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog
-from blobhelpers.blob.monitor import run_monitor
-from blobhelpers.blob.products import monitor_header, read_regions, record_image, record_shapes, save_products
-from blobhelpers.blob.scaling import tile_origins
+from blobhelpers.blob.sim.campaign import Campaign
+from blobhelpers.blob.sections import CampaignConfig
+from blobhelpers.blob.detect.classify import classify_file
+from blobhelpers.blob.io.fitsio import frame_time, read_frame, write_image
+from blobhelpers.blob.detect.monitor import EXIT_NEW_BLOB, EXIT_NOTHING_NEW, KnownCatalog, Monitor, MonitorConfig, MonitorLog
+from blobhelpers.blob.detect.monitor import run_monitor
+from blobhelpers.blob.detect.products import monitor_header, read_regions, record_image, record_shapes, save_products
+from blobhelpers.blob.preprocess.scaling import tile_origins
 from blobhelpers.cli import main
 
 BLOB = (612.0, 401.0, 7.0, 0.12)  # x, y, radius, depth of the blob that appears in the last frame
@@ -338,7 +339,7 @@ def _png(path):
 
 
 def test_review_without_display_writes_the_png(monitor_run, tmp_path, monkeypatch, capsys):
-    from blobhelpers.blob.review import load_review, render_ginga
+    from blobhelpers.blob.detect.review import load_review, render_ginga
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

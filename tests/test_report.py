@@ -188,6 +188,7 @@ def test_tables_read_as_a_person_expects():
 
 
 def test_verdict_box_reads_the_metrics_files(tmp_path):
+    from blobhelpers.blob.stages.monitor import CARD
     from blobhelpers.core.verdicts import verdict_box_html
 
     (tmp_path / "details").mkdir()
@@ -197,12 +198,12 @@ def test_verdict_box_reads_the_metrics_files(tmp_path):
     (tmp_path / "details" / "04_monitor.json").write_text(json.dumps({
         "detection_deeper_3pct": {"k": 5, "n": 10, "rate": 0.5, "lo": 0.237, "hi": 0.763},
         "false_alarm_days": {"k": 0, "n": 107, "lo": 0.0, "hi": 0.0347}, "campaign": {"n_quiet_days": 107}}))
-    html = verdict_box_html("04_monitor", tmp_path)
+    html = verdict_box_html(CARD, tmp_path)
     assert "own simulator (in-distribution)" in html
     assert "5/10" in html and "0.237-0.763" in html and "not met" in html  # 0.5 < 0.95
     assert "0/107" in html and "0-3.47" in html
     assert "Targets met: 2 of 3" in html
-    assert verdict_box_html("04_monitor", tmp_path / "none") == ""
+    assert verdict_box_html(CARD, tmp_path / "none") == ""
 
 
 def test_row_numbers_of_a_filtered_table_are_not_shown():

@@ -11,7 +11,9 @@ import nbformat
 import pytest
 import yaml
 
-from blobhelpers.core.index import collect, headline, index_table, report_title, verdict
+from blobhelpers.blob.stages import evaluate, train
+from blobhelpers.core.headlines import headline
+from blobhelpers.core.index import collect, index_table, report_title
 from blobhelpers.core.report import clean_for_report, notebook_parameters, relative_paths, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +138,7 @@ def test_index_lists_every_report_with_metrics_and_verdict(tmp_path):
     (tmp_path / "reports" / "index.html").write_text("<h1>Index</h1>")
     (tmp_path / "metrics" / "03_evaluate.json").write_text(json.dumps(
         {"best": "b", "b_test_auc": 0.96, "b_tval_tpr": 0.9, "b_tval_fpr": 0.05, "stage_seconds": 99.0}))
-    entries = collect(tmp_path / "reports", tmp_path / "metrics")
+    entries = collect(tmp_path / "reports", tmp_path / "metrics", [evaluate.CARD, train.CARD])
     assert [e.stem for e in entries] == ["03_evaluate", "99_new"]
     e = entries[0]
     assert e.title == "Stage 03 — eval" and e.report == "03_evaluate.html"
@@ -145,8 +147,8 @@ def test_index_lists_every_report_with_metrics_and_verdict(tmp_path):
     assert entries[1].verdict == "no metrics."
     table = index_table(entries)
     assert '<a href="03_evaluate.html">' in table and '<a href="99_new.html">' in table
-    assert verdict("03_evaluate", {"verdict": "all good"}) == "all good"
-    assert headline("02_train", {"best": "m", "m_val_auc": 0.9, "x_val_auc": 0.5, "m_train_seconds": 3}) == \
+    assert evaluate.CARD.sentence({"verdict": "all good"}) == "all good"
+    assert headline(train.CARD.headlines, {"best": "m", "m_val_auc": 0.9, "x_val_auc": 0.5, "m_train_seconds": 3}) == \
         [("best", "m"), ("m_val_auc", 0.9), ("x_val_auc", 0.5)]
     assert report_title("<p>none</p>", "fallback") == "fallback"
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from blobhelpers.blob.monitor import KnownCatalog
-from blobhelpers.blob.review import overlay_shapes, render_ginga, review_figure
+from blobhelpers.blob.detect.monitor import KnownCatalog
+from blobhelpers.blob.detect.review import overlay_shapes, render_ginga, review_figure
 
 
 def test_overlay_geometry_and_ginga_render(rng):

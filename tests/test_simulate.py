@@ -4,7 +4,8 @@ import pytest
 from astropy.io import fits
 
 from blobhelpers.core.errors import InputError
-from blobhelpers.blob.campaign import Campaign, CampaignConfig
+from blobhelpers.blob.sim.campaign import Campaign
+from blobhelpers.blob.sections import CampaignConfig
 
 
 def test_same_seed_same_campaign_different_seed_differs(small_config):
@@ -64,7 +65,7 @@ def test_blobs_are_shifted_with_the_frame(campaign):
 
 
 def test_difference_has_heavy_tails(campaign):
-    from blobhelpers.blob.difference import blob_difference
+    from blobhelpers.blob.preprocess.difference import blob_difference
 
     frames = [campaign.frame(i)[0] for i in range(6)]
     d = blob_difference(frames[:5], frames[5], register=False).data[50:-50, 50:-50]

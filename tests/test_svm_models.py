@@ -7,8 +7,8 @@ from sklearn.preprocessing import PowerTransformer
 
 from blobhelpers.core.errors import InputError
 from blobhelpers.core.stats import flag
-from blobhelpers.svm.evaluate import (assert_grouped, cross_validate, grouped_folds, misclassified, real_threshold,
-                                      summarize, train_and_select)
+from blobhelpers.svm.evaluate import cross_validate, misclassified, real_threshold, summarize, train_and_select
+from blobhelpers.svm.folds import assert_grouped, grouped_folds
 from blobhelpers.svm.features import CONTINUOUS, engineer, read_features, sample_kind, visit_of
 from blobhelpers.svm.models import build_model, design_matrix, load_model, yeo_johnson
 from svm_toy import toy

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from blobhelpers.core.errors import InputError
-from blobhelpers.blob.scoring import predict_logits
-from blobhelpers.blob.cnn import load_model, probabilities
-from blobhelpers.blob.training import SubframeSequence, TrainConfig, train_model
+from blobhelpers.blob.learn.inference import predict_logits
+from blobhelpers.blob.learn.cnn import load_model, probabilities
+from blobhelpers.blob.learn.training import SubframeSequence, train_model
+from blobhelpers.blob.sections import TrainConfig
 
 
 def test_short_training_run_learns(trained_tiny, easy_datasets):
@@ -66,8 +67,8 @@ def test_curriculum_boost_scales_injected_blobs_only(easy_datasets):
 
 
 def test_relu_activity_finds_dead_units():
-    from blobhelpers.blob.cnn import build_model
-    from blobhelpers.blob.training import relu_activity
+    from blobhelpers.blob.learn.cnn import build_model
+    from blobhelpers.blob.learn.training import relu_activity
 
     model = build_model("isr2021", seed=1)
     X = np.random.default_rng(0).normal(size=(4, 256, 256)).astype(np.float32)
@@ -86,8 +87,8 @@ def test_saved_model_bytes_do_not_depend_on_the_time(tmp_path, monkeypatch):
     """Same weights, same file: a rerun with identical results changes no DVC hash."""
     import time
 
-    from blobhelpers.blob.cnn import build_model, load_model
-    from blobhelpers.blob.training import save_model
+    from blobhelpers.blob.learn.cnn import build_model, load_model
+    from blobhelpers.blob.learn.training import save_model
 
     m = build_model("tiny", seed=3)
     a = save_model(m, tmp_path / "a.keras", "tiny")
@@ -108,7 +109,7 @@ class _Interrupted(Exception):
 
 def _interrupt_after(monkeypatch, k):
     """Make the next training run stop (an exception) right after its checkpoint of epoch *k* (0-based)."""
-    from blobhelpers.blob import training
+    from blobhelpers.blob.learn import training
 
     write = training._Checkpoint.on_epoch_end
 
@@ -157,7 +158,7 @@ def test_interrupted_run_resumes_to_identical_weights(k, easy_datasets, isr_unin
 def test_resume_with_dropout_cosine_schedule_and_restore_best(easy_datasets, tmp_path, monkeypatch):
     """blobnet (dropout: its seed state), AdamW + cosine decay (the iteration counter), restore_best
     (the best-epoch store); then a finished checkpoint is returned without training."""
-    from blobhelpers.blob.training import _keras
+    from blobhelpers.blob.learn.training import _keras
 
     cfg = TrainConfig(architecture="blobnet", width=4, recipe="adamw_cosine", epochs=3, batch_size=50, n_train=100,
                       learning_rate=0.003, restore_best=True, representation="residual")
@@ -181,7 +182,7 @@ def test_resume_with_dropout_cosine_schedule_and_restore_best(easy_datasets, tmp
 
 
 def test_checkpoint_layout_needs_no_pickle(easy_datasets, tmp_path):
-    from blobhelpers.blob.training import CHECKPOINT_FILE
+    from blobhelpers.blob.learn.training import CHECKPOINT_FILE
 
     cfg = TrainConfig(architecture="tiny", recipe="isr", epochs=1, adam_epochs=1, batch_size=50, n_train=50)
     model, _ = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=2, verbose=0,
@@ -199,7 +200,7 @@ def test_checkpoint_layout_needs_no_pickle(easy_datasets, tmp_path):
 
 
 def test_checkpoint_of_another_configuration_is_set_aside(easy_datasets, tmp_path):
-    from blobhelpers.blob.training import CHECKPOINT_FILE, CheckpointWarning
+    from blobhelpers.blob.learn.training import CHECKPOINT_FILE, CheckpointWarning
 
     tr, va = easy_datasets["train"], easy_datasets["val"]
     cfg = TrainConfig(architecture="tiny", recipe="isr", epochs=1, adam_epochs=1, batch_size=50, n_train=50)
@@ -232,7 +233,7 @@ def test_progress_lines_with_eta(easy_datasets, tmp_path, capsys):
 
 
 def test_training_with_a_width(easy_datasets):
-    from blobhelpers.blob.cnn import build_model
+    from blobhelpers.blob.learn.cnn import build_model
 
     cfg = TrainConfig.from_dict({"architecture": "blobnet", "recipe": "adamw_cosine", "epochs": 1, "width": 4,
                                  "batch_size": 50, "n_train": 50})
@@ -263,7 +264,7 @@ def test_prefetched_batches_are_the_batches(easy_datasets):
 def test_training_with_and_without_prefetch_is_identical(easy_datasets, monkeypatch):
     import functools
 
-    from blobhelpers.blob import training
+    from blobhelpers.blob.learn import training
 
     cfg = TrainConfig(architecture="tiny", recipe="isr", epochs=2, adam_epochs=1, batch_size=25, n_train=100)
     m1, h1 = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=4, verbose=0)

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from blobhelpers.blob.campaign import Campaign, CampaignConfig, simulate_campaign
-from blobhelpers.blob.fitsio import read_frame
-from blobhelpers.blob.wfc3 import DEFAULT_DQ_MASK, KEPT_FLAGS, describe, write_product
+from blobhelpers.blob.sim.campaign import Campaign, simulate_campaign
+
+from blobhelpers.blob.sections import CampaignConfig
+from blobhelpers.blob.io.fitsio import read_frame
+from blobhelpers.blob.io.wfc3 import DEFAULT_DQ_MASK, KEPT_FLAGS, describe, write_product
 from blobhelpers.cli import main
 from blobhelpers.core.errors import InputError
 

@@ -11,11 +11,12 @@ import pytest
 from astropy.io import fits
 
 from blob_frames import frames_with_new_blob
-from blobhelpers.blob.campaign import Campaign, CampaignConfig
-from blobhelpers.blob.classify import classify_file
-from blobhelpers.blob.difference import difference_from_files
-from blobhelpers.blob.fitsio import write_image
-from blobhelpers.blob.monitor import (
+from blobhelpers.blob.sim.campaign import Campaign
+from blobhelpers.blob.sections import CampaignConfig
+from blobhelpers.blob.detect.classify import classify_file
+from blobhelpers.blob.preprocess.difference import difference_from_files
+from blobhelpers.blob.io.fitsio import write_image
+from blobhelpers.blob.detect.monitor import (
     KnownCatalog,
     Monitor,
     MonitorConfig,
@@ -23,7 +24,7 @@ from blobhelpers.blob.monitor import (
     summary_html,
     write_tuned,
 )
-from blobhelpers.blob.wfc3 import write_product
+from blobhelpers.blob.io.wfc3 import write_product
 from blobhelpers.cli import main
 from blobhelpers.core.errors import InputError
 
@@ -125,7 +126,7 @@ def test_mixed_filter_history_frame_is_skipped_and_named(plain_days, model, capl
     odd = folder / "day3.fits"
     with fits.open(odd, mode="update") as h:
         h[0].header["FILTER"] = "F110W"
-    caplog.set_level(logging.WARNING, logger="blobhelpers.blob.monitor")
+    caplog.set_level(logging.WARNING, logger="blobhelpers.blob.detect.monitor")
     mon = Monitor([folder], model, _cfg(history=6, min_history=4), known)
     rec = mon.process(len(mon.ordered) - 1).record
     assert rec["history"]["n"] == 5 and rec["verdict"] == "new_blob"

@@ -1,28 +1,32 @@
 """The blob wing: WFC3/IR blob detection, from CSM-monitor frames to daily verdicts.
 
-Modules, in the order data flows through them
----------------------------------------------
-fitsio, wfc3
-    FITS in (RAW/IMA/FLT/plain, DQ masks, native float32, clear errors) and out (atomic).
+Modules
+-------
 sections
-    typed params.yaml sections (difference, dataset, train, evaluate, crosssim, monitor sub-sections).
-campaign, shapes
-    the project's simulated CSM-monitor campaign with ground truth; blob profiles.
-difference
-    illumination normalisation, median stack, registration, dips.
-scaling
-    the ISR's zscale clip and z-score, border handling, tiles.
-injection, augment, dataset, datastage
-    blob stamps injected into difference images, augmentation, split recipes, the data stage.
-cnn, training, scoring
-    model factories (isr2021, deepwfc3, blobnet, tiny), training recipes, evaluation
-    (rates with intervals, strata, saliency).
-detection, classify, monitor, regression
-    candidate detection and measurement; whole-image classification; the daily monitor
-    (a sub-package: config, catalog, records, daily, render, tuning); the monitor over a
-    simulated campaign scored against the truth.
-review, figures
-    ginga / static review figures; report figures.
-crosssim, crosseval
-    an independently written simulator, used only for evaluation, and the scoring against it.
+    typed params.yaml sections of the wing (campaign, injection, train, difference, dataset, ...).
+io
+    FITS in and out: frames (the shared basics), wfc3 (product layouts), fitsio (the reader).
+sim
+    the project's own simulator: shapes, campaign, injection.
+preprocess
+    difference images, the ISR's scaling and the residual representation, augmentation.
+data
+    the project's subframe recipes, the ISR's recipe, the data stage.
+learn
+    models, training, inference and saliency, the deployed-model registry, an unsupervised score.
+detect
+    the detection core, classify, products, alert figures, review, the daily monitor.
+evaluate
+    scoring, report figures, the monitor's regression, the cross-simulator scores, the ISR recipe's.
+crosssim
+    the independently written simulator, imported by evaluation code only.
+commands
+    the wing's command-line commands (``blobhelpers simulate|difference|classify|monitor|...``).
+stages
+    one card per pipeline stage of the wing (headline metrics, checks, verdict).
+
+Each layer imports only the layers above it in this list (``tests/test_layers.py``).
 """
+
+__all__ = ["sections", "io", "sim", "preprocess", "data", "learn", "detect", "evaluate", "crosssim", "commands",
+           "stages"]

@@ -1,22 +1,25 @@
-"""Typed, typo-rejecting parameter sections of the blob wing that have no home class elsewhere.
+"""Typed, typo-rejecting parameter sections of the blob wing: the bottom of the wing, free of Keras.
 
 Each dataclass holds the defaults of one params.yaml section (or sub-section) in ONE place; build
-it with ``from_dict`` (unknown keys are an :class:`~blobhelpers.core.errors.InputError` naming the
-section). Sections that already have a class elsewhere: ``simulate``
-(:class:`~blobhelpers.blob.campaign.CampaignConfig`), ``dataset.injection``
-(:class:`~blobhelpers.blob.injection.InjectionConfig`), ``train.models.<name>``
-(:class:`~blobhelpers.blob.training.TrainConfig`), ``monitor``
-(:class:`~blobhelpers.blob.monitor.MonitorConfig`).
+it with ``from_dict``: an unknown key, or a value of the wrong type, is an
+:class:`~blobhelpers.core.errors.InputError` naming the section and the key. Every layer of the
+wing imports its configuration from here (this module imports only :mod:`blobhelpers.core`), so
+reading a configuration never loads the simulator, TensorFlow or the evaluation code. The one
+section with its class elsewhere is ``monitor``
+(:class:`~blobhelpers.blob.detect.monitor.config.MonitorConfig`, which builds on the detection
+core's settings); ``isr_recipe`` is
+:class:`~blobhelpers.blob.data.isrrecipe.IsrRecipeConfig`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.config import dataclass_from_params
+from blobhelpers.core.config import dataclass_from_params
+from blobhelpers.core.errors import InputError
 
-__all__ = ["DifferenceConfig", "DatasetConfig", "TrainSection", "EvaluateConfig", "MonitorTuneConfig",
-           "MonitorCampaignConfig", "RegressionConfig", "CrossSimConfig", "StressConfig"]
+__all__ = ["NUISANCE_NAMES", "CampaignConfig", "InjectionConfig", "TrainConfig", "DifferenceConfig", "DatasetConfig",
+           "TrainSection", "EvaluateConfig", "MonitorTuneConfig", "MonitorCampaignConfig", "RegressionConfig", "CrossSimConfig", "StressConfig"]
 
 
 class _FromDict:
@@ -26,6 +29,116 @@ class _FromDict:
     @classmethod
     def from_dict(cls, d: dict | None):
         return dataclass_from_params(cls, d, cls.SECTION, cls.IGNORE)
+
+
+#: The nuisances of the cross-simulator's stress matrix (``crosssim.stress.levels`` keys). The
+#: simulator (:mod:`blobhelpers.blob.crosssim`) keeps its own list, written independently; a test checks
+#: the two agree, so validating params.yaml does not import the evaluation-only simulator.
+NUISANCE_NAMES = ("gradient", "offset", "misregistration", "unstable", "cosmic_rays", "persistence", "nan",
+                  "row_noise", "units", "frame_size")
+
+
+@dataclass
+class CampaignConfig:
+    """Parameters of a simulated campaign (the ``simulate`` section of params.yaml)."""
+
+    n_frames: int = 50
+    start_date: str = "2024-01-01T03:00:00"
+    cadence_days: float = 1.0
+    exptime: float = 302.9
+    # illumination (electrons per pixel in one frame)
+    sky_e: float = 2500.0
+    sky_day_sigma: float = 0.25
+    illum_gradient_sigma: float = 0.04
+    # detector
+    flat_pixel_sigma: float = 0.015
+    read_noise_e: float = 15.0
+    dark_e_per_s: float = 0.048
+    hot_fraction: float = 0.004
+    rts_fraction: float = 0.02
+    rts_amp_e: float = 150.0
+    cr_per_frame: float = 1200.0
+    snowballs_per_frame: float = 0.7
+    persistence_prob: float = 0.15
+    bad_fraction: float = 0.0005
+    nan_per_frame: int = 60
+    # blobs
+    n_existing: int = 120
+    new_blob_rate: float = 0.3
+    # If set: a day has new blobs with this probability, then 1 + Poisson(new_blob_rate) of them
+    # (clustered events, so a campaign has both many events and many quiet days).
+    event_day_fraction: float | None = None
+    faint_small_fraction: float = 0.25
+    edge_fraction: float = 0.2
+    depth_min: float = 0.015
+    depth_max: float = 0.30
+    depth_slope: float = 2.0
+    radius_median: float = 6.0
+    # mis-registration (px)
+    shift_sigma: float = 0.12
+    jump_fraction: float = 0.08
+    jump_min: float = 0.25
+    jump_max: float = 0.5
+
+    @classmethod
+    def from_dict(cls, params: dict | None) -> "CampaignConfig":
+        """Build from a params.yaml ``simulate`` section (``source`` is the data stage's, not ours)."""
+        return dataclass_from_params(cls, params, "simulate", ignore=("seed", "source", "frames_glob"))
+
+
+@dataclass
+class InjectionConfig:
+    """Random blob injection settings (the ``dataset.injection`` params)."""
+
+    max_blobs: int = 3
+    real_fraction: float = 0.5
+    depth_min: float = 0.015
+    depth_max: float = 0.25
+    radius_median: float = 6.0
+    radius_sigma: float = 0.35
+    radius_min: float = 2.5
+    radius_max: float = 12.0
+    zoom_min: float = 0.7
+    zoom_max: float = 1.4
+    off_edge: float = 0.4  # centre may lie this many radii outside the crop
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "InjectionConfig":
+        return dataclass_from_params(cls, d, "dataset.injection")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings of one model (a ``train.models.<name>`` section of params.yaml)."""
+
+    architecture: str = "isr2021"
+    recipe: str = "isr"
+    epochs: int = 10
+    adam_epochs: int = 5
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    sgd_learning_rate: float = 0.01
+    weight_decay: float = 1e-4
+    restore_best: bool = False
+    hard_negatives: float = 0.0  # fraction of blob-free training subframes given a negative feature
+    noise_sigma: float | None = None  # augmentation noise (None: the dataset's, ISR 0.75)
+    n_train: int | None = None  # use only the first n training subframes (None: all)
+    curriculum_boost: float = 1.0  # injected depths x this factor in epoch 0, decaying linearly ...
+    curriculum_epochs: int = 0  # ... to x1 at this epoch (0: no curriculum)
+    representation: str = "isr"  # model input: "isr" (whole-image zscale clip + z-score) or "residual"
+    nuisances: float = 0.0  # fraction of training subframes given domain randomisation (dataset.add_nuisances)
+    width: int | None = None  # blobnet: filters of its first conv block (None: the architecture's 16)
+
+    def boost(self, epoch: int) -> float:
+        """Depth multiplier of the injected blobs in *epoch* (0-based) under the curriculum."""
+        if self.curriculum_epochs <= 0 or self.curriculum_boost == 1.0:
+            return 1.0
+        f = max(0.0, 1.0 - epoch / self.curriculum_epochs)
+        return 1.0 + (self.curriculum_boost - 1.0) * f
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "TrainConfig":
+        return dataclass_from_params(cls, d, "train.models.<name>")
 
 
 @dataclass
@@ -55,8 +168,6 @@ class DatasetConfig(_FromDict):
     injection: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from .injection import InjectionConfig
-
         InjectionConfig.from_dict(self.injection)  # typos in the sub-section fail here too
 
 
@@ -69,8 +180,6 @@ class TrainSection(_FromDict):
     models: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from .training import TrainConfig
-
         for name, d in (self.models or {}).items():
             TrainConfig.from_dict(d)
 
@@ -112,16 +221,13 @@ class MonitorCampaignConfig(_FromDict):
 
     @classmethod
     def from_dict(cls, d: dict | None):
-        from .campaign import CampaignConfig
-
-        from ..core.errors import InputError
-
         d = dict(d or {})
         seed = d.pop("seed", cls.seed)
         try:
             CampaignConfig.from_dict(d)  # every other key must be a campaign parameter
         except InputError as exc:
-            raise InputError(str(exc).replace("simulate:", "monitor.campaign:", 1)) from exc
+            msg = str(exc)
+            raise InputError(msg.replace("simulate:", "monitor.campaign:", 1).replace("simulate.", "monitor.campaign.", 1)) from exc
         return cls(seed=int(seed))
 
 
@@ -146,9 +252,6 @@ class StressConfig(_FromDict):
     monitor_n_per: int = 2
 
     def __post_init__(self):
-        from .crosssim import NUISANCE_NAMES
-        from ..core.errors import InputError
-
         bad = sorted((set(self.levels or {}) | set(self.monitor_levels or {})) - set(NUISANCE_NAMES))
         if bad:
             raise InputError(f"crosssim.stress: unknown nuisance(s) {bad}; known: {list(NUISANCE_NAMES)}")

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import os
+import sys
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from .errors import InputError
-from .paths import project_root, write_text
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.paths import project_root, write_text
+from blobhelpers.core.scratch import scratch_project
 
-__all__ = ["load_params", "deep_merge", "apply_profile", "dataclass_from_params", "ProjectPaths", "SECTIONS",
-           "validate_params"]
+__all__ = ["load_params", "stage_params", "deep_merge", "apply_profile", "dataclass_from_params", "ProjectPaths",
+           "validate_params", "type_matches"]
 
 
 def load_params(path: str | Path | None = None) -> dict:
@@ -30,53 +36,87 @@ def load_params(path: str | Path | None = None) -> dict:
     return params
 
 
-def dataclass_from_params(cls, params: dict | None, section: str, ignore: tuple = ()):
-    """Build dataclass *cls* from a params.yaml *section*; unknown keys are an error (typos must not pass)."""
-    import dataclasses
+def stage_params(*sections: str, path: str | Path | None = None) -> tuple[dict, ...]:
+    """The named sections of params.yaml (default: the project's), ``{}`` for a missing one.
 
+    A stage notebook's parameters cell reads its sections with this, so a run by hand sees the
+    same values as ``dvc repro`` (which injects the same sections over them): a notebook holds no
+    second set of defaults.
+    """
+    params = load_params(path)
+    return tuple(dict(params.get(s) or {}) for s in sections)
+
+
+def _type_name(hint) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint) or hint
+    return {float: "a number", int: "an integer", bool: "true/false", str: "a string", dict: "a mapping",
+            list: "a list", tuple: "a list"}.get(origin, getattr(origin, "__name__", str(origin)))
+
+
+def type_matches(value, hint) -> bool:
+    """Does a params.yaml *value* fit the field type *hint*? (an int is a float; a bool is not a number)
+
+    >>> type_matches(30, int), type_matches("thirty", int), type_matches(True, int), type_matches(1, float)
+    (True, False, False, True)
+    >>> type_matches(None, float), type_matches(None, float | None), type_matches([1], list)
+    (False, True, True)
+    """
+    if hint is typing.Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(type_matches(value, a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    origin = origin or hint
+    if origin is bool:
+        return isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, origin) if isinstance(origin, type) else True
+
+
+def dataclass_from_params(cls, params: dict | None, section: str, ignore: tuple = ()):
+    """Build dataclass *cls* from a params.yaml *section*: an unknown key (a typo) or a value of the
+    wrong type is an :class:`InputError` naming ``section.key`` -- neither may pass silently."""
+    if params is not None and not isinstance(params, dict):
+        raise InputError(f"{section}: expected a mapping of parameters, got {type(params).__name__} {params!r}")
     params = dict(params or {})
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - names - set(ignore))
     if unknown:
         raise InputError(f"{section}: unknown parameter(s) {unknown}; known: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in params.items():
+        if key in names and not type_matches(value, hints.get(key, typing.Any)):
+            raise InputError(f"{section}.{key}: expected {_type_name(hints[key])}, got {value!r}")
     return cls(**{k: v for k, v in params.items() if k in names})
 
 
-#: The typed class of every params.yaml section (``module:Class``; imported only when validating,
-#: so the core does not depend on the wings). Sub-sections are checked by their section's class.
-SECTIONS = {
-    "simulate": "blobhelpers.blob.campaign:CampaignConfig",
-    "difference": "blobhelpers.blob.sections:DifferenceConfig",
-    "dataset": "blobhelpers.blob.sections:DatasetConfig",
-    "train": "blobhelpers.blob.sections:TrainSection",
-    "evaluate": "blobhelpers.blob.sections:EvaluateConfig",
-    "monitor": "blobhelpers.blob.monitor.config:MonitorConfig",
-    "crosssim": "blobhelpers.blob.sections:CrossSimConfig",
-    "isr_recipe": "blobhelpers.blob.isrrecipe:IsrRecipeConfig",
-    "svm": "blobhelpers.svm.sections:SvmSection",
-    "svm_sim": "blobhelpers.svm.sections:SvmSimSection",
-    "svm_images": "blobhelpers.svm.sections:SvmImagesSection",
-}
+def validate_params(params: dict, sections: dict, source: str = "params.yaml") -> dict:
+    """Build every section of *params* that has a typed class in *sections* (name -> class, each wing
+    declares its own: :data:`blobhelpers.params.SECTIONS`); return them by name.
 
-
-def validate_params(params: dict, source: str = "params.yaml") -> dict:
-    """Build every section of *params* that has a typed class (:data:`SECTIONS`); return them by name.
-
-    Unknown keys anywhere in those sections raise :class:`InputError` naming the section, so a
-    typo fails before a stage runs rather than silently taking a default. ``base.seed`` must be an
-    integer.
+    Unknown keys and wrong types anywhere in those sections raise :class:`InputError` naming the
+    section and the key, so a typo fails before a stage runs rather than silently taking a default.
+    ``base.seed`` must be an integer.
     """
-    import importlib
-
     out = {}
     base = params.get("base") or {}
-    if not isinstance(base, dict) or not isinstance(base.get("seed", 0), int):
+    if not isinstance(base, dict) or not isinstance(base.get("seed", 0), int) or isinstance(base.get("seed"), bool):
         raise InputError(f"{source}: base.seed must be an integer")
-    for name, target in SECTIONS.items():
+    for name, klass in sections.items():
         if name not in params:
             continue
-        mod, cls = target.split(":")
-        klass = getattr(importlib.import_module(mod), cls)
         try:
             out[name] = klass.from_dict(params[name])
         except TypeError as exc:
@@ -130,6 +170,24 @@ class ProjectPaths:
     @classmethod
     def default(cls) -> "ProjectPaths":
         return cls(project_root())
+
+    @classmethod
+    def for_stage(cls, stem: str, pipeline_run: bool) -> "ProjectPaths":
+        """Where stage *stem*'s notebook reads and writes.
+
+        Run by the pipeline (*pipeline_run*, injected by the runner): the project itself. Run by
+        hand (JupyterLab): a fresh scratch mirror of the project (:mod:`blobhelpers.core.scratch`),
+        which becomes the working folder, so the stage's outputs land in ``scratch/<stem>/`` and
+        the committed results stay as they are.
+        """
+        root = project_root()
+        if pipeline_run:
+            return cls(root)
+        scratch = scratch_project(root, stem)
+        os.chdir(scratch)
+        print(f"Run by hand: this stage writes its outputs under {scratch.relative_to(root)}/ (git-ignored); "
+              "the pipeline's results are untouched (`dvc repro` writes those).", file=sys.stderr)
+        return cls(scratch)
 
     @property
     def cutouts(self) -> Path:

@@ -30,7 +30,9 @@ import re
 import sys
 from contextlib import contextmanager
 
-__all__ = ["keras_module", "set_determinism", "save_keras_reproducibly", "quiet_tensorflow_startup",
+from blobhelpers.core.parallel import runs_pinned
+
+__all__ = ["keras_module", "tensorflow", "set_determinism", "save_keras_reproducibly", "quiet_tensorflow_startup",
            "REPRODUCIBLE_TF_ENV", "reproducible_tf_env", "runs_reproducible_tf"]
 
 #: What a process that trains reproducibly across machines starts with (see the module docstring):
@@ -76,8 +78,6 @@ def reproducible_tf_env() -> dict:
 
 def runs_reproducible_tf() -> bool:
     """True in a worker process started with :func:`reproducible_tf_env` (by ``process_map(..., env=...)``)."""
-    from .parallel import runs_pinned
-
     return runs_pinned(reproducible_tf_env())
 
 
@@ -160,6 +160,20 @@ def keras_module():
         import keras  # imports TensorFlow
 
     return keras
+
+
+def tensorflow():
+    """Import and return :mod:`tensorflow` (quietly, through :func:`keras_module`).
+
+    TensorFlow takes seconds to import, so it is the one dependency the package loads lazily: every
+    module imports its collaborators at the top, and reaches TensorFlow and Keras only through
+    :func:`tensorflow` and :func:`keras_module` when a model is built, trained or run.
+    """
+    if "tensorflow" not in sys.modules:
+        keras_module()
+    import tensorflow as tf
+
+    return tf
 
 
 def set_determinism(seed: int) -> None:

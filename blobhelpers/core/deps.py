@@ -3,7 +3,6 @@
 ``dvc.yaml`` must list, for every stage, each package file that its notebook imports directly or
 transitively (``tests/test_stage_deps.py`` fails on any gap), so that ``dvc repro`` reruns a
 stage whenever code it runs has changed. Print a stage's list, or rewrite every stage's ``blobhelpers/`` deps in ``dvc.yaml`` in place::
-
     python -m blobhelpers.core.deps notebooks/02_train.py
     python -m blobhelpers.core.deps --sync dvc.yaml
 """
@@ -13,6 +12,8 @@ from __future__ import annotations
 import ast
 import sys
 from pathlib import Path
+
+from blobhelpers.core.paths import write_text
 
 __all__ = ["module_file", "import_closure", "stage_code", "sync_dvc_yaml"]
 
@@ -129,8 +130,6 @@ def sync_dvc_yaml(path: str | Path, root: str | Path | None = None) -> list[str]
         i += 1
     text = "\n".join(out)
     if text != path.read_text():
-        from .paths import write_text
-
         write_text(path, text)
     return changed
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from numbers import Integral
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
+
+from blobhelpers.core.errors import InputError
 
 __all__ = ["cpu_count", "default_workers", "n_workers", "ordered_map", "process_map", "runs_pinned",
            "PINNED_MARK"]
@@ -44,7 +46,6 @@ def default_workers(limit: int = 2) -> int:
     ``BLOBHELPERS_WORKERS`` overrides it (1: everything in the calling thread); anything but a
     whole number >= 1 there is an :class:`~blobhelpers.core.errors.InputError` (a ``ValueError``).
     """
-    from .errors import InputError
 
     env = os.environ.get("BLOBHELPERS_WORKERS", "").strip()
     if env:
@@ -63,7 +64,6 @@ def n_workers(n_jobs: int | None, n_tasks: int) -> int:
     >>> n_workers(4, 3), n_workers(1, 10), n_workers(2, 0)
     (3, 1, 1)
     """
-    from .errors import InputError
 
     if n_jobs is None:
         n_jobs = default_workers()

@@ -8,12 +8,13 @@ interrupted or failed run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["project_root", "atomic_path", "write_json", "write_text"]
+__all__ = ["project_root", "atomic_path", "write_json", "write_text", "sha256_file"]
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -95,3 +96,12 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 hex digest of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from blobhelpers.core.paths import atomic_path
+
 __all__ = ["save_figure", "figure_png"]
 
 
 def save_figure(fig, path, dpi: int = 72) -> Path:
     """Save *fig* as PNG atomically (for ``dvc plots``) and return the path."""
-    from .paths import atomic_path
-
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return Path(path)

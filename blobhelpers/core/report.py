@@ -36,12 +36,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import InputError
-from .page import stage_links, wrap_page
-from .paths import atomic_path, project_root, write_text
+from blobhelpers.core.deps import stage_code
+from blobhelpers.core.errors import InputError, run_guarded
+from blobhelpers.core.headlines import headline
+from blobhelpers.core.page import stage_links, wrap_page
+from blobhelpers.core.paths import atomic_path, project_root, write_json, write_text
+from blobhelpers.core.stagecard import StageCard
+from blobhelpers.core.tables import cell_text, format_duration, install
+from blobhelpers.core.verdicts import verdict_box_html
 
 __all__ = ["timing", "write_metrics", "split_volatile", "run_notebook", "versions", "header_markdown", "show_header", "strip_remote_scripts",
-           "notebook_parameters", "clean_for_report", "compress_images", "arrange_for_report", "verdict_box", "relative_paths",
+           "notebook_parameters", "clean_for_report", "compress_images", "arrange_for_report", "show_verdict", "relative_paths",
            "metrics_link"]
 
 KERNEL_NAME = "blobhelpers"
@@ -279,11 +284,6 @@ def _log(msg: str) -> None:
     print(f"[report] {msg}", flush=True)
 
 
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
-
-
 def _cpu_seconds() -> float:
     """CPU seconds (user + system) of this process and of every finished, waited-for descendant.
 
@@ -298,7 +298,7 @@ def _cpu_seconds() -> float:
 
 def _cpu_note(wall: float, cpu: float) -> str:
     """``", CPU 9 min 10 s = 1.7 cores"``: how much of the machine a stage used."""
-    return f", CPU {_duration(cpu)} = {cpu / wall:.1f} cores" if wall > 0 and cpu > 0 else ""
+    return f", CPU {format_duration(cpu)} = {cpu / wall:.1f} cores" if wall > 0 and cpu > 0 else ""
 
 
 def _previous_duration(ipynb: Path) -> float | None:
@@ -353,6 +353,8 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
         nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     declared = notebook_parameters(nb)
     injected = {k: v for k, v in parameters.items() if k in (declared or ())}  # no cell: nothing
+    if "pipeline_run" in (declared or ()):  # only the runner writes the stage's outputs (core.scratch)
+        injected["pipeline_run"] = True
     for i, cell in enumerate(nb.cells):  # stable cell ids (jupytext draws random ones)
         cell["id"] = f"cell-{i}"
     built = ipynb.with_suffix(".src.ipynb")
@@ -361,7 +363,7 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
 
     name = source.stem
     previous = _previous_duration(ipynb)
-    _log(f"{name}: started" + (f" (last run took {_duration(previous)})" if previous else ""))
+    _log(f"{name}: started" + (f" (last run took {format_duration(previous)})" if previous else ""))
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     stderr_log = ipynb.with_suffix(".stderr.log")
     stderr_log.unlink(missing_ok=True)
@@ -372,13 +374,13 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
                                        execution_timeout=timeout,
                                        kernel_manager_class=_kernel_manager_class(stderr_log, ipc_dir, _relative(source, root)))
     except BaseException:
-        _log(f"{name}: FAILED after {_duration(time.perf_counter() - t0)} (executed notebook: {ipynb}; "
+        _log(f"{name}: FAILED after {format_duration(time.perf_counter() - t0)} (executed notebook: {ipynb}; "
              f"kernel stderr: {stderr_log})")
         raise
     executed = nbformat.read(ipynb, as_version=4)
     dropped = clean_for_report(executed)
     compress_images(executed)
-    arrange_for_report(executed, verdict_box(name, root / "metrics"))
+    arrange_for_report(executed)
     exporter = HTMLExporter(template_name="basic")  # the cells only: the page and its small stylesheet are ours
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
@@ -388,7 +390,7 @@ def run_notebook(source: str | Path, params: str | Path, html: str | Path, ipynb
     write_text(html, relative_paths(strip_remote_scripts(page), root))
     note = f"; {dropped['stderr']} stderr outputs left out of the report (kept in {ipynb})" if dropped["stderr"] else ""
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-    _log(f"{name}: done in {_duration(wall)}{_cpu_note(wall, cpu)} -> {html}{note}")
+    _log(f"{name}: done in {format_duration(wall)}{_cpu_note(wall, cpu)} -> {html}{note}")
     return html
 
 
@@ -419,7 +421,6 @@ NOTEBOOK_ENV = "BLOBHELPERS_NOTEBOOK"
 def stage_files(notebook: str) -> list[str]:
     """The tracked files a stage running *notebook* executes: the notebook and its code closure
     (:func:`blobhelpers.core.deps.stage_code`, the same list as the stage's deps in dvc.yaml)."""
-    from .deps import stage_code
 
     return [notebook, *stage_code(project_root() / notebook, project_root())]
 
@@ -466,6 +467,8 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 #: Marks the provenance block (parameters, versions, commit): :func:`arrange_for_report` moves it to the end.
 PROVENANCE_CLASS = "bh-provenance"
+#: The class of the verdict box (:func:`show_verdict`; :mod:`blobhelpers.core.verdicts`).
+VERDICT_CLASS = "bh-verdict"
 
 
 def header_markdown(title: str, params: dict, sections: list[str]) -> str:
@@ -474,7 +477,6 @@ def header_markdown(title: str, params: dict, sections: list[str]) -> str:
 
     *title* is kept for the callers' sake; the report's title is the notebook's first heading.
     """
-    from .tables import cell_text
 
     e = _html.escape
     # No run date or program name: a rerun with the same results must give the same report.
@@ -496,8 +498,6 @@ def show_header(title: str, params: dict, sections: list[str]) -> None:
     and make DataFrames display as readable tables (:func:`blobhelpers.core.tables.install`)."""
     from IPython.display import HTML, display
 
-    from .tables import install
-
     install()
     display(HTML(header_markdown(title, params, sections)))
 
@@ -511,16 +511,22 @@ def metrics_link(stem: str) -> None:
                  f'<a href="../metrics/details/{stem}.json">metrics/details/{stem}.json</a>.</p>'))
 
 
-def verdict_box(stem: str, metrics_dir: str | Path) -> str:
-    """The stage's verdict box (:mod:`blobhelpers.core.verdicts`); "" for a stage without metrics."""
-    from .verdicts import verdict_box_html
+def show_verdict(card: StageCard, root: str | Path | None = None) -> None:
+    """Display the stage's verdict box (:mod:`blobhelpers.core.verdicts`), read from the metrics files it
+    just wrote; the report moves it under the title (:func:`arrange_for_report`)."""
+    from IPython.display import HTML, display
 
-    return verdict_box_html(stem, metrics_dir)
+    box = verdict_box_html(card, Path(root if root is not None else project_root()) / "metrics")
+    if box:
+        display(HTML(box))
 
 
 def arrange_for_report(nb, verdict_html: str = "") -> None:
     """The report's order, in place: the title, the verdict box, the notebook's content, and the
     provenance block (parameters and versions, collapsed) last.
+
+    The verdict box is the output of the notebook's :func:`show_verdict` (its last cell, once the
+    metrics are written), or *verdict_html* when given.
 
     >>> import nbformat
     >>> prov = nbformat.v4.new_code_cell("show_header()")
@@ -547,11 +553,23 @@ def arrange_for_report(nb, verdict_html: str = "") -> None:
         last = nbformat.v4.new_code_cell("")
         last.outputs = prov
         nb.cells.append(last)
+    def is_box(out):
+        return VERDICT_CLASS in str(out.get("data", {}).get("text/html", ""))
+
+    boxes = []  # the verdict box the notebook showed last (show_verdict) moves under the title
+    for cell in list(nb.cells):
+        if cell.cell_type == "code" and any(is_box(o) for o in cell.get("outputs", [])):
+            boxes += [o for o in cell.outputs if is_box(o)]
+            cell.outputs = [o for o in cell.outputs if not is_box(o)]
+            if not cell.outputs:
+                nb.cells.remove(cell)
     if verdict_html:
+        boxes = [nbformat.v4.new_output("display_data", data={"text/html": verdict_html})]
+    if boxes:
         first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
                       and c.source.lstrip().startswith("# ")), -1)
         box = nbformat.v4.new_code_cell("")
-        box.outputs = [nbformat.v4.new_output("display_data", data={"text/html": verdict_html})]
+        box.outputs = boxes[-1:]
         nb.cells.insert(first + 1, box)
     for i, cell in enumerate(nb.cells):
         if "id" in cell:
@@ -565,8 +583,6 @@ def main(argv=None) -> int:
     that a stage's code dependencies are this module and its notebook's imports only.
     """
     import argparse
-
-    from .errors import run_guarded
 
     p = argparse.ArgumentParser(prog="python -m blobhelpers.core.report",
                                 description="build, execute (papermill) and render (HTML) a stage notebook")
@@ -614,29 +630,27 @@ def split_volatile(metrics: dict) -> tuple[dict, dict]:
     return stable, volatile
 
 
-def write_metrics(stem: str, metrics: dict, root: str | Path | None = None, n_headline: int = 12) -> Path:
+def write_metrics(card: StageCard | str, metrics: dict, root: str | Path | None = None, n_headline: int = 12) -> Path:
     """Write a stage's numbers in three places, so that each is read by the right reader.
 
     * ``metrics/<stem>.json`` (the DVC metric): the stage's headline numbers only
-      (:data:`blobhelpers.core.index.HEADLINES`, at most *n_headline*), so that
+      (its card's ``headlines``, at most *n_headline*), so that
       ``dvc metrics show`` / ``dvc metrics diff`` read well;
     * ``metrics/details/<stem>.json`` (a stage output, not a DVC metric): everything else the
       stage measured (intervals, counts, strata);
     * ``build/timings/<stem>.json`` (not in git): timings and speeds, which differ on every run.
 
-    A rerun that gives the same results rewrites the first two with the same bytes. A stage with
-    no headline list keeps all its stable numbers in ``metrics/<stem>.json``.
+    A rerun that gives the same results rewrites the first two with the same bytes. Given a stem
+    (no card), all the stable numbers go to ``metrics/<stem>.json``.
     """
-    from .headlines import HEADLINES, headline
-    from .paths import write_json
-
+    stem = card.stem if isinstance(card, StageCard) else str(card)
     root = Path(root) if root is not None else project_root()
     stable, volatile = split_volatile(metrics)
     if volatile:
         write_json(root / "build" / "timings" / f"{stem}.json", volatile)
-    if stem in HEADLINES:
+    if isinstance(card, StageCard):
         write_json(root / "metrics" / "details" / f"{stem}.json", stable)
-        stable = dict(headline(stem, stable, n=n_headline))
+        stable = dict(headline(card.headlines, stable, n=n_headline))
     return write_json(root / "metrics" / f"{stem}.json", stable)
 
 

@@ -36,7 +36,6 @@ the machine it was built on. Each check has a name, used in every :class:`Proble
     ``dvc plots``, a plot that is skipped when there is no data).
 
 Command line::
-
     python -m blobhelpers.core.reportlint reports/*.html build/notebooks/*.ipynb [--budget BYTES]
 
 prints one line per problem (``file: check: message``) and exits with 0 when there is none,
@@ -59,7 +58,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .errors import InputError
+from blobhelpers.core.errors import InputError, run_guarded
 
 __all__ = ["Problem", "CHECKS", "PLOT_CALLS", "NO_FIGURE_TAG", "lint_html", "lint_notebook", "lint_reports",
            "lint_paths", "main"]
@@ -156,7 +155,6 @@ def _excerpt(text: str, start: int = 0, end: int | None = None, width: int = 80)
 
 class _Scanner(HTMLParser):
     """One pass over the HTML: the heading/content sequence, visible text, table cells, URLs, paths."""
-
     def __init__(self, allow_urls=()):
         super().__init__(convert_charrefs=True)
         self.allow_urls = tuple(allow_urls)
@@ -546,8 +544,6 @@ def main(argv=None) -> int:
     missing or unreadable.
     """
     import argparse
-
-    from .errors import run_guarded
 
     p = argparse.ArgumentParser(prog="python -m blobhelpers.core.reportlint",
                                 description="lint HTML reports (.html), executed notebooks (.ipynb) or report folders")

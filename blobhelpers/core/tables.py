@@ -23,7 +23,7 @@ import html as _html
 import math
 import numbers
 
-__all__ = ["cell_text", "frame_html", "install", "show_table"]
+__all__ = ["cell_text", "frame_html", "install", "show_table", "format_duration"]
 
 
 def _is_missing(v) -> bool:
@@ -139,3 +139,18 @@ def install() -> bool:
     pd.set_option("display.max_columns", None)
     pd.set_option("display.max_colwidth", None)
     return True
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for a person (the stage runner's log, training progress): ``42 s``, ``12 min 05 s``,
+    ``3 h 13 min`` (``benchmarks/bench_pipeline.py`` parses the first two forms).
+
+    >>> [format_duration(s) for s in (4.2, 725, 11580)]
+    ['4 s', '12 min 05 s', '3 h 13 min']
+    """
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"

@@ -3,12 +3,13 @@
 A reader opens a report to learn whether the stage did what it set out to do. The box answers
 that before anything else: which data the numbers come from (own simulator = in-distribution,
 the independent cross-simulator, real data, or in-sample), the one-line verdict
-(:func:`blobhelpers.core.index.verdict`), and each checked number with its 95 % interval, its
+(the stage card's, :class:`blobhelpers.core.stagecard.StageCard`), and each checked number with its 95 % interval, its
 count (k/n), its target and whether the target is met. Nothing in it is typed: every value is read
 from ``metrics/<stage>.json`` and ``metrics/details/<stage>.json`` when the report is rendered
-(:func:`blobhelpers.core.report.run_notebook`), so the box always agrees with the metrics files.
+(:func:`blobhelpers.core.report.show_verdict`, the stage notebook's last cell, after it wrote them),
+so the box always agrees with the metrics files.
 
-:data:`CHECKS` declares, per stage, the data label and the checks. A check names a metric key, a
+The stage's card declares the data label and the checks. A check names a metric key, a
 target (``>=`` or ``<=`` a value, or none) and how to find its count: keys ``<key>.k/.n/.lo/.hi``
 (the :func:`blobhelpers.core.stats.rate` shape), ``<key>_k/_n/_lo/_hi``, or an explicit ``n`` key;
 the interval is the 95 % Wilson interval of k/n when the file does not hold one.
@@ -19,102 +20,13 @@ from __future__ import annotations
 import html as _html
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-from .headlines import _flat
-from .stats import wilson
+from blobhelpers.core.headlines import flatten
+from blobhelpers.core.stagecard import DATA_LABELS, Check, StageCard  # noqa: F401 (Check: doctest)
+from blobhelpers.core.stats import wilson
 
-__all__ = ["Check", "CHECKS", "DATA_LABELS", "check_rows", "load_metrics", "verdict_box_html"]
-
-#: What the data labels mean (shown in the box's legend and the article's claims table).
-DATA_LABELS = {
-    "own": "own simulator (in-distribution)",
-    "independent": "independent cross-simulator",
-    "real": "real data",
-    "in-sample": "in-sample (the data the model was built on)",
-    "sim-svm": "simulated SVM products",
-}
-
-
-@dataclass(frozen=True)
-class Check:
-    """One checked number of a stage (see the module docstring)."""
-
-    label: str
-    key: str
-    op: str | None = None  # ">=", "<=" or None (reported, no target)
-    target: float | None = None
-    n_key: str | None = None  # explicit key of the number of cases
-    per: float = 1.0  # shown as value * per (e.g. 100 for "per 100 days")
-    unit: str = ""
-
-
-#: Per stage: (data label key, [checks]). Targets are the project's documented ones.
-CHECKS: dict[str, tuple[str, list[Check]]] = {
-    "01_data_prep": ("own", [
-        Check("brightest-pixel AUC on validation (0.5 = gives nothing away)", "max_pixel_auc_val"),
-        Check("training / validation / test subframes", "n_train"),
-    ]),
-    "02_train": ("own", [
-        Check("best model's validation AUC", "{best}_val_auc"),
-        Check("best model's validation TPR at FPR 0.03", "{best}_val_tpr_at_fpr0.03"),
-    ]),
-    "03_evaluate": ("own", [
-        Check("best model's test AUC (held-out days)", "{best}_test_auc"),
-        Check("TPR at the validation-chosen threshold", "{best}_tval_tpr", n_key="n_test_pos"),
-        Check("FPR at the validation-chosen threshold", "{best}_tval_fpr", "<=", 0.03),
-    ]),
-    "04_monitor": ("own", [
-        Check("new blobs deeper than 3 % alerted on day 1", "detection_deeper_3pct.rate", ">=", 0.95),
-        Check("all new blobs alerted on day 1", "detection_all.rate"),
-        Check("new blobs ever alerted", "detection_eventually.rate"),
-        Check("false-alarm days per 100 quiet days", "false_alarm_days_per_100_quiet", "<=", 2.0,
-              n_key="campaign.n_quiet_days"),
-        Check("median localisation error", "median_loc_error_px", "<=", 1.0, unit=" px"),
-    ]),
-    "05_crosssim": ("independent", [
-        Check("classify: blob-free images flagged", "xsim_cnn_image_fpr", "<=", 0.05),
-        Check("classify: new blobs (S/N >= 3) localised", "xsim_cnn_localised", ">=", 0.95),
-        Check("classify: tile FPR", "xsim_cnn_tile_fpr", "<=", 0.01),
-        Check("monitor: new blobs found on day 1", "xsim_monitor_found", ">=", 0.95),
-        Check("monitor: blob-free series with an alert", "xsim_monitor_false_alarm_series", "<=", 0.02),
-    ]),
-    "06_isr_recipe": ("own", [
-        Check("isr2021, ISR recipe: validation TPR (published 0.94)", "isr_recipe_isr2021_val_tpr", ">=", 0.89,
-              n_key="isr_recipe_isr2021_val_n_pos"),
-        Check("isr2021, ISR recipe: validation TNR (published 0.88)", "isr_recipe_isr2021_val_tnr", ">=", 0.83,
-              n_key="isr_recipe_isr2021_val_n_neg"),
-        Check("isr2021, ISR recipe: AUC on cross-simulator tiles (independent)", "isr_recipe_isr2021_xsim_auc"),
-        Check("blobnet, project recipe: AUC on cross-simulator tiles (independent)", "project_recipe_blobnet_xsim_auc"),
-    ]),
-    "10_svm_prep": ("real", [
-        Check("real misaligned visits", "n_real_misaligned"),
-        Check("real aligned visits", "n_real_aligned"),
-        Check("misaligned visits with rms 0", "frac_rms0_real_misaligned", n_key="n_real_misaligned"),
-    ]),
-    "11_svm_models": ("real", [
-        Check("selection procedure, out of sample: real ROC-AUC", "nested_selection_roc_auc_real", ">=", 0.88),
-        Check("real recall (nested; mean count over 3 repeats)", "nested_selection_nested_real_misaligned", ">=", 0.55,
-              n_key="n_real_misaligned"),
-        Check("false alarms on real aligned visits (nested)", "nested_selection_nested_false_alarm_real_aligned",
-              "<=", 0.05, n_key="n_real_aligned"),
-        Check("default gradient boosting, same folds: real ROC-AUC", "gb_default_roc_auc_real"),
-    ]),
-    "12_svm_screen": ("real", [
-        Check("unlabelled visits flagged", "flagged_all", n_key="n_screened"),
-    ]),
-    "13_svm_simulate": ("sim-svm", [
-        Check("corruptions measured misaligned", "frac_corrupted_labelled_1", n_key="n_corrupted"),
-    ]),
-    "14_svm_images": ("sim-svm", [
-        Check("tables only: ROC-AUC", "tabular_roc_auc"),
-        Check("stacked (tables + images): ROC-AUC", "stacked_roc_auc"),
-        Check("2-D CNN on the renderings: ROC-AUC", "cnn2d_roc_auc"),
-        Check("spacekit's ensemble, same folds: ROC-AUC", "spacekit_roc_auc"),
-    ]),
-}
-
+__all__ = ["check_rows", "load_metrics", "verdict_box_html"]
 
 def load_metrics(stem: str, metrics_dir: str | Path) -> dict:
     """The stage's headline and detail metrics, flattened (``a.b`` keys); {} when it has none."""
@@ -122,7 +34,7 @@ def load_metrics(stem: str, metrics_dir: str | Path) -> dict:
     out: dict = {}
     for f in (metrics_dir / "details" / f"{stem}.json", metrics_dir / f"{stem}.json"):
         if f.is_file():
-            out.update(_flat(json.loads(f.read_text())))
+            out.update(flatten(json.loads(f.read_text())))
     return out
 
 
@@ -175,25 +87,26 @@ def _interval(lo, hi, per: float = 1.0) -> str:
     return f"{_fmt(lo)}-{_fmt(hi)}"
 
 
-def check_rows(stem: str, m: dict) -> list[dict]:
-    """The stage's checks evaluated on flattened metrics *m*: one dict per check found in *m*.
+def check_rows(card: StageCard, m: dict) -> list[dict]:
+    """The card's checks evaluated on flattened metrics *m*: one dict per check found in *m*.
 
-    >>> rows = check_rows("06_isr_recipe", {"isr_recipe_isr2021_val_tpr": 0.982, "isr_recipe_isr2021_val_n_pos": 500})
+    >>> card = StageCard("06_isr_recipe", "own", checks=(Check("TPR", "isr_recipe_isr2021_val_tpr", ">=", 0.89,
+    ...                  n_key="isr_recipe_isr2021_val_n_pos"),))
+    >>> rows = check_rows(card, {"isr_recipe_isr2021_val_tpr": 0.982, "isr_recipe_isr2021_val_n_pos": 500})
     >>> r = rows[0]; (r["value"], r["count"], r["target"], r["met"])
     ('0.982', '491/500', '>= 0.89', True)
     >>> r["interval"]
     '0.966-0.991'
     """
-    label_key, checks = CHECKS.get(stem, ("", []))
     best = str(m.get("best", m.get("model", "")))
     rows = []
-    for c in checks:
+    for c in card.checks:
         key = c.key.replace("{best}", best)
         v = _num(m.get(key))
         if v is None:
             continue
         k, n, lo, hi = _count(m, key, v, c.n_key)
-        per = 100.0 if key.endswith("per_100_quiet") else c.per
+        per = 100.0 if key.endswith("per_100_quiet") else 1.0
         if key.endswith("per_100_quiet") and n:  # a rate per 100 days: its interval from the day count
             k = round(v / 100 * n, 3)
             lo, hi = (_num(m.get("false_alarm_days.lo")), _num(m.get("false_alarm_days.hi")))
@@ -216,17 +129,15 @@ def check_rows(stem: str, m: dict) -> list[dict]:
     return rows
 
 
-def verdict_box_html(stem: str, metrics_dir: str | Path) -> str:
-    """The HTML verdict box of stage *stem* ("" when the stage has no metrics file)."""
-    from .index import verdict
-
+def verdict_box_html(card: StageCard, metrics_dir: str | Path) -> str:
+    """The HTML verdict box of the card's stage ("" when the stage has no metrics file)."""
+    stem = card.stem
     m = load_metrics(stem, metrics_dir)
     if not m:
         return ""
     e = _html.escape
-    label_key = CHECKS.get(stem, ("", []))[0]
-    data = DATA_LABELS.get(label_key, "")
-    rows = check_rows(stem, m)
+    data = DATA_LABELS.get(card.data, "")
+    rows = check_rows(card, m)
     met_word = {True: '<span class="bh-met">met</span>', False: '<span class="bh-notmet">not met</span>',
                 None: ""}
     table = ""
@@ -251,7 +162,7 @@ def verdict_box_html(stem: str, metrics_dir: str | Path) -> str:
     score = f" Targets met: {n_met} of {n_target}." if n_target else ""
     return (f'<section class="bh-verdict" id="verdict"><h2>Verdict</h2>'
             + (f'<p class="bh-data">Data: <b>{e(data)}</b></p>' if data else "")
-            + f"<p>{e(verdict(stem, m))}{e(score)}</p>{table}"
+            + f"<p>{e(card.sentence(m))}{e(score)}</p>{table}"
             + f'<p class="bh-src">Read from <a href="../metrics/{e(stem)}.json">metrics/{e(stem)}.json</a> and '
             f'<a href="../metrics/details/{e(stem)}.json">metrics/details/{e(stem)}.json</a> when this report '
             "was rendered.</p></section>")

@@ -2,11 +2,15 @@
 
 Modules
 -------
+sections
+    typed params.yaml sections of the wing (``svm``, ``svm_sim``, ``svm_images``).
 features
     spacekit's 10-feature schema, the category/detector/WCS-type encodings (current spacekit and
     the 2021 training files), validation of feature CSVs, engineered features, visit keys.
 prep
     drizzlepac SVM quality-analysis JSON + total detection FITS header -> raw table -> features.
+folds
+    stratified folds grouped by visit (every cross-validation of the wing takes its folds here).
 models
     spacekit's MLP (faithful baseline), logistic regression, gradient boosting, random forest,
     extra trees and a calibrated stack; trees saved as node arrays, no pickle.
@@ -32,9 +36,12 @@ ensemble
     image models: spacekit's ensemble architecture, ``cnn2d`` and the ``stacked`` model.
 commands
     ``blobhelpers svm prep|train|predict|simulate|corrupt|render``.
+stages
+    one card per pipeline stage of the wing (headline metrics, checks, verdict).
 
 The svm wing uses the shared core (:mod:`blobhelpers.core`: errors, paths, config, statistics,
 the Keras bootstrap) and nothing of the blob wing.
 """
 
-__all__ = ["features", "prep", "models", "evaluate", "images", "predict", "simulate", "corrupt", "render", "ensemble", "commands"]
+__all__ = ["sections", "features", "prep", "folds", "models", "evaluate", "images", "predict", "simulate", "corrupt",
+           "render", "ensemble", "commands", "stages"]

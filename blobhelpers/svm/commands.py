@@ -14,14 +14,22 @@ import json
 import sys
 from pathlib import Path
 
-from ..core.errors import EXIT_OK, InputError, run_guarded
+from blobhelpers.core.config import load_params
+from blobhelpers.core.errors import EXIT_OK, InputError, run_guarded
+from blobhelpers.core.paths import write_text
+from blobhelpers.svm.corrupt import corrupt
+from blobhelpers.svm.evaluate import DEFAULT_SVM, train_and_select
+from blobhelpers.svm.features import CAT_SCHEMES, read_features
+from blobhelpers.svm.predict import predict_file
+from blobhelpers.svm.prep import DEFAULT_PATTERNS, prep
+from blobhelpers.svm.render import render
+from blobhelpers.svm.sections import SvmSimSection
+from blobhelpers.svm.simulate import DETECTOR_SPECS, FIELD_KINDS, SimConfig, simulate
 
 __all__ = ["register", "build_parser", "main"]
 
 
 def cmd_prep(a) -> int:
-    from .prep import DEFAULT_PATTERNS, prep
-
     res = prep(a.path, a.out, patterns=tuple(a.pattern) if a.pattern else DEFAULT_PATTERNS, categories=a.categories or (),
         cat_encoding=a.cat_encoding, missing_gaia=a.missing_gaia, missing_keywords=a.missing_keywords,
         unknown_category=a.unknown_category, mast=a.mast, progress=not a.quiet)
@@ -37,10 +45,6 @@ def cmd_prep(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from ..core.config import load_params
-    from .evaluate import DEFAULT_SVM, train_and_select
-    from .features import read_features
-
     params = load_params(a.params) if a.params else {}
     svm = {**DEFAULT_SVM, **(params.get("svm") or {})}
     seed = a.seed if a.seed is not None else int((params.get("base") or {}).get("seed", 0))
@@ -63,8 +67,6 @@ def cmd_train(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from .predict import predict_file
-
     preds = predict_file(a.features, a.out, a.model, a.images, a.cat_encoding, a.threshold, a.image_model, a.group,
                          tabular_model=a.tabular_model, force_cat_encoding=a.force_cat_encoding)
     print(json.dumps({"out": str(a.out), "rows": int(len(preds)), "flagged": int(preds["y_pred"].sum())}))
@@ -83,9 +85,6 @@ def _sim_defaults(a, command: str) -> None:
     """Fill the flags not given: from ``--params``' svm_sim section (typed, typos rejected), else the CLI defaults."""
     sec = None
     if a.params:
-        from ..core.config import load_params
-        from .sections import SvmSimSection
-
         sec = SvmSimSection.from_dict(load_params(a.params).get("svm_sim"))
     for flag, key in _SIM_KEYS.items():
         if not hasattr(a, flag) or getattr(a, flag) is not None:
@@ -97,8 +96,6 @@ def _sim_defaults(a, command: str) -> None:
 
 
 def cmd_simulate(a) -> int:
-    from .simulate import SimConfig, simulate
-
     _sim_defaults(a, "simulate")
     cfg = SimConfig(size=a.size, min_matches=a.min_matches, threshold_px=a.threshold_px)
     rows = simulate(a.out, n_visits=a.n_visits, seed=a.seed, detectors=a.detectors, size=a.size, config=cfg,
@@ -110,9 +107,6 @@ def cmd_simulate(a) -> int:
 def cmd_corrupt(a) -> int:
     import pandas as pd
 
-    from .corrupt import corrupt
-    from .simulate import SimConfig
-
     _sim_defaults(a, "corrupt")
     if a.shift_min > a.shift_max:
         raise InputError(f"--shift-min {a.shift_min} > --shift-max {a.shift_max}")
@@ -121,7 +115,6 @@ def cmd_corrupt(a) -> int:
                    shift_range=(a.shift_min, a.shift_max), rot_max=a.rot_max, seed=a.seed,
                    shift=a.shift, config=cfg, write_exposures=not a.no_exposures)
     table = pd.DataFrame(rows)
-    from ..core.paths import write_text
 
     write_text(Path(a.out) / "corruptions.csv", table.to_csv(index=False))
     print(json.dumps({"out": str(a.out), "corrupted": len(rows), "labelled_misaligned": int(table["label"].sum())}))
@@ -129,8 +122,6 @@ def cmd_corrupt(a) -> int:
 
 
 def cmd_render(a) -> int:
-    from .render import render
-
     done = render(a.path, a.out, dpi=a.dpi)
     print(json.dumps({"out": str(a.out), "rendered": len(done)}))
     return EXIT_OK
@@ -138,8 +129,6 @@ def cmd_render(a) -> int:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``svm`` command (subcommands prep, train, predict, simulate, corrupt, render) to the main CLI."""
-    from .features import CAT_SCHEMES
-
     enc = sorted(CAT_SCHEMES)
     p = subparsers.add_parser("svm", help="HST SVM alignment: prep (JSON+FITS -> features), train, predict, "
                                           "simulate, corrupt, render")
@@ -198,8 +187,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, default=None, help="override the model's operating threshold")
     s.add_argument("--group", default=None, help="name of this data set in clf_report.txt")
     s.set_defaults(func=cmd_predict)
-
-    from .simulate import DETECTOR_SPECS, FIELD_KINDS
 
     s = sub.add_parser("simulate", help="simulated SVM visits (exposures, drizzled total product, QA JSON, truth)")
     s.add_argument("out", type=Path, help="output folder (one sub-folder per visit)")

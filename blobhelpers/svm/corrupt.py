@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import InputError
-from ..core.parallel import process_map
-from .simulate import SimConfig, _exposure_sources, _offset_sky, _rot, load_visit, process_visit, write_visit_products
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.parallel import process_map
+from blobhelpers.svm.simulate import (SimConfig, _exposure_sources, _offset_sky, _rot, load_visit, process_visit,
+                                      write_visit_products)
 
 __all__ = ["MODES", "EXPOS", "choose_exposures", "draw_shifts", "corrupt_visit", "corrupt"]
 

@@ -53,11 +53,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.errors import InputError
-from ..core.deeplearning import save_keras_reproducibly
-from ..core.paths import atomic_path, write_json
-from .features import CONTINUOUS, FEATURES, is_synthetic, visit_of
-from .images import SIZE
+from blobhelpers.core.deeplearning import (keras_module as k, reproducible_tf_env, runs_reproducible_tf,
+                                           save_keras_reproducibly, set_determinism)
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.parallel import process_map
+from blobhelpers.core.paths import atomic_path, write_json
+from blobhelpers.core.stats import flag as _flag, rate, threshold_for_fpr
+from blobhelpers.svm.features import CONTINUOUS, FEATURES, is_synthetic, recode_cat, visit_of
+from blobhelpers.svm.folds import stratified_group_folds
+from blobhelpers.svm.images import SIZE, load_spacekit_model, spacekit_predict
+from blobhelpers.svm.models import build_model, load_model, yeo_johnson
 
 __all__ = ["IMAGE_KINDS", "DEFAULT_IMAGE_PARAMS", "SPACEKIT_PARAMS", "build_spacekit_ensemble", "build_cnn2d",
            "image_channels", "check_features", "check_images", "ImageModel", "fit_image_model", "predict_proba",
@@ -75,8 +80,6 @@ _EPS = 1e-6
 
 
 def _keras():
-    from ..core.deeplearning import keras_module as k
-
     return k()
 
 
@@ -240,8 +243,6 @@ def _logit(p):
 
 def _folds(y, groups, n_splits: int, seed: int, strata=None):
     """Stratified folds grouped by *groups* (a group is never split); :class:`InputError` if impossible."""
-    from .evaluate import stratified_group_folds
-
     folds = stratified_group_folds(strata if strata is not None else y, groups, n_splits, seed)
     for tr, te in folds:
         if set(groups[tr]) & set(groups[te]):  # pragma: no cover - StratifiedGroupKFold guarantees it
@@ -255,7 +256,6 @@ def _folds(y, groups, n_splits: int, seed: int, strata=None):
 
 class ImageModel:
     """A fitted ``spacekit``, ``cnn2d`` or ``stacked`` model; see the module docstring."""
-
     def __init__(self, kind: str, params: dict | None = None, seed: int = 0):
         if kind not in IMAGE_KINDS:
             raise InputError(f"unknown image model kind {kind!r}; known: {list(IMAGE_KINDS)}")
@@ -275,8 +275,6 @@ class ImageModel:
 
     # -- preprocessing
     def _features(self, X_feat: pd.DataFrame) -> np.ndarray:
-        from .models import yeo_johnson
-
         X = X_feat[list(FEATURES)].to_numpy(dtype=float).copy()
         if self.tx is not None:
             k = len(CONTINUOUS)
@@ -295,8 +293,6 @@ class ImageModel:
 
     # -- training
     def _train_net(self, X_feat, X_img, y):
-        from ..core.deeplearning import set_determinism
-
         set_determinism(self.seed)
         p = self.params
         rng = np.random.default_rng(self.seed)
@@ -351,8 +347,6 @@ class ImageModel:
         :func:`blobhelpers.core.parallel.n_workers`; 1: one process); each is seeded on its own, so the model
         is the same whatever *n_jobs*.
         """
-        from ..core.deeplearning import reproducible_tf_env, runs_reproducible_tf
-        from ..core.parallel import process_map
 
         if runs_reproducible_tf():
             self._fit(X_feat, X_img, y, groups, n_jobs)
@@ -371,9 +365,6 @@ class ImageModel:
         passes its ``cnn2d`` model of the same fold). Runs in this process, as it is: callers run it in a
         worker started with :func:`~blobhelpers.core.deeplearning.reproducible_tf_env` (:meth:`fit`,
         :func:`compare_models`)."""
-        from ..core.deeplearning import reproducible_tf_env
-        from ..core.parallel import process_map
-        from .models import build_model
 
         if net is not None and self.kind != "stacked":
             raise InputError(f"a {self.kind} model trains its own network")
@@ -470,8 +461,6 @@ def _fit_in_worker(kind: str, params: dict, seed: int, X_feat, X_img, y, groups,
 def _stacked_inner_fold(tab_name: str, tab_params: dict, cnn_params: dict, seed: int, X_tr, img_tr, y_tr, k_tr,
                         X_te, img_te) -> tuple:
     """One inner fold of a ``stacked`` fit: the tabular and ``cnn2d`` probabilities of its held-out rows."""
-    from .models import build_model
-
     tab = build_model(tab_name, {"kind": tab_name, **tab_params}, seed).fit(X_tr, y_tr.astype(int), k_tr)
     inner = ImageModel("cnn2d", cnn_params, seed)
     inner._train_net(X_tr, img_tr, y_tr)
@@ -527,8 +516,6 @@ def predict_proba(model: ImageModel, X_feat, X_img=None, has_image=None) -> np.n
 
 def load_image_model(folder: str | Path) -> ImageModel:
     """Load a folder written by :meth:`ImageModel.save` (Keras safe mode, JSON; no pickle)."""
-    from .models import load_model
-
     folder = Path(folder)
     meta_path = folder / "ensemble.json"
     try:
@@ -574,9 +561,6 @@ def metrics(y, p, fa_target: float = 0.05, row_kind=None) -> dict:
     misaligned rows when *row_kind* (0 real aligned, 1 real misaligned, 2 synthetic) is given.
     """
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
-    from ..core.stats import flag as _flag
-    from ..core.stats import rate, threshold_for_fpr
 
     y, p = np.asarray(y, int), np.asarray(p, float)
     kind = np.asarray(row_kind, int) if row_kind is not None else y.copy()
@@ -641,9 +625,6 @@ def compare_models(table: pd.DataFrame, images, groups=None, models=("tabular", 
     (:func:`metrics`: ROC/PR-AUC, recall at *fa_target* with Wilson intervals).
     """
     from tqdm.auto import tqdm
-
-    from ..core.deeplearning import reproducible_tf_env
-    from ..core.parallel import process_map
 
     table = check_features(table, "comparison table").reset_index(drop=True)
     if "label" not in table:
@@ -715,7 +696,6 @@ def _compare_fold(names: tuple, d_tr: pd.DataFrame, d_te: pd.DataFrame, img_tr, 
     *img_params*: each image model's parameters. ``("cnn2d", "stacked")``: the stacked model takes
     the cnn2d model's network (the one it would train).
     """
-    from .models import build_model
 
     out, cnn = {}, None
     for name in names:
@@ -740,8 +720,6 @@ def side_by_side(features: pd.DataFrame, images, models: dict | None = None, spa
     :class:`~blobhelpers.svm.models.SvmModel`; *spacekit_model* is a loaded Keras model
     (:func:`~blobhelpers.svm.images.load_spacekit_model`) or a path to ``svm_align.zip``.
     """
-    from .features import recode_cat
-    from .images import load_spacekit_model, spacekit_predict
 
     features = check_features(features).reset_index(drop=True)
     images = check_images(images, len(features))

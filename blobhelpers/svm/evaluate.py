@@ -25,71 +25,28 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core.errors import InputError
-from ..core.stats import flag, rate, threshold_for_fpr, wilson
-from .features import FEATURES, detector_name, sample_kind, visit_of
-from .models import build_model
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.parallel import process_map
+from blobhelpers.core.paths import write_json, write_text
+from blobhelpers.core.stats import flag, rate, threshold_for_fpr, wilson
+from blobhelpers.svm.features import FEATURES, detector_name, sample_kind
+from blobhelpers.svm.folds import assert_grouped, grouped_folds
+from blobhelpers.svm.models import build_model
+from blobhelpers.svm.sections import SvmSection
 
-__all__ = ["grouped_folds", "stratified_group_folds", "assert_grouped", "real_threshold", "CVResult", "cross_validate",
+__all__ = ["real_threshold", "CVResult", "cross_validate",
            "rate", "summarize", "calibration_table", "permutation_importance", "misclassified", "CRITERIA",
            "criterion_score", "auc_interval", "mean_rate", "resolve_candidates", "NestedCV", "nested_cv",
            "summarize_repeated", "SELECTION", "DEFAULT_SVM", "fold_seeds", "train_and_select"]
 
 #: Name of the pseudo-candidate "the candidate the inner CV selects, at its inner threshold".
 SELECTION = "nested selection"
-
-
-def grouped_folds(df: pd.DataFrame, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified (by sample kind) folds grouped by visit; fixed *seed*.
-
-    Examples
-    --------
-    >>> df = pd.DataFrame({"index": [f"hst_1_{v:02d}_acs_wfc_total_j{v:05d}{s}" for v in range(12) for s in ("", "_f1_all_stat")],
-    ...                    "label": [v % 3 == 0 or s == 1 for v in range(12) for s in (0, 1)]})
-    >>> folds = grouped_folds(df, 3, seed=0)
-    >>> assert_grouped(df, folds)
-    True
-    """
-    return stratified_group_folds(sample_kind(df), visit_of(df["index"]).to_numpy(), n_splits, seed)
-
-
-def stratified_group_folds(strata, groups, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``StratifiedGroupKFold`` folds (shuffled with *seed*): a group (visit) is never split.
-
-    :class:`InputError` when there are fewer groups than folds.
-    """
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    groups = np.asarray(groups)
-    n_groups = len(np.unique(groups))
-    if n_splits < 2 or n_splits > n_groups:
-        raise InputError(f"cannot make {n_splits} grouped folds from {n_groups} visits")
-    sgk = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=int(seed))
-    with warnings.catch_warnings():
-        # a kind rarer than n_splits (few real misalignments in a small set) is expected: some folds lack it
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        return [(tr, te) for tr, te in sgk.split(np.zeros(len(groups)), np.asarray(strata), groups)]
-
-
-def assert_grouped(df: pd.DataFrame, folds) -> bool:
-    """Raise if a visit has rows on both sides of a split or rows are not covered exactly once."""
-    groups = visit_of(df["index"]).to_numpy()
-    seen = np.zeros(len(df), int)
-    for tr, te in folds:
-        both = set(groups[tr]) & set(groups[te])
-        if both:
-            raise AssertionError(f"visit(s) on both sides of a split: {sorted(both)[:3]}")
-        seen[te] += 1
-    if not (seen == 1).all():
-        raise AssertionError("folds do not cover every row exactly once")
-    return True
 
 
 def real_threshold(kind, p, fa: float) -> float:
@@ -108,7 +65,6 @@ def real_threshold(kind, p, fa: float) -> float:
 @dataclass
 class CVResult:
     """Out-of-fold predictions of one model."""
-
     name: str
     proba: np.ndarray  # out-of-fold P(misaligned)
     threshold: np.ndarray  # nested threshold applied to each row (the one of its fold)
@@ -431,8 +387,6 @@ def nested_cv(df: pd.DataFrame, candidates: dict, seeds, n_splits: int = 5, inne
     """
     from tqdm.auto import tqdm
 
-    from ..core.parallel import process_map
-
     criterion_score([0, 1], [0.0, 1.0], [0, 1], criterion)  # validates the name
     names = list(candidates)
     stacks = [n for n in names if candidates[n].get("kind", n) == "stack"]
@@ -529,7 +483,6 @@ def train_and_select(df: pd.DataFrame, svm: dict | None, seed: int, out=None, pr
     """Select a model by the pre-declared criterion, measure the procedure by nested CV, fit and save it.
 
     The single code path behind ``blobhelpers svm train`` and the models notebook:
-
     1. :func:`nested_cv` of every candidate of ``svm.models`` over ``svm.repeats`` fold seeds
        (every candidate on the same folds);
     2. the deployed model is the candidate with the best criterion (``svm.selection``) averaged
@@ -545,9 +498,6 @@ def train_and_select(df: pd.DataFrame, svm: dict | None, seed: int, out=None, pr
     *n_jobs*: worker processes of the nested CV (``None``: the default of
     :func:`blobhelpers.core.parallel.n_workers`); the results do not depend on it.
     """
-    from ..core.paths import write_json, write_text
-
-    from .sections import SvmSection
 
     SvmSection.from_dict(svm)  # a typo in params.yaml's svm section is an error, not a silent default
     svm = {**DEFAULT_SVM, **(svm or {})}

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.errors import InputError
+from blobhelpers.core.errors import InputError
 
 __all__ = ["FEATURES", "CONTINUOUS", "CATEGORICAL", "DETECTORS", "WCSTYPES", "CATEGORY_ABBREV", "CAT_SCHEMES",
            "abbreviate_category", "encode_category", "recode_cat", "decode_cat", "encode_raw", "visit_of",

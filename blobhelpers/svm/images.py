@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.errors import InputError
-from .features import CANONICAL, FEATURES, recode_cat
+from blobhelpers.core.deeplearning import keras_module as _keras
+from blobhelpers.core.errors import InputError
+from blobhelpers.svm.features import CANONICAL, FEATURES, recode_cat
 
 __all__ = ["SIZE", "SUFFIXES", "load_triplet", "load_images", "load_spacekit_model", "spacekit_predict",
            "is_image_model"]
@@ -90,8 +91,6 @@ def is_image_model(path: str | Path) -> bool:
 
 def load_spacekit_model(path: str | Path):
     """Load spacekit's released ensemble from ``svm_align.zip`` or ``ensembleSVM.keras`` (safe mode)."""
-    from ..core.deeplearning import keras_module as _keras
-
     keras = _keras()
     path = Path(path)
     if not path.exists():

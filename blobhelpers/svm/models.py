@@ -42,9 +42,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.errors import InputError
-from ..core.paths import atomic_path, write_json
-from .features import CONTINUOUS, DETECTORS, ENGINEERED, FEATURES, engineer, visit_of
+from blobhelpers.core.deeplearning import keras_module as _keras, save_keras_reproducibly, set_determinism
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.paths import atomic_path, write_json
+from blobhelpers.svm.features import CONTINUOUS, DETECTORS, ENGINEERED, FEATURES, engineer, visit_of
+from blobhelpers.svm.folds import stratified_group_folds
 
 __all__ = ["KINDS", "DEFAULT_PARAMS", "SvmModel", "SpacekitMLP", "LogisticModel", "GradientBoostingModel",
            "TreeEnsembleModel", "StackModel", "build_model", "load_model", "yeo_johnson", "sample_weights",
@@ -149,7 +151,6 @@ def yeo_johnson(x: np.ndarray, lmbda: np.ndarray) -> np.ndarray:
 
 class SvmModel:
     """Common interface: ``fit(df, y, kind)``, ``predict_proba(df)``, ``save(folder)``; ``threshold``."""
-
     kind = "base"
 
     def __init__(self, name: str | None = None, params: dict | None = None, seed: int = 0):
@@ -197,7 +198,6 @@ class SvmModel:
 
 class SpacekitMLP(SvmModel):
     """spacekit's MLP branch (see the module docstring); preprocessing fitted on the training rows."""
-
     kind = "spacekit_mlp"
 
     def __init__(self, *a, **k):
@@ -206,8 +206,6 @@ class SpacekitMLP(SvmModel):
         self.tx = None  # {"lambdas", "mu", "sigma"} as in spacekit's tx_data.json
 
     def build(self):
-        from ..core.deeplearning import keras_module as _keras
-
         keras = _keras()
         L = keras.layers
         inp = keras.Input((len(FEATURES),), name="svm_regression_inputs")
@@ -231,8 +229,6 @@ class SpacekitMLP(SvmModel):
 
     def fit(self, df, y, kind=None):
         from sklearn.preprocessing import PowerTransformer
-
-        from ..core.deeplearning import set_determinism
 
         y = np.asarray(y, dtype=np.float32)
         pt = PowerTransformer(method="yeo-johnson", standardize=True).fit(self._x(df)[list(CONTINUOUS)].to_numpy(float))
@@ -264,22 +260,17 @@ class SpacekitMLP(SvmModel):
         return {"tx_data": {k: np.asarray(v).tolist() for k, v in self.tx.items()}}
 
     def _save_state(self, folder):
-        from ..core.deeplearning import save_keras_reproducibly
-
         with atomic_path(folder / "model.keras") as tmp:
             save_keras_reproducibly(self.model, tmp)  # same weights -> same bytes
         write_json(folder / "tx_data.json", {k: np.asarray(v).tolist() for k, v in self.tx.items()})
 
     def _load_state(self, folder, state):
-        from ..core.deeplearning import keras_module as _keras
-
         self.tx = {k: np.asarray(v, dtype=float) for k, v in state["tx_data"].items()}
         self.model = _keras().saving.load_model(folder / "model.keras", compile=False, safe_mode=True)
 
 
 class LogisticModel(SvmModel):
     """Logistic regression on the engineered features; stored as coefficients (JSON)."""
-
     kind = "logreg"
 
     def fit(self, df, y, kind=None):
@@ -314,7 +305,6 @@ class LogisticModel(SvmModel):
 
 class GradientBoostingModel(SvmModel):
     """scikit-learn HistGradientBoostingClassifier on engineered features; trees stored as arrays."""
-
     kind = "hgb"
 
     def fit(self, df, y, kind=None):
@@ -446,11 +436,7 @@ class TreeEnsembleModel(SvmModel):
     kind = "forest"
 
     def _estimator(self):
-        from sklearn.ensemble import (
-            ExtraTreesClassifier,
-            GradientBoostingClassifier,
-            RandomForestClassifier,
-        )
+        from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
 
         p = {k: v for k, v in self.params.items() if k not in ("real_positive_weight", "synthetic_weight", "features")}
         if self.kind == "gb":
@@ -556,8 +542,6 @@ class StackModel(SvmModel):
         y = np.asarray(y, int)
         kind = np.asarray(kind if kind is not None else y)
         if oof is None:
-            from .evaluate import stratified_group_folds
-
             groups = visit_of(df["index"]).to_numpy() if "index" in df else np.arange(len(df))
             folds = folds or stratified_group_folds(kind, groups, int(self.params["inner_splits"]), self.seed)
             oof = {b: np.full(len(df), np.nan) for b in self.base_names}

@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.errors import InputError
-from ..core.paths import project_root, write_text
-from ..core.stats import flag
-from .features import AUTO, CANONICAL, DETECTORS, FEATURES, read_features, recode_cat
-from .images import is_image_model, load_images, load_spacekit_model, spacekit_predict
-from .models import load_model
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.paths import project_root, write_text
+from blobhelpers.core.stats import flag
+from blobhelpers.svm.ensemble import load_image_model
+from blobhelpers.svm.features import AUTO, CANONICAL, DETECTORS, FEATURES, read_features, recode_cat
+from blobhelpers.svm.images import is_image_model, load_images, load_spacekit_model, spacekit_predict
+from blobhelpers.svm.models import load_model
 
 __all__ = ["default_model_path", "default_image_model_path", "predict_file", "classification_report"]
 
@@ -111,7 +112,6 @@ def predict_file(features_csv: str | Path, out: str | Path, model: str | Path | 
     thr = np.full(n, np.nan)
     extra = {}
     if (model / "ensemble.json").is_file():  # this project's image model (stage 14)
-        from .ensemble import load_image_model
 
         im = load_image_model(model)
         has = np.zeros(n, bool)

@@ -2,7 +2,6 @@
 
 Input layout (spacekit's): one folder per visit (or any tree) holding drizzlepac's SVM
 quality-analysis files and the total detection drizzled product, e.g.::
-
     ibl738/hst_12286_38_wfc3_ir_total_ibl738_svm_gaia_sources.json
     ibl738/ibl738_ir_svm_num_sources.json            (older drizzlepac name of the same test)
     ibl738/hst_12286_38_wfc3_ir_total_ibl738_drz.fits
@@ -33,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.errors import InputError
-from ..core.paths import project_root, write_text
-from .features import CATEGORY_ABBREV, WCSTYPES, encode_raw
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.paths import atomic_path, project_root, write_text
+from blobhelpers.svm.features import CATEGORY_ABBREV, WCSTYPES, encode_raw
 
 __all__ = ["RAW_COLUMNS", "SCRUB_COLUMNS", "DEFAULT_PATTERNS", "VisitError", "PrepResult", "CategoryLookup",
            "flatten_qa_json", "read_qa_json", "group_qa_files", "scrape_visit", "wcstype_of", "prep", "write_visit"]
@@ -54,7 +53,6 @@ _NUMSRC = re.compile(r"^([0-9a-z]+)_([a-z]+)_svm_num_sources\.json$", re.I)
 
 class VisitError(InputError):
     """One visit cannot be prepared; ``visit`` names it, the message names the file and problem."""
-
     def __init__(self, visit: str, message: str):
         super().__init__(f"{visit}: {message}")
         self.visit = visit
@@ -64,7 +62,6 @@ class VisitError(InputError):
 @dataclass
 class PrepResult:
     """Tables of one prep run and the visits that were skipped."""
-
     scrubbed: pd.DataFrame  # JSON-scraped columns (spacekit's single_scrub layout) + index
     raw: pd.DataFrame  # RAW_COLUMNS (spacekit's raw_svm_data layout)
     features: pd.DataFrame  # the 10 features + index (spacekit's svm_data layout)
@@ -449,7 +446,6 @@ def write_visit(folder: str | Path, index: str, *, targname="ANY", ra_targ=0.0, 
     for k, v in header.items():
         prim[k] = v
     hdul = fits.HDUList([fits.PrimaryHDU(header=prim), fits.ImageHDU(np.zeros((8, 8), "f4"), sci, name="SCI")])
-    from ..core.paths import atomic_path
 
     with atomic_path(folder / img) as tmp:
         hdul.writeto(tmp, overwrite=True)

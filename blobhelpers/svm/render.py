@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import InputError
-from ..core.paths import atomic_path
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.parallel import process_map
+from blobhelpers.core.paths import atomic_path
 
 __all__ = ["find_products", "render_product", "render"]
 
@@ -158,7 +159,6 @@ def render(path: str | Path, out: str | Path, dpi: int = 64, n_jobs: int | None 
     :func:`blobhelpers.core.parallel.n_workers`; 1: in this process); the PNGs are the same bytes whatever
     *n_jobs* (:func:`blobhelpers.core.parallel.process_map`).
     """
-    from ..core.parallel import process_map
 
     products = find_products(path)
     process_map(render_product, [(p, out, dpi) for p in products], n_jobs)

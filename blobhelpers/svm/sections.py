@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.config import dataclass_from_params
+from blobhelpers.core.config import dataclass_from_params
 
 __all__ = ["SvmSection", "SvmSimSection", "SvmImagesSection"]
 

@@ -76,9 +76,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import InputError
-from ..core.paths import atomic_path, project_root, write_text
-from ..core.parallel import process_map
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.parallel import process_map
+from blobhelpers.core.paths import atomic_path, project_root, write_text
 
 __all__ = ["DetectorSpec", "DETECTOR_SPECS", "FIELD_KINDS", "SimConfig", "Exposure", "Visit", "simulate_visit",
            "simulate", "align", "process_visit", "write_visit_products", "load_visit", "measure_misalignment",

@@ -1,0 +1,7 @@
+"""``python -m blobhelpers.blob.crosssim``: write a cross-simulator evaluation set (see ``--help``)."""
+
+import sys
+
+from blobhelpers.blob.crosssim.simulator import main
+
+sys.exit(main())

@@ -1,0 +1,74 @@
+"""Monitor parameters, exit codes and the names of the tuned thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from blobhelpers.blob.detect.detection import DetectionConfig
+from blobhelpers.blob.sections import DifferenceConfig, MonitorCampaignConfig, MonitorTuneConfig, RegressionConfig
+from blobhelpers.core.config import dataclass_from_params
+
+__all__ = ["MonitorConfig", "EXIT_NOTHING_NEW", "EXIT_NEW_BLOB", "TUNED"]
+
+#: Exit codes of ``blobhelpers monitor`` (2 = bad input, 1 = internal error, as every command).
+EXIT_NOTHING_NEW = 0
+EXIT_NEW_BLOB = 3
+
+#: Alert thresholds chosen on a development campaign (stage 04 writes them with
+#: :func:`write_tuned`); ``null`` in params.yaml means "use the tuned value".
+TUNED = ("snr_min", "threshold", "neg_veto")
+
+
+@dataclass
+class MonitorConfig:
+    """Parameters of the monitor (the ``monitor`` section of params.yaml, minus ``campaign``)."""
+    history: int = 30            # frames in the median stack
+    min_history: int = 10        # fewer usable frames than this: no verdict (clear error)
+    register: bool = True        # sub-pixel registration + dip subtraction
+    clip_factor: float = 0.5     # the model's training preprocessing
+    border_rule: str = "symmetric"
+    threshold: float = 0.5       # CNN P(blob) of a candidate's centred subframe
+    snr_min: float = 5.5         # matched-filter significance of a candidate
+    radii: tuple = (2.0, 3.5, 5.5, 8.0, 12.0)  # matched-filter blob radii (px)
+    max_candidates: int = 20     # non-catalogued candidates verified per frame (strongest first)
+    known_margin: float = 4.0    # a candidate within radius + margin of a known blob is known
+    neg_veto: float = 8.0        # no alert next to a residual more negative than -neg_veto sigma
+    min_depth: float = 0.0       # optional floor on the estimated central depth
+    saliency: bool = True        # saliency PNG per alert
+    dipole_ratio: float = 0.5    # dipole test of the detection core (blobhelpers.blob.detect.detection.screen)
+    dipole_min: float = 4.0
+
+    @classmethod
+    def resolve(cls, params: dict | None, fallback_threshold: float | None = None) -> tuple["MonitorConfig", set]:
+        """The monitor's settings from a whole params dict, with the precedence every caller uses.
+
+        ``monitor`` keys > (for ``threshold`` when it is null) *fallback_threshold* (the model's
+        validation-chosen one) > the defaults above; ``difference.clip_factor/border_rule`` fill
+        the ISR scaling used only for a model saved without its preprocessing file. Returns the
+        config and the set of :data:`TUNED` names fixed in params.yaml (tuned values must not
+        override those).
+        """
+        params = params or {}
+        mon = params.get("monitor") or {}
+        cfg = cls.from_dict(mon)
+
+        dif = DifferenceConfig.from_dict(params.get("difference"))
+        cfg.clip_factor, cfg.border_rule = dif.clip_factor, dif.border_rule
+        if mon.get("threshold") is None and fallback_threshold is not None:
+            cfg.threshold = float(fallback_threshold)
+        return cfg, {k for k in TUNED if mon.get(k) is not None}
+
+    def detection(self):
+        """The :class:`~blobhelpers.blob.detect.detection.DetectionConfig` of these settings."""
+        return DetectionConfig(radii=tuple(self.radii), snr_min=self.snr_min, max_candidates=self.max_candidates,
+                               dipole_ratio=self.dipole_ratio, dipole_min=self.dipole_min, neg_veto=self.neg_veto)
+
+    @classmethod
+    def from_dict(cls, params: dict | None) -> "MonitorConfig":
+        params = {k: v for k, v in (params or {}).items() if not (k in TUNED and v is None)}
+        MonitorTuneConfig.from_dict(params.get("tune"))
+        MonitorCampaignConfig.from_dict(params.get("campaign"))
+        RegressionConfig.from_dict(params.get("regression"))
+        cfg = dataclass_from_params(cls, params, "monitor", ignore=("campaign", "seed", "regression", "tune"))
+        cfg.radii = tuple(float(r) for r in cfg.radii)
+        return cfg

@@ -1,0 +1,491 @@
+"""The monitor itself: frames ordered by date -> difference -> candidates -> CNN -> verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from blobhelpers.blob.detect.alertfigures import save_alert_pngs
+from blobhelpers.blob.detect.detection import detect_candidates, measure_blob, screen, valid_mask, verify
+from blobhelpers.blob.detect.monitor.catalog import KnownCatalog
+from blobhelpers.blob.detect.monitor.config import MonitorConfig
+from blobhelpers.blob.detect.monitor.records import MonitorLog
+from blobhelpers.blob.detect.monitor.render import summary_html
+from blobhelpers.blob.detect.monitor.tuning import thresholds_provenance
+from blobhelpers.blob.detect.products import monitor_header, record_image, save_products as _save
+from blobhelpers.blob.io.fitsio import BORDER, expand_frame_paths, frame_time, read_frame, read_header
+from blobhelpers.blob.io.wfc3 import describe, history_summary, signature_differences
+from blobhelpers.blob.learn.cnn import load_model, load_preprocessing
+from blobhelpers.blob.learn.inference import saliency
+from blobhelpers.blob.preprocess.difference import difference_of_normalized, normalize_many
+from blobhelpers.blob.preprocess.scaling import TILE, scale_image, tile_origins
+from blobhelpers.core.errors import InputError
+from blobhelpers.core.parallel import default_workers
+from blobhelpers.core.paths import sha256_file, write_text
+from blobhelpers.core.report import versions
+
+__all__ = ["FrameResult", "Monitor", "run_monitor", "confirm"]
+
+log = logging.getLogger("blobhelpers.blob.detect.monitor")
+
+
+@dataclass
+class FrameResult:
+    """One processed frame: the JSON record plus arrays for figures (not logged)."""
+    record: dict
+    diff: np.ndarray | None = None
+    scaled: np.ndarray | None = None
+    explain: dict = field(default_factory=dict)  # candidate index -> (subframe, saliency, (y0, x0))
+    history_dates: tuple = ()  # DATE-OBS of the first and last history frames (for the saved products)
+
+
+class _NoPool:
+    """Stands in for a thread pool when the frames are processed one by one."""
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+class Monitor:
+    """Run the monitor over an ordered set of frames (see the module docstring).
+
+    Parameters
+    ----------
+    frames : iterable of path-like
+        FITS files, folders or globs; ordered by DATE-OBS (unreadable headers: skipped, warned).
+    model : keras.Model or path-like
+    config : MonitorConfig
+    known : KnownCatalog, optional
+    model_name : str, optional
+        Recorded in the log (default: the model path).
+    """
+
+    def __init__(self, frames, model, config: MonitorConfig | None = None, known: KnownCatalog | None = None,
+                 model_name: str | None = None, preprocessing: dict | None = None):
+        self.config = config or MonitorConfig()
+        self.known = known if known is not None else KnownCatalog()
+        paths = expand_frame_paths(frames)
+        if not paths:
+            raise InputError(f"no FITS frames found in {[str(f) for f in frames]}")
+        self.skipped: list[dict] = []
+        ordered = []
+        for p in paths:
+            try:
+                ordered.append((p, frame_time(read_header(p), p)))
+            except InputError as exc:
+                self._skip(p, str(exc))
+        if not ordered:
+            raise InputError("none of the frames given could be read: " + "; ".join(s["reason"] for s in self.skipped))
+        ordered.sort(key=lambda t: (t[1], str(t[0])))
+        self.ordered = ordered
+        # History consistency (headers only): frames must share FILTER, DETECTOR, size and unit
+        # with the newest readable frame. Those that differ are skipped (warned, named in the
+        # log) when they are loaded; too few matching frames is a clear error now.
+
+        self._info: dict[int, dict] = {}
+        sigs: dict[int, dict | None] = {}
+        for j, (p, _) in enumerate(ordered):
+            try:
+                sigs[j] = describe(p)
+            except InputError:
+                sigs[j] = None  # the frame's own error (named) surfaces when it is read
+        ref_j = next((j for j in range(len(ordered) - 1, -1, -1) if sigs[j] is not None), None)
+        self.reference: dict | None = None
+        if ref_j is not None:
+            self.reference = {"frame": ordered[ref_j][0].name,
+                              **{k: v for k, v in sigs[ref_j].items() if k != "layout"}}
+            bad = {j: signature_differences(sg, self.reference) for j, sg in sigs.items() if sg is not None}
+            bad = {j: d for j, d in bad.items() if d}
+            n_match = sum(sg is not None for sg in sigs.values()) - len(bad)
+            if bad and n_match - 1 < self.config.min_history:
+                ref = self.reference
+                listed = "; ".join(f"{ordered[j][0].name}: {', '.join(d)}" for j, d in list(bad.items())[:8])
+                raise InputError(
+                    f"the history cannot be made consistent with the newest frame {ref['frame']} (FILTER "
+                    f"{ref['FILTER'] or '?'}, DETECTOR {ref['DETECTOR'] or '?'}, {ref['shape']}, unit "
+                    f"{ref['unit'] or '?'}): {n_match - 1} earlier frame(s) match, the monitor needs at least "
+                    f"{self.config.min_history}; {len(bad)} differ: {listed}{'; ...' if len(bad) > 8 else ''}")
+        if isinstance(model, (str, Path)):
+            self.model_path = Path(model)
+            self.model_sha256 = sha256_file(self.model_path) if self.model_path.is_file() else ""
+            self.model = load_model(model)
+        else:
+            self.model_path, self.model_sha256, self.model = None, "", model
+        fallback = {"clip_factor": self.config.clip_factor, "border_rule": self.config.border_rule}
+        if preprocessing is not None:
+            self.preprocessing = {"representation": "isr", **fallback, **preprocessing}
+        elif self.model_path is not None:
+            self.preprocessing = load_preprocessing(self.model_path, fallback)
+        else:  # an in-memory model without a preprocessing record: the ISR scaling of the config
+            self.preprocessing = {"representation": "isr", **fallback, "source": "config"}
+        self.model_name = model_name or (str(self.model_path) if self.model_path else getattr(model, "name", "model"))
+        self._cache: dict[int, np.ndarray | None] = {}
+        self._trimmed: dict[int, bool] = {}
+        self._versions = versions()
+
+    # -- frames ---------------------------------------------------------------------------
+    def _skip(self, path, reason: str, kind: str = "unreadable") -> None:
+        """Skip *path* with a warning naming it; *kind*: unreadable, unusable or inconsistent."""
+        if not any(s["file"] == str(path) for s in self.skipped):
+            log.warning("skipping %s: %s", path, reason)
+            self.skipped.append({"file": str(path), "reason": reason, "kind": kind})
+
+    def _load(self, indices) -> None:
+        """Read and normalise the frames *indices* not yet cached (bad ones cached as None)."""
+        todo = [j for j in indices if j not in self._cache]
+        raw, ok = [], []
+        for j in todo:
+            path = self.ordered[j][0]
+            try:
+                fr = read_frame(path)
+            except InputError as exc:
+                self._skip(path, str(exc).replace(f"{path}: ", ""))
+                self._cache[j] = None
+                continue
+            diffs = signature_differences(fr.signature, self.reference) if self.reference else []
+            if diffs:
+                self._skip(path, f"inconsistent with the newest frame {self.reference['frame']}: " + ", ".join(diffs),
+                           kind="inconsistent")
+                self._cache[j] = None
+                continue
+            good = np.isfinite(fr.data).mean()
+            if good < 0.5:
+                self._skip(path, f"only {good:.0%} of the pixels are finite", kind="unusable")
+                self._cache[j] = None
+                continue
+            raw.append(fr.data)
+            ok.append(j)
+            self._trimmed[j] = fr.trimmed
+            self._info[j] = fr.provenance()
+        for j, img in zip(ok, normalize_many(raw) if raw else []):
+            self._cache[j] = img
+
+    def input_provenance(self, i: int) -> dict:
+        """Where frame *i*'s verdict comes from (the log record's ``input``): the reader path,
+        unit, header keywords and masked-pixel counts of the frame; the same summarised over its
+        history; the consistency check against the newest frame (frames skipped, named); and
+        the source of the alert thresholds (:func:`~blobhelpers.blob.detect.monitor.tuning.thresholds_provenance`).
+        """
+
+        hist = [k for k in sorted(self._cache) if k < i and self._cache[k] is not None][-self.config.history:]
+        odd = [s for s in self.skipped if s.get("kind") == "inconsistent"]
+        return {**self._info.get(i, {}),
+                "history": history_summary([self._info[k] for k in hist if k in self._info]),
+                "consistency": {"reference": self.reference, "checked": ["FILTER", "DETECTOR", "size", "unit"],
+                                "n_skipped": len(odd), "skipped": [Path(s["file"]).name for s in odd]},
+                "n_skipped_other": len(self.skipped) - len(odd),
+                "thresholds": thresholds_provenance(self.config)}
+
+    def _evict(self, keep_from: int) -> None:
+        for j in [j for j in self._cache if j < keep_from]:
+            del self._cache[j]
+
+    def history_of(self, i: int) -> list[int]:
+        """Indices of the usable frames forming the history of frame *i* (oldest first)."""
+        need = self.config.history
+        hist: list[int] = []
+        j = i - 1
+        while j >= 0 and len(hist) < need:
+            lo = max(0, j - (need - len(hist)) + 1)
+            self._load(range(lo, j + 1))
+            hist += [k for k in range(j, lo - 1, -1) if self._cache.get(k) is not None][: need - len(hist)]
+            j = lo - 1
+        return sorted(hist)
+
+    def index_of(self, path) -> int:
+        p = Path(path).resolve()
+        for i, (q, _) in enumerate(self.ordered):
+            if q.resolve() == p:
+                return i
+        raise InputError(f"{path}: not among the frames given (or unreadable)")
+
+    # -- one frame ------------------------------------------------------------------------
+    def process(self, i: int, with_arrays: bool = False) -> FrameResult:
+        """Difference, detect, verify and explain frame *i* (an index into ``self.ordered``).
+
+        Raises :class:`InputError` when the frame itself is unreadable or has fewer than
+        ``min_history`` usable frames before it.
+        """
+        inp = self._inputs(i)
+        return self._finish(inp, self._compute(inp), with_arrays)
+
+    def process_many(self, indices, with_arrays: bool = False, workers: int | None = None,
+                     skip_errors: bool = False):
+        """Yield ``(i, FrameResult)`` for the frames *indices*, in order: what :meth:`process`
+        gives for each, called one after the other.
+
+        The work that depends on nothing but the frames (median stack, registration, difference,
+        matched filter) of the next *workers* frames runs in a thread pool (NumPy and SciPy release
+        the GIL) while the frames are judged in order: everything that reads or may change
+        ``self.known`` -- the catalog match, the CNN verification, the verdict -- runs in the
+        caller's thread when the frame's turn comes, after the caller has handled the frame
+        before. *workers* defaults to :func:`~blobhelpers.core.parallel.default_workers` (the CPU
+        count, at most 2; ~40 MB per frame in flight); 1 runs them one by one. A frame that cannot be processed raises
+        :class:`InputError` in its turn, or with *skip_errors* is logged as a warning and skipped.
+        """
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = default_workers() if workers is None else max(1, int(workers))
+        todo = iter(indices)
+        queue: deque = deque()  # (i, inputs or None, future or InputError)
+
+        def fill(ex) -> None:
+            while sum(1 for q in queue if q[1] is not None) < workers:
+                i = next(todo, None)
+                if i is None:
+                    return
+                try:
+                    inp = self._inputs(i)
+                except InputError as exc:
+                    queue.append((i, None, exc))
+                    continue
+                queue.append((i, inp, ex.submit(self._compute, inp) if ex is not None else None))
+
+        with ThreadPoolExecutor(workers) if workers > 1 else _NoPool() as ex:
+            fill(ex)
+            while queue:
+                i, inp, fut = queue.popleft()
+                if inp is None:
+                    if not skip_errors:
+                        raise fut
+                    log.warning("%s", fut)
+                else:
+                    computed = fut.result() if fut is not None else self._compute(inp)
+                    yield i, self._finish(inp, computed, with_arrays)
+                fill(ex)
+
+    def _inputs(self, i: int) -> dict:
+        """Load frame *i* and its history (the frame cache: the caller's thread only) and take
+        the snapshot of the bookkeeping its record reports."""
+        cfg = self.config
+        path, when = self.ordered[i]
+        self._load([i])
+        cur = self._cache.get(i)
+        if cur is None:
+            reason = next((s["reason"] for s in self.skipped if s["file"] == str(path)), "unreadable")
+            raise InputError(f"{path}: cannot process the frame ({reason})")
+        hist = self.history_of(i)
+        if len(hist) < cfg.min_history:
+            raise InputError(f"{path}: only {len(hist)} usable frame(s) before it (dated {when:%Y-%m-%d}); "
+                             f"the monitor needs at least {cfg.min_history} (history {cfg.history})")
+        self._evict(hist[0])
+        return {"i": i, "path": path, "when": when, "current": cur, "history": [self._cache[j] for j in hist],
+                "hist": hist, "trimmed": bool(self._trimmed.get(i)), "input": self.input_provenance(i),
+                "skipped": [dict(s) for s in self.skipped]}
+
+    def _compute(self, inp: dict) -> dict:
+        """The part of a frame's processing that depends on its pixels alone (thread-safe)."""
+        diff = difference_of_normalized(inp["history"], inp["current"], self.config.register)
+        d = diff.data
+        det = self.config.detection()
+        prep = self.preprocessing
+        valid = valid_mask(d)
+        cands_all = screen(detect_candidates(d, det.radii, det.snr_min, valid=valid), det)
+        scaled = None
+        if prep["representation"] == "isr":
+            scaled, _ = scale_image(d, clip_factor=prep["clip_factor"], border_rule=prep["border_rule"])
+        return {"diff": diff, "candidates": cands_all, "scaled": scaled}
+
+    def _finish(self, inp: dict, computed: dict, with_arrays: bool) -> FrameResult:
+        """Known-catalog match, CNN verification, verdict and record of one frame (in order)."""
+        cfg = self.config
+        path, when, hist = inp["path"], inp["when"], inp["hist"]
+        diff, cands_all, scaled = computed["diff"], computed["candidates"], computed["scaled"]
+        d = diff.data
+        off = BORDER if inp["trimmed"] else 0
+        det = cfg.detection()
+        prep = self.preprocessing
+        # The detection core (blobhelpers.blob.detect.detection): masked S/N map -> candidates -> dipole and
+        # bright-transient tests -> known-catalog filter -> budget -> CNN on centred subframes.
+        cands, rejected, n_known = [], [], 0
+        for c in sorted(cands_all, key=lambda c: -c["snr"]):
+            if c["reject"]:
+                rejected.append(c)
+                continue
+            if len(cands) >= det.max_candidates:
+                c["reject"] = "over budget"
+                rejected.append(c)
+                continue
+            m = measure_blob(d, c["x"], c["y"], c["scale"])
+            x_in, y_in = m["x"] - off, m["y"] - off
+            if self.known.match(x_in, y_in, cfg.known_margin) is not None:
+                n_known += 1
+                continue
+            cands.append({"x": round(x_in, 2), "y": round(y_in, 2), "radius": round(m["radius"], 2),
+                          "depth": round(m["depth"], 5), "snr": round(c["snr"], 2),
+                          "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2)})
+        # CNN: one centred subframe per candidate + the 16 grid tiles (the ISR's view), in one batch.
+        # Known blobs (and their dips) are masked in the candidates' subframes, so that a catalogued
+        # blob sharing the subframe cannot vouch for a candidate.
+        grid = tile_origins(1024, TILE)
+        centres = [(c["x"] + off, c["y"] + off) for c in cands]
+        if cands and len(self.known):
+            mfull, mscaled = self._mask_known(d, scaled, off)
+            prob_c, X_c, orig_c = verify(self.model, mfull, centres, prep["representation"], mscaled)
+            prob_t, X_t, _ = verify(self.model, d, [], prep["representation"], scaled, extra_tiles=grid)
+            prob, X, origins = np.concatenate([prob_c, prob_t]), np.concatenate([X_c, X_t]), orig_c + list(grid)
+        else:
+            prob, X, origins = verify(self.model, d, centres, prep["representation"], scaled, extra_tiles=grid)
+        nc = len(cands)
+        alerts = []
+        for c, p in zip(cands, prob[:nc]):
+            c["probability"] = round(float(p), 6)
+            c["veto"] = "bright transient nearby" if c["neg_snr"] < -cfg.neg_veto else ""
+            c["new"] = bool(p >= cfg.threshold and c["snr"] >= cfg.snr_min and c["depth"] >= cfg.min_depth
+                            and not c["veto"])
+            if c["new"]:
+                alerts.append(c)
+        tiles = []
+        for k, (y0, x0) in enumerate(grid):
+            inside = [c for c in cands if y0 <= c["y"] + off < y0 + TILE and x0 <= c["x"] + off < x0 + TILE]
+            best = max((c["probability"] for c in inside), default=0.0)
+            tiles.append({"row": y0 // TILE, "col": x0 // TILE, "x0": x0 - off, "y0": y0 - off, "size": TILE,
+                          "probability": round(float(best), 6), "blob": any(c["new"] for c in inside),
+                          "cnn_probability": round(float(prob[nc + k]), 6)})
+        explain = {}
+        if alerts and cfg.saliency:
+            idx = [k for k, c in enumerate(cands) if c["new"]]
+            sub = X[idx]
+            smaps = saliency(self.model, sub)
+            for n, k in enumerate(idx):
+                explain[k] = (sub[n], smaps[n], origins[k])
+        record = {
+            "frame": path.name,
+            "path": str(path),
+            "date_obs": when.isoformat(timespec="seconds"),
+            "trimmed": inp["trimmed"],
+            "input": inp["input"],
+            "verdict": "new_blob" if alerts else "nothing_new",
+            "new_blob": bool(alerts),
+            "n_alerts": len(alerts),
+            "candidates": cands,
+            "n_known_matched": n_known,
+            "rejected": [{"x": round(c["x"] - off, 2), "y": round(c["y"] - off, 2), "snr": round(c["snr"], 2),
+                          "reason": c["reject"]} for c in rejected[:20]],
+            "n_rejected": {r: sum(1 for c in rejected if c["reject"] == r)
+                           for r in ("dipole", "bright transient", "over budget")},
+            "preprocessing": prep.get("representation"),
+            "tiles": tiles,
+            "history": {"n": len(hist), "first": self.ordered[hist[0]][0].name,
+                        "last": self.ordered[hist[-1]][0].name},
+            "shift": [round(diff.shift[0], 4), round(diff.shift[1], 4)],
+            "skipped_frames": inp["skipped"],
+            "model": self.model_name,
+            "model_sha256": self.model_sha256,
+            "threshold": cfg.threshold,
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
+            "known_catalog": {"path": str(self.known.path) if self.known.path else None, "n": len(self.known)},
+            "versions": self._versions,
+            "processed_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        span = tuple(self.ordered[k][1].isoformat(timespec="seconds") for k in (hist[0], hist[-1]))
+        return FrameResult(record, d if with_arrays else None, scaled if with_arrays else None, explain, span)
+
+    def _mask_known(self, full: np.ndarray, scaled: np.ndarray | None, off: int):
+        """*full* with every known blob's disc (radius + margin) set to NaN, *scaled* with it set to 0."""
+        k = self.known.xyr()
+        out = full.copy()
+        outs = scaled.copy() if scaled is not None else None
+        n = out.shape[0]
+        for x, y, r in k:
+            R = r + self.config.known_margin
+            x0, x1 = max(0, int(x + off - R)), min(n, int(x + off + R) + 2)
+            y0, y1 = max(0, int(y + off - R)), min(n, int(y + off + R) + 2)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            yy, xx = np.ogrid[y0:y1, x0:x1]
+            disc = (xx - x - off) ** 2 + (yy - y - off) ** 2 <= R * R
+            out[y0:y1, x0:x1][disc] = np.nan
+            if outs is not None:
+                outs[y0:y1, x0:x1][disc] = 0.0
+        return out, outs
+
+    def targets(self, all_frames: bool = False) -> list[int]:
+        """The newest frame, or every frame with at least ``min_history`` earlier frames."""
+        if not all_frames:
+            return [len(self.ordered) - 1]
+        return list(range(self.config.min_history, len(self.ordered)))
+
+
+def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = None,
+                known_path: str | Path | None = None, all_frames: bool = False, progress: bool = False,
+                html: bool = True, save_products: bool = False) -> list[dict]:
+    """What ``blobhelpers monitor`` does; returns the records written to ``OUT/monitor_log.jsonl``.
+
+    In the default (daily) mode a newest frame that cannot be processed raises
+    :class:`InputError`; with *all_frames* such frames are skipped with a warning.
+
+    With *save_products* (the command's default; off here so that a pipeline running the
+    monitor over hundreds of days writes no images) each frame's difference image and DS9
+    region file go to ``OUT/products/<frame>_diff.fits`` and ``<frame>_regions.reg``
+    (:mod:`blobhelpers.blob.detect.products`) and their paths into the record's ``products``.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    known = KnownCatalog.read(known_path) if known_path else KnownCatalog()
+    mon = Monitor(frames, model, config, known)
+    records = []
+    targets = mon.targets(all_frames)
+    for i, res in tqdm(mon.process_many(targets, with_arrays=html or save_products, skip_errors=all_frames),
+                       total=len(targets), desc="monitor", disable=not progress):
+        pngs = save_alert_pngs(res.record, res.explain, out / "saliency") if mon.config.saliency and res.explain else []
+        res.record["saliency_pngs"] = pngs
+        stem = Path(res.record["frame"]).name.split(".")[0]
+        if save_products:
+            res.record["products"] = _save(out / "products", stem, record_image(res.diff, res.record["trimmed"]),
+                                           res.record, monitor_header(res.record, res.history_dates),
+                                           known=mon.known)
+        if html:
+            write_text(out / "summary" / f"{stem}.html",
+                       summary_html(res.record, res.diff, pngs, base=out / "summary"))
+            res.record["summary_html"] = str(out / "summary" / f"{stem}.html")
+        records.append(res.record)
+    if records:
+        MonitorLog(out / "monitor_log.jsonl").update(records)
+    return records
+
+
+def confirm(catalog_path: str | Path, log_path: str | Path | None = None, frame: str | None = None,
+            candidates: list[int] | None = None, x: float | None = None, y: float | None = None,
+            radius: float | None = None, depth: float | None = None, note: str = "") -> list[dict]:
+    """Add confirmed blobs to the known-blob catalog (created if absent); returns the rows added.
+
+    Either give a monitor log and a frame name (all its alerts, or the *candidates* indices),
+    or a position (*x*, *y*, *radius*).
+    """
+    cat = KnownCatalog.read(catalog_path, must_exist=False)
+    added = []
+    if log_path is not None:
+        if frame is None:
+            raise InputError("confirm: --frame is required with --log")
+        recs = [r for r in MonitorLog(log_path).read() if r["frame"] == frame or Path(r["path"]).name == frame]
+        if not recs:
+            raise InputError(f"{log_path}: no entry for frame {frame!r}")
+        rec = recs[-1]
+        cands = rec["candidates"]
+        pick = candidates if candidates else [k for k, c in enumerate(cands) if c.get("new")]
+        for k in pick:
+            if not 0 <= k < len(cands):
+                raise InputError(f"{log_path}: frame {frame} has no candidate {k} (0..{len(cands) - 1})")
+            c = cands[k]
+            added.append(cat.add(c["x"], c["y"], c["radius"], c.get("depth"), rec["date_obs"][:10],
+                                 f"monitor:{frame}#{k}", note))
+        if not pick:
+            raise InputError(f"{log_path}: frame {frame} has no alerts to confirm (pass --candidate)")
+    elif x is not None and y is not None:
+        if radius is None or not radius > 0:
+            raise InputError("confirm: --radius (> 0) is required with --x/--y")
+        added.append(cat.add(x, y, radius, depth, "", "manual", note))
+    else:
+        raise InputError("confirm: give --log LOG --frame NAME, or --x X --y Y --radius R")
+    cat.write(catalog_path)
+    return added

@@ -1,0 +1,135 @@
+"""Alert figures (PNG) and the daily HTML summary of the monitor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from blobhelpers.blob.io.fitsio import BORDER
+from blobhelpers.blob.preprocess.scaling import zscale
+from blobhelpers.core.plotting import figure_png
+
+__all__ = ["summary_html", "products_html"]
+
+
+def _href(path: str, base: str | Path | None) -> str:
+    """*path* relative to the folder *base* (the HTML's), as a URL path."""
+    import os
+    from urllib.parse import quote
+
+    p = Path(path)
+    if base is not None:
+        try:
+            p = Path(os.path.relpath(Path(path).resolve(), Path(base).resolve()))
+        except ValueError:  # another drive (Windows): keep it absolute
+            p = Path(path).resolve()
+    return quote(p.as_posix())
+
+
+def products_html(rec: dict, base: str | Path | None = None) -> str:
+    """The paragraph linking a record's saved difference image and DS9 region file ('' without them).
+
+    Links are relative to *base* (the folder the HTML is written to).
+
+    >>> print(products_html({"products": {"diff_fits": "/o/products/f_diff.fits",
+    ...                                   "regions": "/o/products/f_regions.reg"}}, "/o/summary"))
+    ... # doctest: +ELLIPSIS
+    <p>Check by eye: <a href='../products/f_diff.fits'>difference image (FITS)</a> ... <code>ds9 f_diff.fits -regions f_regions.reg</code>...</p>
+    """
+    import html as _html
+
+    prod = rec.get("products") or {}
+    if not prod.get("diff_fits"):
+        return ""
+    fits_name, reg = Path(prod["diff_fits"]).name, prod.get("regions")
+    links = f"<a href='{_href(prod['diff_fits'], base)}'>difference image (FITS)</a>"
+    if reg:
+        links += f" and <a href='{_href(reg, base)}'>DS9 regions</a>"
+    cmd = f"ds9 {fits_name}" + (f" -regions {Path(reg).name}" if reg else "")
+    return (f"<p>Check by eye: {links} (the image this verdict was computed from); in their folder: "
+            f"<code>{_html.escape(cmd)}</code>, or <code>blobhelpers review {_html.escape(fits_name)}</code>. "
+            "Red: alerts; yellow: not alerts (with the reason); cyan: known blobs; green: the 16 tiles.</p>")
+
+
+def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str | Path | None = None) -> str:
+    """A small, self-contained daily HTML summary (figures inlined).
+
+    *base*: the folder the HTML is written to; the saved products (``rec["products"]``) are
+    linked relative to it.
+    """
+    import base64
+    import html as _html
+
+    from matplotlib.figure import Figure  # no pyplot: never touches the notebook's backend or its figures
+
+    parts = [f"<html><head><meta charset='utf-8'><title>blob monitor {rec['frame']}</title>"
+             "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #bbb;padding:2px 6px;font-size:90%}.new{color:#b00;font-weight:bold}</style>"
+             "</head><body>",
+             f"<h2>WFC3/IR blob monitor: {_html.escape(rec['frame'])} ({rec['date_obs']})</h2>",
+             f"<p class='{'new' if rec['new_blob'] else ''}'>Verdict: <b>{rec['verdict'].replace('_', ' ')}</b> "
+             f"({rec['n_alerts']} alert(s); {len(rec['candidates'])} uncatalogued candidate(s) verified, "
+             f"{rec['n_known_matched']} detections matched known blobs)</p>",
+             f"<p>History: {rec['history']['n']} frames ({_html.escape(rec['history']['first'])} .. "
+             f"{_html.escape(rec['history']['last'])}); measured shift {rec['shift']} px; model "
+             f"{_html.escape(str(rec['model']))} (threshold {rec['threshold']:.3f}); known catalog "
+             f"{rec['known_catalog']['n']} blobs.</p>"]
+    if rec.get("products"):
+        parts.append(products_html(rec, base))
+    inp = rec.get("input") or {}
+    if inp:  # provenance: reader path, masked pixels, history consistency, thresholds' source
+        esc = _html.escape
+        mp, kw = inp.get("masked_pixels") or {}, inp.get("keywords") or {}
+        flags = ", ".join(f"{b}: {n}" for b, n in (mp.get("dq_by_flag") or {}).items()) or "none"
+        kws = ", ".join(f"{k} {v}" for k, v in kw.items() if v is not None)
+        parts.append(f"<p>Input ({esc(str(inp.get('layout', '?')))}): {esc(str(inp.get('reader', '')))}; data in "
+                     f"{esc(str(inp.get('unit') or '?'))}; {esc(kws)}. Masked pixels: {mp.get('total', 0)} "
+                     f"(reference border {mp.get('reference', 0)}, DQ {mp.get('dq', 0)} [by flag: {esc(flags)}], "
+                     f"non-finite in the file {mp.get('nonfinite', 0)}); blob-flagged (DQ 512) pixels kept: "
+                     f"{mp.get('dq_512_kept', 0)}"
+                     + (f"; DQ flags masked {inp['dq_masked_flags']}, kept {inp['dq_kept_flags']}"
+                        if inp.get("dq_masked_flags") else "") + ".</p>")
+        hs, cons = inp.get("history") or {}, inp.get("consistency") or {}
+        ref = cons.get("reference") or {}
+        parts.append(f"<p>History input: {hs.get('n', 0)} frames, layouts {esc(json.dumps(hs.get('layouts', {})))}, "
+                     f"EXPTIME {esc(str(hs.get('EXPTIME', [])))}, SAMP_SEQ {esc(str(hs.get('SAMP_SEQ', [])))}, "
+                     f"median masked pixels {hs.get('masked_pixels_median', 0)}. Consistency with the newest frame "
+                     f"{esc(str(ref.get('frame', '?')))} (FILTER {esc(str(ref.get('FILTER', '?')))}, DETECTOR "
+                     f"{esc(str(ref.get('DETECTOR', '?')))}, {esc(str(ref.get('shape', '?')))}, "
+                     f"{esc(str(ref.get('unit', '?')))}): {cons.get('n_skipped', 0)} frame(s) skipped"
+                     + (f" ({esc(', '.join(cons.get('skipped', [])))})" if cons.get("skipped") else "") + ".</p>")
+        th = inp.get("thresholds") or {}
+        vals = ", ".join(f"{k} {v:g}" for k, v in (th.get("values") or {}).items())
+        parts.append(f"<p>Thresholds ({esc(vals)}): {esc(str(th.get('description', 'not recorded')))}"
+                     + (f" [{esc(str(th['file']))}]" if th.get("file") else "") + ".</p>")
+    if rec["skipped_frames"]:
+        parts.append("<p>Skipped frames: " + "; ".join(_html.escape(f"{s['file']}: {s['reason']}")
+                                                       for s in rec["skipped_frames"]) + "</p>")
+    if diff is not None:
+        fig = Figure(figsize=(6, 6))
+        ax = fig.subplots()
+        lo, hi = zscale(diff)
+        im = ax.imshow(diff, origin="lower", cmap="gray", vmin=lo, vmax=hi)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="e-/s")
+        off = BORDER if diff.shape[0] == 1024 and rec.get("trimmed") else 0
+        for c in rec["candidates"]:
+            ax.plot(c["x"] + off, c["y"] + off, "o", mfc="none", mec="red" if c["new"] else "yellow",
+                    ms=12 if c["new"] else 8)
+        ax.set_title("difference image (median - current); red: alerts, yellow: rejected", fontsize=9)
+        b64 = base64.b64encode(figure_png(fig)).decode()
+        parts.append(f"<img src='data:image/png;base64,{b64}'/>")
+    if rec["candidates"]:
+        parts.append("<table><tr><th>#</th><th>x</th><th>y</th><th>radius px</th><th>depth %</th><th>S/N</th>"
+                     "<th>P(blob)</th><th>alert</th></tr>")
+        for k, c in enumerate(rec["candidates"]):
+            parts.append(f"<tr class='{'new' if c['new'] else ''}'><td>{k}</td><td>{c['x']:.1f}</td><td>{c['y']:.1f}</td>"
+                         f"<td>{c['radius']:.1f}</td><td>{100 * c['depth']:.2f}</td><td>{c['snr']:.1f}</td>"
+                         f"<td>{c['probability']:.3f}</td><td>{'yes' if c['new'] else ''}</td></tr>")
+        parts.append("</table>")
+    for p in pngs:
+        b64 = base64.b64encode(Path(p).read_bytes()).decode()
+        parts.append(f"<div><img src='data:image/png;base64,{b64}'/></div>")
+    parts.append(f"<p style='font-size:80%'>versions: {_html.escape(json.dumps(rec['versions']))}</p></body></html>")
+    return "\n".join(parts)

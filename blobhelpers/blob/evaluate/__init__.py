@@ -1,0 +1,17 @@
+"""Measuring what the rest does (imports every layer below, and the cross-simulator).
+
+Modules
+-------
+scoring
+    rates with Wilson intervals, strata, campaign events
+figures
+    the report figures
+regression
+    the monitor over a simulated campaign, scored against the truth; threshold tuning
+crosseval
+    detection scored on the independent cross-simulator and the stress matrix
+isreval
+    models of either recipe scored on the same test sets (stage isr_recipe)
+"""
+
+__all__ = ["scoring", "figures", "regression", "crosseval", "isreval"]

@@ -1,0 +1,297 @@
+"""Regression of the daily monitor over a simulated campaign (the ISR's planned historical test).
+
+Every frame with enough history is processed in date order, as the monitor would be run each
+day. The known-blob catalog starts with the blobs present before the campaign; each day the
+alerts that coincide with a real, not yet catalogued blob are *confirmed* (added to the
+catalog at the monitor's measured position and radius), as the team would do after looking
+at them. Missed blobs stay uncatalogued: if the monitor finds them on a later day that alert
+counts as a *late* detection, not a false alarm.
+
+Per event (a blob appearing on a day): detected on its first day or not, localisation error.
+Per day: false alerts (alerts matching no uncatalogued real blob). Two simpler verdicts are
+scored on the same days for comparison: the matched filter alone (any uncatalogued candidate)
+and the ISR-style tile classifier alone (any of the 16 grid tiles at the threshold).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor, MonitorConfig
+from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, rate
+
+__all__ = ["RegressionResult", "run_regression", "summarize", "tune_thresholds"]
+
+
+
+@dataclass
+class RegressionResult:
+    events: list = field(default_factory=list)   # one dict per new blob
+    days: list = field(default_factory=list)     # one dict per processed day
+    records: list = field(default_factory=list)  # the monitor's JSON records
+    crops: dict = field(default_factory=dict)    # (kind, day, k) -> 64x64 difference crop
+    seconds_per_day: list = field(default_factory=list)
+    known: KnownCatalog | None = None           # the catalog at the end (existing + confirmed)
+
+
+def _crop(img: np.ndarray, x: float, y: float, half: int = 32) -> np.ndarray:
+    n = img.shape[0]
+    xi, yi = int(round(x)), int(round(y))
+    out = np.zeros((2 * half, 2 * half), np.float32)
+    x0, y0 = xi - half, yi - half
+    sx0, sy0 = max(0, x0), max(0, y0)
+    sx1, sy1 = min(n, x0 + 2 * half), min(n, y0 + 2 * half)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = np.nan_to_num(img[sy0:sy1, sx0:sx1])
+    return out
+
+
+def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None = None,
+                   match_px: float = 2.0, progress: bool = True, keep_crops: int = 12,
+                   workers: int | None = None) -> RegressionResult:
+    """Run the monitor over every frame of a simulated campaign and score it against the truth.
+
+    *match_px*: an alert matches a real blob when it lies within the blob's radius plus this.
+    *workers*: frames differenced at a time (:meth:`Monitor.process_many`; the result does not
+    depend on it).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    campaign_dir = Path(campaign_dir)
+    cat = pd.read_csv(campaign_dir / "catalog.csv")
+    frames = pd.read_csv(campaign_dir / "frames.csv")
+    shift = {Path(f).name: (sx, sy) for f, sx, sy in zip(frames["file"], frames["shift_x"], frames["shift_y"])}
+    index_of = {Path(f).name: int(i) for f, i in zip(frames["file"], frames["index"])}
+    persist = {Path(f).name: bool(p) for f, p in zip(frames["file"], frames["persistence"])}
+    existing = cat[cat["appear_index"] < 0]
+    known = KnownCatalog([{"id": int(r.id), "x": float(r.x), "y": float(r.y), "radius": float(r.radius),
+                           "source": "catalog before the campaign"} for r in existing.itertuples()])
+    mon = Monitor([campaign_dir / "frames"], model, config, known)
+    new = cat[cat["appear_index"] >= 0]
+    confirmed: set[int] = set()
+    res = RegressionResult()
+    event_rows = {int(r.id): {"id": int(r.id), "appear_index": int(r.appear_index), "date": r.appear_date,
+                              "x": float(r.x), "y": float(r.y), "radius": float(r.radius), "depth": float(r.depth),
+                              "category": r.category, "detected": False, "candidate": False, "first_alert_day": None,
+                              "loc_error": None, "probability": None, "snr": None, "processed": False}
+                  for r in new.itertuples()}
+    n_kept = {"missed": 0, "false": 0}
+    todo = [i for i in mon.targets(all_frames=True) if mon.ordered[i][0].name in index_of]
+    t0 = time.perf_counter()
+    # frames are differenced a few at a time in threads and judged in order (Monitor.process_many):
+    # a confirmed alert joins the known catalog before the next day is judged, as in daily use
+    for i, fr in tqdm(mon.process_many(todo, with_arrays=True, workers=workers), total=len(todo),
+                      desc="monitor regression", disable=not progress):
+        res.seconds_per_day.append(time.perf_counter() - t0)  # wall time per day at this throughput
+        t0 = time.perf_counter()
+        name = mon.ordered[i][0].name
+        day = index_of[name]
+        rec = fr.record
+        sx, sy = shift[name]
+        live = new[(new["appear_index"] <= day) & ~new["id"].isin(confirmed)]
+        lx, ly = live["x"].to_numpy() + sx, live["y"].to_numpy() + sy
+        lr, lid = live["radius"].to_numpy(), live["id"].to_numpy()
+        todays = set(int(b) for b in new.loc[new["appear_index"] == day, "id"])
+        for b in todays:
+            event_rows[b]["processed"] = True
+        n_false, n_true, n_late = 0, 0, 0
+        false_alerts = []
+
+        def nearest(c):
+            if not len(lid):
+                return None, None
+            dist = np.hypot(lx - c["x"], ly - c["y"])
+            j = int(np.argmin(dist))
+            return (j, float(dist[j])) if dist[j] <= lr[j] + match_px else (None, None)
+
+        for k, c in enumerate(rec["candidates"]):
+            j, dist = nearest(c)
+            # every candidate, alert or not, gets its truth (threshold tuning uses them all)
+            if j is None:
+                c["truth"] = "false"
+            else:
+                b = int(lid[j])
+                c["truth"] = "new today" if b in todays else "late"
+                c["truth_id"] = b
+                c["truth_dist"] = round(dist, 3)
+                if b in todays:
+                    event_rows[b]["candidate"] = True
+            if not c["new"]:
+                continue
+            if j is None:
+                n_false += 1
+                false_alerts.append(k)
+                continue
+            b = int(lid[j])
+            ev = event_rows[b]
+            if b in todays:
+                n_true += 1
+                if not ev["detected"]:
+                    ev.update(detected=True, loc_error=round(dist, 3), probability=c["probability"], snr=c["snr"])
+            else:
+                n_late += 1
+            if ev["first_alert_day"] is None:
+                ev["first_alert_day"] = day
+            confirmed.add(b)
+            mon.known.add(c["x"], c["y"], max(c["radius"], 3.0), c["depth"], rec["date_obs"][:10],
+                          f"confirmed alert day {day}")
+        # baselines on the same day
+        det_only = [c for c in rec["candidates"] if nearest(c)[0] is None]
+        tiles_flag = [t for t in rec["tiles"] if t["blob"]]
+        tile_true = 0
+        for t in tiles_flag:
+            inside = ((lx >= t["x0"]) & (lx < t["x0"] + t["size"]) & (ly >= t["y0"]) & (ly < t["y0"] + t["size"]))
+            tile_true += int(inside.any())
+        res.days.append({"day": day, "frame": name, "date": rec["date_obs"][:10], "n_events": len(todays),
+                         "quiet": len(todays) == 0, "alerts": rec["n_alerts"], "true_alerts": n_true,
+                         "late_alerts": n_late, "false_alerts": n_false, "candidates": len(rec["candidates"]),
+                         "detector_only_false": len(det_only), "tiles_flagged": len(tiles_flag),
+                         "tiles_flagged_without_blob": len(tiles_flag) - tile_true,
+                         "persistence": persist.get(name, False), "shift": float(np.hypot(*rec["shift"])),
+                         "max_tile_probability": max(t["probability"] for t in rec["tiles"])})
+        # images of what went wrong (a few of each kind)
+        if fr.diff is not None:
+            for b in todays:
+                ev = event_rows[b]
+                if not ev["detected"] and n_kept["missed"] < keep_crops:
+                    res.crops[("missed", day, b)] = _crop(fr.diff, ev["x"] + sx, ev["y"] + sy)
+                    n_kept["missed"] += 1
+            for k in false_alerts:
+                if n_kept["false"] < keep_crops:
+                    c = rec["candidates"][k]
+                    res.crops[("false", day, k)] = _crop(fr.diff, c["x"], c["y"])
+                    n_kept["false"] += 1
+        rec.pop("versions", None)
+        rec.pop("config", None)
+        res.records.append(rec)
+    res.events = [e for e in event_rows.values() if e["processed"]]
+    res.known = mon.known
+    return res
+
+
+def _bin(v: float, edges) -> tuple[float, str]:
+    """(lower edge, label) of the bin of *v*; the last bin is open-ended."""
+    for n, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        if lo <= v < hi:
+            return lo, (f">={lo:g}" if n == len(edges) - 2 else f"{lo:g}-{hi:g}")
+    return edges[-1], f">={edges[-1]:g}"
+
+
+def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
+    """Headline metrics (with Wilson intervals) and strata of a :class:`RegressionResult`."""
+    ev = res.events
+    days = res.days
+    quiet = [d for d in days if d["quiet"]]
+
+    def rate_of(items, key):
+        r = rate(sum(bool(x[key]) for x in items), len(items))
+        return {k: (round(v, 4) if k in ("lo", "hi") else v) for k, v in r.items()}
+
+    deep = [e for e in ev if e["depth"] > min_depth]
+    qf = [{"fa": d["false_alerts"] > 0} for d in quiet]
+    det_only = [{"fa": d["detector_only_false"] > 0} for d in quiet]
+    tiles = [{"fa": d["tiles_flagged_without_blob"] > 0} for d in quiet]
+    loc = [e["loc_error"] for e in ev if e["detected"]]
+    strata = {}
+    for name, key, edges in (("depth", "depth", DEPTH_BINS), ("radius", "radius", RADIUS_BINS)):
+        groups: dict[tuple, list] = {}
+        for e in ev:
+            groups.setdefault(_bin(e[key], edges), []).append(e)
+        strata[name] = {label: rate_of(v, "detected") for (_, label), v in sorted(groups.items())}
+    groups = {}
+    for e in ev:
+        groups.setdefault(e["category"], []).append(e)
+    strata["category"] = {g: rate_of(v, "detected") for g, v in sorted(groups.items())}
+    eventually = [{"x": e["detected"] or e["first_alert_day"] is not None} for e in ev]
+    secs = np.asarray(res.seconds_per_day) if res.seconds_per_day else np.zeros(1)
+    out = {
+        "n_days": len(days),
+        "n_quiet_days": len(quiet),
+        "n_events": len(ev),
+        "n_events_deeper": len(deep),
+        "depth_threshold": min_depth,
+        "detection_deeper": rate_of(deep, "detected"),
+        "detection_all": rate_of(ev, "detected"),
+        "detection_eventually": rate_of(eventually, "x"),
+        "candidate_found_all": rate_of(ev, "candidate"),
+        "false_alarm_days_per_100_quiet": {**rate_of(qf, "fa"), "per_100": round(100 * np.mean([q["fa"] for q in qf]), 2)
+                                           if qf else None},
+        "false_alerts_total": int(sum(d["false_alerts"] for d in days)),
+        "false_alerts_per_100_days": round(100 * sum(d["false_alerts"] for d in days) / max(1, len(days)), 2),
+        "late_alerts_total": int(sum(d["late_alerts"] for d in days)),
+        "median_loc_error_px": round(float(np.median(loc)), 3) if loc else None,
+        "p90_loc_error_px": round(float(np.percentile(loc, 90)), 3) if loc else None,
+        "baseline_detector_only_fa_per_100_quiet": round(100 * np.mean([q["fa"] for q in det_only]), 2) if det_only else None,
+        "baseline_tile_cnn_fa_per_100_quiet": round(100 * np.mean([q["fa"] for q in tiles]), 2) if tiles else None,
+        "seconds_per_day_median": round(float(np.median(secs)), 3),
+        "strata": strata,
+    }
+    return out
+
+
+def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_depth: float = 0.03,
+                    fa_target: float = 2.0, depth_floor: float = 0.0) -> dict:
+    """Choose the monitor's alert thresholds on a DEVELOPMENT campaign, never the regression one.
+
+    *res* must come from :func:`run_regression` with permissive settings (``snr_min`` at most
+    ``min(snr_grid)``, CNN ``threshold`` 0, no veto), so that every candidate a stricter setting
+    would raise is in the records with its truth. For each combination of matched-filter
+    significance ``snr_min``, CNN probability ``threshold`` and bright-transient veto ``neg_veto``
+    the alerts are re-derived offline and scored: first-day detection of new blobs deeper than
+    *min_depth*, and false-alarm days per 100 quiet days. (Re-deriving is exact for both: an
+    event counts only on its first day, and a false alarm matches no real blob, so neither depends
+    on which real blobs the permissive run confirmed earlier.)
+
+    The chosen setting maximises that detection subject to a *conservative* false-alarm estimate
+    ``100 (k + 1) / n_quiet <= fa_target`` (k false-alarm days of n_quiet; the +1 guards against
+    picking a setting that merely got lucky on a short development campaign -- with 100 quiet days
+    and a target of 2, at most one false-alarm day is allowed); ties go to fewer false alarms, then
+    to the stricter setting. When no setting meets the budget (fewer than ``100 / fa_target`` quiet
+    days can never meet it), the same order is applied to the settings with the fewest
+    false-alarm days and ``target_met`` is False: the caller must say so, since such thresholds are
+    tuned on too short a campaign. Returns ``{"chosen": {...}, "table": [row per setting],
+    "target_met": bool, ...}``.
+    """
+    days = res.days
+    if len(days) != len(res.records):
+        raise ValueError("tune_thresholds: days and records differ in length")
+    deep = {e["id"]: e for e in res.events if e["depth"] > min_depth}
+    day_of = {e["id"]: e["appear_index"] for e in deep.values()}
+    quiet = [k for k, d in enumerate(days) if d["quiet"]]
+    if not quiet or not deep:
+        raise ValueError("tune_thresholds: the development campaign needs quiet days and new blobs "
+                         f"deeper than {min_depth} (has {len(quiet)} quiet days, {len(deep)} such blobs)")
+    cands = []  # (day position, snr, p, neg_snr, depth, truth, truth_id)
+    for k, (d, rec) in enumerate(zip(days, res.records)):
+        for c in rec["candidates"]:
+            cands.append((k, d["day"], c["snr"], c["probability"], c["neg_snr"], c["depth"], c.get("truth", ""),
+                          c.get("truth_id", -1)))
+    if not cands:
+        raise ValueError("tune_thresholds: the development run has no candidates")
+    pos, day, snr, prob, neg, depth, truth, tid = (np.asarray(v) for v in zip(*cands))
+    quiet_set = np.isin(pos, quiet)
+    rows = []
+    for s in snr_grid:
+        for p in p_grid:
+            for v in veto_grid:
+                alert = (snr >= s) & (prob >= p) & (neg >= -v) & (depth >= depth_floor)
+                fa_days = len(set(pos[alert & quiet_set & (truth == "false")].tolist()))
+                hit = alert & (truth == "new today")
+                found = {int(t) for t, dd in zip(tid[hit], day[hit]) if int(t) in day_of and day_of[int(t)] == dd}
+                rows.append({"snr_min": float(s), "threshold": float(p), "neg_veto": float(v),
+                             "detection_deeper": len(found) / len(deep), "detected": len(found),
+                             "fa_days": fa_days, "fa_days_per_100_quiet": 100.0 * fa_days / len(quiet)})
+    ok = [r for r in rows if 100.0 * (r["fa_days"] + 1) / len(quiet) <= fa_target]
+    met = bool(ok)
+    if not met:  # too few quiet days for the budget: the fewest false-alarm days, then the same order
+        fewest = min(r["fa_days"] for r in rows)
+        ok = [r for r in rows if r["fa_days"] == fewest]
+    chosen = max(ok, key=lambda r: (r["detection_deeper"], -r["fa_days"], r["snr_min"], r["threshold"],
+                                    -r["neg_veto"]))
+    return {"chosen": chosen, "table": rows, "n_quiet_days": len(quiet), "n_events_deeper": len(deep),
+            "fa_target": fa_target, "min_depth": min_depth, "target_met": met}
