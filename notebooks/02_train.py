@@ -51,7 +51,11 @@ from blobhelpers.core.config import stage_params
 # The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
 # params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
 # writes them under scratch/, see blobhelpers.core.scratch).
-base, train, dataset, difference = stage_params('base', 'train', 'dataset', 'difference')
+_p = stage_params("base", "train", "dataset", "difference")
+base = _p["base"]
+train = _p["train"]
+dataset = _p["dataset"]
+difference = _p["difference"]
 pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%

@@ -43,7 +43,11 @@ from blobhelpers.core.config import stage_params
 # The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
 # params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
 # writes them under scratch/, see blobhelpers.core.scratch).
-base, simulate, difference, monitor = stage_params('base', 'simulate', 'difference', 'monitor')
+_p = stage_params("base", "simulate", "difference", "monitor")
+base = _p["base"]
+simulate = _p["simulate"]
+difference = _p["difference"]
+monitor = _p["monitor"]
 pipeline_run = False  # True when the pipeline runner executes this notebook
 interactive = False  # True in JupyterLab: show the interactive ginga viewer
 

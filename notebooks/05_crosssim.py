@@ -34,7 +34,12 @@ from blobhelpers.core.config import stage_params
 # The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
 # params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
 # writes them under scratch/, see blobhelpers.core.scratch).
-base, crosssim, monitor, difference, dataset = stage_params('base', 'crosssim', 'monitor', 'difference', 'dataset')
+_p = stage_params("base", "crosssim", "monitor", "difference", "dataset")
+base = _p["base"]
+crosssim = _p["crosssim"]
+monitor = _p["monitor"]
+difference = _p["difference"]
+dataset = _p["dataset"]
 pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%

@@ -41,7 +41,9 @@ from blobhelpers.core.config import stage_params
 # The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
 # params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
 # writes them under scratch/, see blobhelpers.core.scratch).
-base, svm = stage_params('base', 'svm')
+_p = stage_params("base", "svm")
+base = _p["base"]
+svm = _p["svm"]
 pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
@@ -69,15 +71,15 @@ PLOTS = paths.plots / "11_svm_models"
 PLOTS.mkdir(parents=True, exist_ok=True)
 show_header("Stage 11 — SVM alignment models", {"base": base, "svm": svm}, ["base", "svm"])
 seed = int(base["seed"])
-S = SvmSection.from_dict(svm)  # the typed section: every value checked, one set of defaults
-fa = S.fa_target
-crit = S.selection
-df = read_features(paths.root / S.labelled, S.labelled_cat_encoding, require_label=True)
+svm_cfg = SvmSection.from_dict(svm)  # the typed section: every value checked, one set of defaults
+fa = svm_cfg.fa_target
+crit = svm_cfg.selection
+df = read_features(paths.root / svm_cfg.labelled, svm_cfg.labelled_cat_encoding, require_label=True)
 kind = sample_kind(df)
 y = df["label"].to_numpy().astype(int)
 display(Markdown(f"{len(df)} labelled rows: {int((kind == 0).sum())} real aligned, **{int((kind == 1).sum())} real "
-                 f"misaligned**, {int((kind == 2).sum())} synthetic misaligned; {S.cv_splits} outer x "
-                 f"{S.inner_splits} inner grouped folds, {S.repeats} fold seed(s); false-alarm target "
+                 f"misaligned**, {int((kind == 2).sum())} synthetic misaligned; {svm_cfg.cv_splits} outer x "
+                 f"{svm_cfg.inner_splits} inner grouped folds, {svm_cfg.repeats} fold seed(s); false-alarm target "
                  f"{fa:.0%}; selection criterion: {CRITERIA[crit]} (`cat` read as {df.attrs['cat_encoding']}: "
                  f"{df.attrs['cat_encoding_note']})."))
 
@@ -112,7 +114,7 @@ write_text(PLOTS / "model_table.csv", table.to_csv(index=False))
 # ## Targets, the reference, and what did not help
 
 # %%
-ref = S.reference
+ref = svm_cfg.reference
 rec, fal = sel["nested"]["real_misaligned"], sel["nested"]["false_alarm_real_aligned"]
 checks = {"real ROC-AUC >= 0.88": sel["roc_auc_real"] >= 0.88,
           "real recall >= 0.55 (nested)": rec["rate"] >= 0.55,
@@ -207,7 +209,7 @@ display(calibration_table(y[real], run.proba[best][0][real]).rename(columns={"ob
 # ## Feature importance of the deployed kind (held-out permutation: drop in ROC-AUC, first fold seed)
 
 # %%
-imp = permutation_importance(df, run.result(best, 0), seed, S.importance_repeats)
+imp = permutation_importance(df, run.result(best, 0), seed, svm_cfg.importance_repeats)
 display(imp.round(4))
 fig, ax = plt.subplots(figsize=(7, 4))
 imp.set_index("feature")[["auc_drop_real", "auc_drop_all"]].plot.barh(ax=ax)

@@ -34,7 +34,9 @@ from blobhelpers.core.config import stage_params
 # The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
 # params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
 # writes them under scratch/, see blobhelpers.core.scratch).
-base, svm = stage_params('base', 'svm')
+_p = stage_params("base", "svm")
+base = _p["base"]
+svm = _p["svm"]
 pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%

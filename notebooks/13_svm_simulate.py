@@ -30,7 +30,10 @@ from blobhelpers.core.config import stage_params
 # The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
 # params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
 # writes them under scratch/, see blobhelpers.core.scratch).
-base, svm, svm_sim = stage_params('base', 'svm', 'svm_sim')
+_p = stage_params("base", "svm", "svm_sim")
+base = _p["base"]
+svm = _p["svm"]
+svm_sim = _p["svm_sim"]
 pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%

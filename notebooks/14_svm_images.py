@@ -41,7 +41,10 @@ from blobhelpers.core.config import stage_params
 # The params.yaml sections this stage reads: `dvc repro` injects them, a run by hand reads them from
 # params.yaml, so both see the same values. Only the pipeline writes the stage's outputs (a run by hand
 # writes them under scratch/, see blobhelpers.core.scratch).
-base, svm, svm_images = stage_params('base', 'svm', 'svm_images')
+_p = stage_params("base", "svm", "svm_images")
+base = _p["base"]
+svm = _p["svm"]
+svm_images = _p["svm_images"]
 pipeline_run = False  # True when the pipeline runner executes this notebook
 
 # %%
@@ -74,8 +77,8 @@ seed = int(base["seed"])
 img_p = SvmImagesSection.from_dict(svm_images)
 fa = img_p.fa_target
 TAB = img_p.tabular
-S = SvmSection.from_dict(svm)
-tab_params = {k: v for k, v in (S.models or {}).get(TAB, {}).items() if k != "kind"}  # stage 11's
+svm_cfg = SvmSection.from_dict(svm)
+tab_params = {k: v for k, v in (svm_cfg.models or {}).get(TAB, {}).items() if k != "kind"}  # stage 11's
 
 # %%
 table = pd.read_csv(SIM / "sim_labelled.csv")
@@ -190,11 +193,11 @@ final.save(OUT)
 
 real_imgs = np.load(paths.root / "data" / "svm" / "images" / "svm_images_12.npz", allow_pickle=False)
 real = read_features(paths.root / "data" / "svm" / "images" / "svm_images_12.csv",
-                     S.labelled_cat_encoding, require_label=True)
+                     svm_cfg.labelled_cat_encoding, require_label=True)
 order = {str(i): k for k, i in enumerate(real_imgs["index"])}
 real = real[real["index"].astype(str).isin(order)].reset_index(drop=True)
 rimg = real_imgs["images"][[order[str(i)] for i in real["index"]]].astype(np.float32)
-lab = read_features(paths.root / S.labelled, S.labelled_cat_encoding, require_label=True)
+lab = read_features(paths.root / svm_cfg.labelled, svm_cfg.labelled_cat_encoding, require_label=True)
 lab = lab[~visit_of(lab["index"]).isin(set(visit_of(real["index"])))]
 tab_model = build_model(TAB, {"kind": TAB, **tab_params}, seed)
 tab_model.fit(lab, lab["label"].to_numpy(int), np.where(is_synthetic(lab["index"]), 2, lab["label"]))

@@ -76,3 +76,18 @@ def test_every_package_docstring_and_all_name_its_modules(folder):
                      and any(getattr(t, "id", "") == "__all__" for t in n.targets)), None)
     if exported is not None and folder.name not in ("monitor", "crosssim"):  # these re-export their API
         assert set(exported) == disk
+
+
+def test_tests_mirror_the_package():
+    """tests/<wing>/<sub-package>/test_<module>.py tests blobhelpers/<wing>/<sub-package>/<module>."""
+    tests = ROOT / "tests"
+    checked = 0
+    for f in sorted(tests.glob("*/**/test_*.py")):
+        rel = f.parent.relative_to(tests)
+        folder = PKG / rel
+        assert folder.is_dir(), f"{f.relative_to(ROOT)}: no package blobhelpers/{rel.as_posix()}"
+        name = f.stem[len("test_"):]
+        mods = modules_on_disk(folder)
+        assert name in mods or name.split("_")[0] in mods, f"{f.relative_to(ROOT)}: no module {name} in {folder}"
+        checked += 1
+    assert checked >= 30

@@ -36,15 +36,15 @@ def load_params(path: str | Path | None = None) -> dict:
     return params
 
 
-def stage_params(*sections: str, path: str | Path | None = None) -> tuple[dict, ...]:
-    """The named sections of params.yaml (default: the project's), ``{}`` for a missing one.
+def stage_params(*sections: str, path: str | Path | None = None) -> dict[str, dict]:
+    """The named sections of params.yaml (default: the project's) by name, ``{}`` for a missing one.
 
     A stage notebook's parameters cell reads its sections with this, so a run by hand sees the
     same values as ``dvc repro`` (which injects the same sections over them): a notebook holds no
     second set of defaults.
     """
     params = load_params(path)
-    return tuple(dict(params.get(s) or {}) for s in sections)
+    return {s: dict(params.get(s) or {}) for s in sections}
 
 
 def _type_name(hint) -> str:

@@ -1,7 +1,7 @@
 """The code a pipeline stage runs: the import closure of its notebook within ``blobhelpers``.
 
 ``dvc.yaml`` must list, for every stage, each package file that its notebook imports directly or
-transitively (``tests/test_stage_deps.py`` fails on any gap), so that ``dvc repro`` reruns a
+transitively (``tests/core/test_deps.py`` fails on any gap), so that ``dvc repro`` reruns a
 stage whenever code it runs has changed. Print a stage's list, or rewrite every stage's ``blobhelpers/`` deps in ``dvc.yaml`` in place::
     python -m blobhelpers.core.deps notebooks/02_train.py
     python -m blobhelpers.core.deps --sync dvc.yaml

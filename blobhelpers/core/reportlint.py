@@ -76,7 +76,7 @@ PLOT_CALLS = (
     r"\bsave_figure\(",
     r"\bshow_figure\(",
     r"\bplot_\w+\(",
-    r"\bshow_(?!header\b|in_ginga\b)\w+\(",
+    r"\bshow_(?!header\b|in_ginga\b|verdict\b)\w+\(",
 )
 
 #: A cell with this tag in ``metadata.tags`` may call a plotting function without showing a figure.

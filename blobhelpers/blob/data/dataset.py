@@ -26,7 +26,9 @@ from blobhelpers.blob.sim.injection import add_stamp, make_stamp
 from blobhelpers.core.errors import InputError
 from blobhelpers.core.paths import atomic_path
 
-__all__ = ["split_cutouts", 
+__all__ = [
+    "split_cutouts",
+    "Subframes",
     "add_nuisances",
     "DiffInfo",
     "Recipe",
@@ -346,7 +348,25 @@ def build_recipe(split: str, diffs: list[DiffInfo], n: int, seed: int, region: s
                   int(seed), augment, border_rule)
 
 
-class BlobDataset:
+class Subframes:
+    """What a split of subframes offers besides its own ``batch`` and ``labels``: the whole split as arrays.
+
+    Both recipes' datasets (:class:`BlobDataset`, :class:`~blobhelpers.blob.data.isrrecipe.IsrRecipeDataset`)
+    build on it, so a model sees a split the same way whichever recipe made it.
+    """
+
+    def arrays(self, augment_seed: int | None = None, chunk: int = 512,
+               representation: str = "isr") -> tuple[np.ndarray, np.ndarray]:
+        """The whole split as arrays (augmented with *augment_seed* if given)."""
+        n = len(self)
+        X = np.empty((n, TILE, TILE), np.float32)
+        rng = np.random.default_rng(augment_seed) if augment_seed is not None else None
+        for a in range(0, n, chunk):
+            X[a:a + chunk], _ = self.batch(np.arange(a, min(n, a + chunk)), rng, representation=representation)
+        return X, self.labels
+
+
+class BlobDataset(Subframes):
     """Materialise a :class:`Recipe` as arrays in the network's units.
 
     Parameters
@@ -451,16 +471,6 @@ class BlobDataset:
         if augment_rng is not None:
             x = augment(x, augment_rng, self.noise_sigma if noise_sigma is None else noise_sigma)
         return x, self.labels[indices]
-
-    def arrays(self, augment_seed: int | None = None, chunk: int = 512,
-               representation: str = "isr") -> tuple[np.ndarray, np.ndarray]:
-        """The whole split as arrays (augmented with *augment_seed* if given)."""
-        n = len(self)
-        X = np.empty((n, TILE, TILE), np.float32)
-        rng = np.random.default_rng(augment_seed) if augment_seed is not None else None
-        for a in range(0, n, chunk):
-            X[a:a + chunk], _ = self.batch(np.arange(a, min(n, a + chunk)), rng, representation=representation)
-        return X, self.labels
 
     def _noise_of(self, indices) -> np.ndarray:
         """Robust per-pixel noise (difference units) of the images the crops *indices* come from."""

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blobhelpers.blob.data.dataset import AMBIGUOUS_DEPTH, DiffInfo
+from blobhelpers.blob.data.dataset import AMBIGUOUS_DEPTH, DiffInfo, Subframes
 from blobhelpers.blob.preprocess.augment import augment
 from blobhelpers.blob.preprocess.scaling import TILE, residual
 from blobhelpers.blob.sections import TrainConfig
@@ -200,8 +200,9 @@ def crop_zscore(x: np.ndarray) -> np.ndarray:
     return ((a - m) / s).astype(np.float32)
 
 
-class IsrRecipeDataset:
+class IsrRecipeDataset(Subframes):
     """Materialise an :class:`IsrPlan` on ISR-scaled images (``(1024, 1024)`` each, z units)."""
+
     def __init__(self, plan: IsrPlan, images: list[np.ndarray], cutouts: dict[str, np.ndarray],
                  noise_sigma: float = 0.75):
         if plan.cutout_names != sorted(cutouts):
@@ -255,14 +256,6 @@ class IsrRecipeDataset:
             x = augment(x, augment_rng, self.noise_sigma if noise_sigma is None else noise_sigma)
         return x, self.labels[indices]
 
-    def arrays(self, augment_seed: int | None = None, chunk: int = 512,
-               representation: str = "isr") -> tuple[np.ndarray, np.ndarray]:
-        n = len(self)
-        X = np.empty((n, TILE, TILE), np.float32)
-        rng = np.random.default_rng(augment_seed) if augment_seed is not None else None
-        for a in range(0, n, chunk):
-            X[a:a + chunk], _ = self.batch(np.arange(a, min(n, a + chunk)), rng, representation=representation)
-        return X, self.labels
 
 
 def shortcut_probes(dataset: IsrRecipeDataset, n: int, seed: int, patch: int = 15) -> dict[str, np.ndarray]:

@@ -32,64 +32,13 @@ import numpy as np
 from blobhelpers.blob import crosssim
 from blobhelpers.blob.detect.classify import classify_image
 from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor
+from blobhelpers.blob.evaluate.truth import (SNR_TARGET, _located, auc, is_target,  # noqa: F401 (re-exported)
+                                             tile_labels)
 from blobhelpers.blob.io.fitsio import BORDER, TRIMMED_SIZE
 from blobhelpers.core.stats import rate
 
 __all__ = ["SNR_TARGET", "is_target", "tile_labels", "score_difference", "score_series", "summarise_images",
            "summarise_series", "shortcut_aucs", "auc", "stress_cases"]
-
-#: New blobs at or above this S/N are what the targets are about; weaker ones are "ambiguous".
-SNR_TARGET = 3.0
-
-
-def auc(y, s) -> float:
-    """ROC AUC (Mann-Whitney, ties counted half); nan when one class is missing."""
-    y = np.asarray(y, bool)
-    s = np.asarray(s, float)
-    pos, neg = s[y], s[~y]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    vals = np.concatenate([pos, neg])[order]
-    i = 0
-    while i < len(vals):  # average ranks of ties
-        j = i
-        while j + 1 < len(vals) and vals[j + 1] == vals[i]:
-            j += 1
-        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1
-        i = j + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def _located(blob: dict, alerts: list[dict]) -> bool:
-    lim = max(6.0, 1.5 * float(blob["radius"]))
-    return any(np.hypot(a["x"] - blob["x"], a["y"] - blob["y"]) <= lim for a in alerts)
-
-
-def is_target(blob: dict) -> bool:
-    """A blob the targets are about: S/N >= :data:`SNR_TARGET`, unless the blob says ``target`` itself.
-
-    (The project's own campaign marks its visible new blobs, residual depth >= 1 %, as targets: most
-    of them are below S/N 3 per pixel, so the S/N rule would leave that set almost empty.)
-    """
-    return bool(blob["target"]) if "target" in blob else blob["snr"] >= SNR_TARGET
-
-
-def tile_labels(tiles: list[dict], new_blobs: list[dict]) -> list[str]:
-    """``"pos"``, ``"neg"`` or ``"ambiguous"`` for each grid tile (input-array coordinates)."""
-    out = []
-    for t in tiles:
-        inside = [b for b in new_blobs
-                  if t["x0"] <= b["x"] < t["x0"] + t["size"] and t["y0"] <= b["y"] < t["y0"] + t["size"]]
-        if any(is_target(b) for b in inside):
-            out.append("pos")
-        elif inside:
-            out.append("ambiguous")
-        else:
-            out.append("neg")
-    return out
-
 
 def score_difference(image: np.ndarray, new_blobs: list[dict], model, threshold: float, preprocessing: dict,
                      detection, case: str = "", regime: str = "") -> tuple[dict, list[dict], list[dict]]:

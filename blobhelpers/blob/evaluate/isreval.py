@@ -10,7 +10,7 @@ A model's input depends on how it was trained:
 
 Test sets: the ISR-style test crops (already in processed units, re-z-scored), the project's
 held-out test subframes (difference units + each image's scaling), and the grid tiles of the
-cross-simulator's difference images (any units; labelled by :func:`crosseval.tile_labels`).
+cross-simulator's difference images (any units; labelled by :func:`truth.tile_labels`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from blobhelpers.blob.data.isrrecipe import crop_zscore
-from blobhelpers.blob.evaluate.crosseval import tile_labels
+from blobhelpers.blob.evaluate.truth import tile_labels
 from blobhelpers.blob.preprocess.scaling import TILE, apply_scaling, fill_bad, residual, scaling_params, tile_origins
 from blobhelpers.core.stats import rate
 
@@ -45,7 +45,7 @@ def crosssim_tiles(image: np.ndarray, new_blobs: list[dict], clip_factor: float 
 
     *processed*: ISR-scaled (whole image); *raw*: the image with NaN/border pixels set to its
     median, in its own units; *labels*: "pos" / "neg" / "ambiguous" per tile
-    (:func:`~blobhelpers.blob.evaluate.crosseval.tile_labels`); *tiles*: their origins.
+    (:func:`~blobhelpers.blob.evaluate.truth.tile_labels`); *tiles*: their origins.
     """
 
     img = np.asarray(image, np.float32)

@@ -40,7 +40,7 @@ Pipeline (for every tile):
    negatively. A blob keeps (almost) its whole distance, a dip becomes strongly negative and a
    dipole's two halves cancel; ordinary noise averages to ~0. ``signed=False`` is the pure,
    symmetric (windowed) Mahalanobis distance. (A first version gated the distance by the sign
-   of the patch mean instead; on the synthetic tiles of ``tests/test_anomaly.py``-like data
+   of the patch mean instead; on the synthetic tiles of ``tests/blob/learn/test_anomaly.py``-like data
    with dipoles among the negatives the split was clearly better: ROC-AUC 0.87-0.95 vs 0.75
    for peak-2-sigma blobs of radius 4-8 px.)
 6. **Score.** The patch statistic is turned into robust z units of the training patches

@@ -5,7 +5,7 @@ as implemented in ginga 3.1), z-scores the clipped image and sets NaN pixels and
 reference-pixel border to the median. :func:`zscale` is this project's own implementation
 of the IRAF algorithm with ginga-3.1-style 2-D grid sampling (astropy's
 ``ZScaleInterval`` samples a 1-D stride over the flattened image instead, which gives
-different limits on the same data; see ``tests/test_preprocess.py``).
+different limits on the same data; see ``tests/blob/preprocess/test_scaling.py``).
 
 The scaling is split in two so that blobs can be injected in difference-image units
 *between* measuring the statistics of the whole image and applying them:

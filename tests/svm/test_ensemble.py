@@ -314,7 +314,7 @@ _SAVE_TWICE = """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, sys.argv[2])
+sys.path[:0] = [sys.argv[2], str(Path(sys.argv[2]).parent)]
 from svm_toy import toy
 
 from blobhelpers.core.deeplearning import set_determinism
@@ -363,8 +363,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, sys.argv[2])
-from test_svm_ensemble import synth
+sys.path[:0] = [sys.argv[2], str(Path(sys.argv[2]).parent)]
+from test_ensemble import synth
 
 from blobhelpers.svm.ensemble import compare_models, fit_image_model
 

@@ -66,5 +66,5 @@ def test_for_stage_moves_a_run_by_hand_into_scratch_and_stage_params_reads_param
     assert os.getcwd() == str(project / "notebooks")
     paths = ProjectPaths.for_stage("03_evaluate", pipeline_run=False)
     assert paths.root == project.resolve() / "scratch" / "03_evaluate" and os.getcwd() == str(paths.root)
-    base, ev, missing = stage_params("base", "evaluate", "crosssim")  # found through the mirror's params.yaml
-    assert base == {"seed": 7} and ev == {"fpr_target": 0.03} and missing == {}
+    got = stage_params("base", "evaluate", "crosssim")  # found through the mirror's params.yaml
+    assert got == {"base": {"seed": 7}, "evaluate": {"fpr_target": 0.03}, "crosssim": {}}

@@ -312,3 +312,54 @@ def test_known_catalog_match_uses_each_blobs_own_radius_plus_the_margin():
     assert cat.match(305.0, 300.0, margin=3.0) is None  # 5 px from a 1-px blob: outside 1 + 3
     assert cat.match(303.5, 300.0, margin=3.0)["id"] == 1
     assert cat.match(124.0, 100.0, margin=3.0)["id"] == 2  # inside both discs: the nearest centre
+
+
+def _update_day(args):
+    """One daily run's log update (in its own process): many records of one day, merged into the shared log."""
+    path, day, n, start = args
+    import time as _time
+
+    while _time.time() < start:  # both processes begin together
+        _time.sleep(0.001)
+    for k in range(n):
+        MonitorLog(path).update([{"frame": f"day{day}_{k}.fits", "date_obs": f"2026-01-{day:02d}T{k:02d}:00:00"}])
+    return day
+
+
+def test_two_daily_runs_finishing_together_keep_every_record(tmp_path):
+    """The log's read-merge-write holds a lock: two processes writing different days lose nothing."""
+    import multiprocessing as mp
+    import time
+
+    path = tmp_path / "out" / "monitor_log.jsonl"
+    start = time.time() + 0.5
+    with mp.get_context("spawn").Pool(2) as pool:
+        assert sorted(pool.map(_update_day, [(path, 1, 40, start), (path, 2, 40, start)])) == [1, 2]
+    rows = MonitorLog(path).read()
+    assert len(rows) == 80 and len({r["frame"] for r in rows}) == 80
+    assert [r["date_obs"] for r in rows] == sorted(r["date_obs"] for r in rows)
+
+
+def test_without_the_lock_the_same_runs_would_lose_records(tmp_path):
+    """The test above can fail: with the lock disabled, overlapping read-merge-writes drop records."""
+    import multiprocessing as mp
+    import time
+
+    path = tmp_path / "out" / "monitor_log.jsonl"
+    lost = 0
+    for attempt in range(5):  # lost updates are likely, not certain, on any one try
+        if path.exists():
+            path.unlink()
+        start = time.time() + 0.5
+        with mp.get_context("fork").Pool(2, initializer=_no_lock) as pool:
+            pool.map(_update_day, [(path, 1, 40, start), (path, 2, 40, start)])
+        lost = 80 - len(MonitorLog(path).read())
+        if lost:
+            break
+    assert lost > 0
+
+
+def _no_lock():
+    import contextlib
+
+    MonitorLog.locked = lambda self: contextlib.nullcontext()

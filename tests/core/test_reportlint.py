@@ -339,5 +339,5 @@ def test_committed_reports_pass_the_lint():
 
     from blobhelpers.core.reportlint import lint_reports
 
-    problems = lint_reports(Path(__file__).resolve().parents[1] / "reports")
+    problems = lint_reports(Path(__file__).resolve().parents[2] / "reports")
     assert not problems, "\n".join(map(str, problems))

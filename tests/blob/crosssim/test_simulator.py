@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-_PATH = Path(__file__).resolve().parents[1] / "blobhelpers" / "blob" / "crosssim" / "simulator.py"
+_PATH = Path(__file__).resolve().parents[3] / "blobhelpers" / "blob" / "crosssim" / "simulator.py"
 
 
 def _load():

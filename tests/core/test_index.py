@@ -16,7 +16,7 @@ from blobhelpers.core.headlines import headline
 from blobhelpers.core.index import collect, index_table, report_title
 from blobhelpers.core.report import clean_for_report, notebook_parameters, relative_paths, run_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = '''# ---
 # jupyter:
