@@ -71,7 +71,7 @@ from blobhelpers.blob.evaluate.regression import run_regression, summarize, tune
 from blobhelpers.blob.io.fitsio import read_frame
 from blobhelpers.blob.learn.cnn import load_model
 from blobhelpers.blob.learn.registry import deployed_info, deployed_path
-from blobhelpers.blob.sections import CampaignConfig
+from blobhelpers.blob.sections import CampaignConfig, MonitorCampaignConfig, MonitorTuneConfig, RegressionConfig
 from blobhelpers.blob.sim.campaign import simulate_campaign
 from blobhelpers.blob.stages.monitor import CARD
 from blobhelpers.core.config import ProjectPaths
@@ -112,25 +112,27 @@ display(Markdown(f"Model: `models/best.keras` = **{best_info['name']}** (validat
 # campaign).
 
 # %%
-tune = monitor.get("tune") or {}
+tune = MonitorTuneConfig.from_dict(monitor.get("tune"))  # the typed sub-sections: checked, one set of defaults
+regression = RegressionConfig.from_dict(monitor.get("regression"))
+campaign_seed = MonitorCampaignConfig.from_dict(monitor.get("campaign")).seed
 camp_params = dict(simulate)
 camp_params.pop("source", None)
 camp_params.update({k: v for k, v in monitor["campaign"].items() if k != "seed"})
 DEV = paths.root / "build" / "monitor_dev_campaign"
-dev_cfg = CampaignConfig.from_dict(dict(camp_params, n_frames=int(tune.get("n_frames", camp_params.get("n_frames", 60))),
-                                         **{k: tune[k] for k in ("event_day_fraction", "new_blob_rate") if k in tune}))
+dev_cfg = CampaignConfig.from_dict(dict(camp_params, n_frames=tune.n_frames, event_day_fraction=tune.event_day_fraction,
+                                         **({"new_blob_rate": tune.new_blob_rate} if tune.new_blob_rate is not None else {})))
 t0 = time.perf_counter()
-simulate_campaign(DEV, dev_cfg, seed=int(tune["seed"]), progress=True)
-grids = {k: [float(v) for v in tune[k]] for k in ("snr_grid", "p_grid", "veto_grid")}
+simulate_campaign(DEV, dev_cfg, seed=tune.seed, progress=True)
+grids = {k: [float(v) for v in getattr(tune, k)] for k in ("snr_grid", "p_grid", "veto_grid")}
 permissive = dataclasses.replace(cfg, snr_min=min(grids["snr_grid"]), threshold=0.0, neg_veto=1e9, saliency=False,
-                                 max_candidates=int(tune.get("max_candidates", 40)))
-dev = run_regression(DEV, MODEL, permissive, match_px=float(monitor["regression"]["match_px"]), progress=True,
+                                 max_candidates=tune.max_candidates)
+dev = run_regression(DEV, MODEL, permissive, match_px=regression.match_px, progress=True,
                      keep_crops=0)
 t_dev = time.perf_counter() - t0
 try:
     tuned = tune_thresholds(dev, grids["snr_grid"], grids["p_grid"], grids["veto_grid"],
-                            min_depth=float(monitor["regression"]["min_depth"]),
-                            fa_target=float(tune.get("fa_target", 2.0)), depth_floor=cfg.min_depth)
+                            min_depth=regression.min_depth,
+                            fa_target=tune.fa_target, depth_floor=cfg.min_depth)
 except ValueError as exc:  # a tiny development campaign without quiet days or deep blobs
     tuned = None
     display(Markdown(f"**Not tuned** ({exc}); the untuned defaults are used."))
@@ -139,7 +141,7 @@ if tuned is not None:
     for k in TUNED:
         if k not in fixed:
             setattr(cfg, k, float(ch[k]))
-    dev_summary = {"seed": int(tune["seed"]), "n_frames": dev_cfg.n_frames, "n_quiet_days": tuned["n_quiet_days"],
+    dev_summary = {"seed": tune.seed, "n_frames": dev_cfg.n_frames, "n_quiet_days": tuned["n_quiet_days"],
                    "n_events_deeper": tuned["n_events_deeper"], "detection_deeper": ch["detection_deeper"],
                    "fa_days_per_100_quiet": ch["fa_days_per_100_quiet"], "fa_target": tuned["fa_target"],
                    "grids": grids}
@@ -159,7 +161,7 @@ if tuned is not None:
     plt.show()
     display(tab.sort_values(["detection_deeper", "fa_days"], ascending=[False, True])
             .query("fa_days_per_100_quiet <= @tuned['fa_target']").head(8).round(3))
-    display(Markdown(f"Development campaign (seed {tune['seed']}, {dev_cfg.n_frames} frames, "
+    display(Markdown(f"Development campaign (seed {tune.seed}, {dev_cfg.n_frames} frames, "
                      f"{tuned['n_quiet_days']} quiet days, {tuned['n_events_deeper']} new blobs deeper than 3 %): chosen `snr_min` {cfg.snr_min:g}, `threshold` {cfg.threshold:g}, "
                      f"`neg_veto` {cfg.neg_veto:g} -- development detection {ch['detection_deeper']:.3f}, "
                      f"{ch['fa_days_per_100_quiet']:.1f} false-alarm days per 100 quiet days."))
@@ -178,24 +180,24 @@ else:
 # %%
 ccfg = CampaignConfig.from_dict(camp_params)
 t0 = time.perf_counter()
-camp = simulate_campaign(paths.monitor_campaign, ccfg, seed=int(monitor["campaign"]["seed"]), progress=True)
+camp = simulate_campaign(paths.monitor_campaign, ccfg, seed=campaign_seed, progress=True)
 t_sim = time.perf_counter() - t0
 catalog = pd.read_csv(paths.monitor_campaign / "catalog.csv")
 n_mon = ccfg.n_frames - cfg.min_history
 new_in_window = catalog[catalog["appear_index"] >= cfg.min_history]
 timing("development campaign", t_dev)
 timing("regression campaign simulated", t_sim)
-display(Markdown(f"{ccfg.n_frames} frames simulated (seed {monitor['campaign']['seed']}); "
+display(Markdown(f"{ccfg.n_frames} frames simulated (seed {campaign_seed}); "
                  f"{n_mon} monitored days; {len(new_in_window)} new blobs appear on monitored days "
-                 f"({(new_in_window['depth'] > cfg_min if (cfg_min := monitor['regression']['min_depth']) else 0).sum()} "
+                 f"({(new_in_window['depth'] > cfg_min if (cfg_min := regression.min_depth) else 0).sum()} "
                  f"deeper than {100 * cfg_min:.0f} %)."))
 
 # %%
 t0 = time.perf_counter()
-res = run_regression(paths.monitor_campaign, MODEL, cfg, match_px=float(monitor["regression"]["match_px"]),
+res = run_regression(paths.monitor_campaign, MODEL, cfg, match_px=regression.match_px,
                      progress=True)
 t_reg = time.perf_counter() - t0
-summary = summarize(res, min_depth=float(monitor["regression"]["min_depth"]))
+summary = summarize(res, min_depth=regression.min_depth)
 ev = pd.DataFrame(res.events)
 days = pd.DataFrame(res.days)
 
@@ -246,6 +248,60 @@ strata_rows = [{"stratum": key, "bin": b, "k": v["k"], "n": v["n"], "rate": v["r
                for key, st in summary["strata"].items() for b, v in st.items()]
 write_text(PLOTS / "detection_strata.csv", pd.DataFrame(strata_rows).to_csv(index=False))
 display(pd.DataFrame(strata_rows))
+
+# %% [markdown]
+# ## Detection within N days, as the daily job is used
+# A blob is permanent: a blob missed on the day it appeared can still be alerted on a later day (it
+# stays uncatalogued until an alert confirms it). Detection within N days counts an alert on the day
+# of appearance or on any of the N - 1 days after; a blob that appeared fewer than N days before the
+# campaign's end is not counted for that N. This is today's one-day detector judged as a daily job
+# (each day still judged alone); the latency is the days from appearance to the first alert.
+
+# %%
+wd = summary["detection_within_days"]
+wrows = [{"within N days": int(n), "all new blobs": v["all"]["rate"], "all: k/n": f"{v['all']['k']}/{v['all']['n']}",
+          "all: 95 % interval": f"{v['all']['lo']:.3f}-{v['all']['hi']:.3f}",
+          f"deeper than {regression.min_depth:.0%}": v["deeper"]["rate"],
+          "deeper: k/n": f"{v['deeper']['k']}/{v['deeper']['n']}",
+          "deeper: 95 % interval": f"{v['deeper']['lo']:.3f}-{v['deeper']['hi']:.3f}"} for n, v in wd.items()]
+display(pd.DataFrame(wrows))
+fig, axs = plt.subplots(1, 3, figsize=(15, 3.8))
+ns = [int(n) for n in wd]
+for key, label in (("all", "all new blobs"), ("deeper", f"deeper than {regression.min_depth:.0%}")):
+    r = np.array([wd[str(n)][key]["rate"] for n in ns])
+    lo = np.array([wd[str(n)][key]["lo"] for n in ns])
+    hi = np.array([wd[str(n)][key]["hi"] for n in ns])
+    axs[0].errorbar(ns, r, yerr=[r - lo, hi - r], marker="o", capsize=3, label=label)
+axs[0].axhline(0.95, color="r", ls=":", lw=1)
+axs[0].set_xlabel("within N days")
+axs[0].set_ylabel("fraction alerted")
+axs[0].set_ylim(0, 1.05)
+axs[0].set_xticks(ns)
+axs[0].legend(fontsize=8)
+axs[0].set_title("detection within N days")
+for ax, key in zip(axs[1:], ("depth", "radius")):
+    for n in (1, 3, ns[-1]):
+        st = wd[str(n)][key]
+        ax.plot(range(len(st)), [v["rate"] if v["n"] else np.nan for v in st.values()], marker="o", label=f"within {n} d")
+    ax.set_xticks(range(len(st)))
+    ax.set_xticklabels([f"{b}\n(n={v['n']})" for b, v in st.items()], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"by {key}")
+    ax.legend(fontsize=8)
+fig.tight_layout()
+save_figure(fig, PLOTS / "detection_within_days.png")
+plt.show()
+write_text(PLOTS / "detection_within_days.csv", pd.DataFrame(
+    [{"within_days": int(n), "group": g, "bin": b, "k": v["k"], "n": v["n"], "rate": v["rate"], "lo": v["lo"], "hi": v["hi"]}
+     for n, row in wd.items() for g, st in (("all", {"all": row["all"]}), ("deeper", {"deeper": row["deeper"]}),
+                                           ("depth", row["depth"]), ("radius", row["radius"])) for b, v in st.items()]
+).to_csv(index=False))
+lat = summary["latency_days"]
+display(Markdown(
+    f"Latency of the {lat['n_alerted']} alerted new blobs: "
+    + ", ".join(f"{c} on the day it appeared" if d == "0" else f"{c} {d} day(s) later" for d, c in lat["counts"].items())
+    + f" (median {lat['median']:g} days)." if lat["n_alerted"] else
+    "No new blob was alerted."))
 
 # %% [markdown]
 # ## Localisation and the day-by-day record
@@ -365,7 +421,7 @@ if not pngs:
 
 # %%
 metrics = {
-    "campaign": {"seed": int(monitor["campaign"]["seed"]), "n_frames": ccfg.n_frames,
+    "campaign": {"seed": campaign_seed, "n_frames": ccfg.n_frames,
                  "n_days": summary["n_days"], "n_quiet_days": summary["n_quiet_days"],
                  "n_events": summary["n_events"], "n_events_deeper": summary["n_events_deeper"]},
     "model": best_info["name"],
@@ -377,6 +433,8 @@ metrics = {
     "detection_deeper_3pct": summary["detection_deeper"],
     "detection_all": summary["detection_all"],
     "detection_eventually": summary["detection_eventually"],
+    "detection_within_days": summary["detection_within_days"],
+    "latency_days": summary["latency_days"],
     "false_alarm_days_per_100_quiet": fa["per_100"],
     "false_alarm_days": {k: fa[k] for k in ("k", "n", "lo", "hi")},
     "false_alerts_per_100_days": summary["false_alerts_per_100_days"],

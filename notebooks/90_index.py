@@ -34,7 +34,7 @@
 from IPython.display import HTML, display
 
 from blobhelpers.article import CITATION, FIGURES, claims, claims_table_html, figure_html
-from blobhelpers.blob.stages import crosssim, data_prep, evaluate, isr_recipe, monitor, train
+from blobhelpers.blob.stages import crosssim, data_prep, evaluate, isr_recipe, monitor, search, train
 from blobhelpers.core.index import collect, index_table
 from blobhelpers.core.paths import project_root
 from blobhelpers.core.report import show_header
@@ -89,8 +89,8 @@ for fig in FIGURES:
 # draws the stages' declared plots offline.
 
 # %%
-CARDS = [m.CARD for m in (data_prep, train, evaluate, monitor, crosssim, isr_recipe, prep, models, screen, simulate,
-                          images)]
+CARDS = [m.CARD for m in (data_prep, train, evaluate, monitor, crosssim, isr_recipe, search, prep, models, screen,
+                          simulate, images)]
 entries = collect(root / "reports", root / "metrics", CARDS)
 display(HTML(index_table(entries)))
 

@@ -24,7 +24,7 @@ import numpy as np
 from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor, MonitorConfig
 from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, rate
 
-__all__ = ["RegressionResult", "run_regression", "summarize", "tune_thresholds"]
+__all__ = ["RegressionResult", "run_regression", "summarize", "within_days", "latency", "tune_thresholds"]
 
 
 
@@ -209,6 +209,8 @@ def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
     strata["category"] = {g: rate_of(v, "detected") for g, v in sorted(groups.items())}
     eventually = [{"x": e["detected"] or e["first_alert_day"] is not None} for e in ev]
     secs = np.asarray(res.seconds_per_day) if res.seconds_per_day else np.zeros(1)
+    last_day = max((d["day"] for d in days), default=-1)
+    out_within = within_days(ev, last_day, min_depth)
     out = {
         "n_days": len(days),
         "n_quiet_days": len(quiet),
@@ -230,8 +232,51 @@ def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
         "baseline_tile_cnn_fa_per_100_quiet": round(100 * np.mean([q["fa"] for q in tiles]), 2) if tiles else None,
         "seconds_per_day_median": round(float(np.median(secs)), 3),
         "strata": strata,
+        **out_within,
     }
     return out
+
+
+def latency(e: dict) -> int | None:
+    """Days from a blob's appearance to its first alert (0: alerted the day it appeared; None: never)."""
+    if e["detected"]:
+        return 0
+    return None if e["first_alert_day"] is None else int(e["first_alert_day"] - e["appear_index"])
+
+
+def within_days(events: list[dict], last_day: int, min_depth: float = 0.03, max_days: int = 5) -> dict:
+    """Detection within N days (N = 1..*max_days*) as the daily job is used, and the latency of the alerts.
+
+    A blob counts for N only if the campaign lasted N days after it appeared (``appear_index + N - 1 <=
+    last_day``), so the last days do not count as misses. Per N: all new blobs, those deeper than
+    *min_depth*, and the depth and radius strata, each a rate with its 95 % Wilson interval.
+
+    >>> ev = [{"appear_index": 0, "detected": False, "first_alert_day": 2, "depth": 0.05, "radius": 5.0},
+    ...       {"appear_index": 9, "detected": False, "first_alert_day": None, "depth": 0.02, "radius": 3.0}]
+    >>> w = within_days(ev, last_day=9, max_days=3)["detection_within_days"]
+    >>> [(n, w[n]["all"]["k"], w[n]["all"]["n"]) for n in ("1", "2", "3")]
+    [('1', 0, 2), ('2', 0, 1), ('3', 1, 1)]
+    """
+    def r(items):
+        x = rate(sum(items), len(items))
+        return {k: (round(v, 4) if k in ("lo", "hi") else v) for k, v in x.items()}
+
+    out: dict = {}
+    for n in range(1, max_days + 1):
+        seen = [e for e in events if e["appear_index"] + n - 1 <= last_day]
+        hit = [(lat := latency(e)) is not None and lat <= n - 1 for e in seen]
+        row = {"all": r(hit), "deeper": r([h for h, e in zip(hit, seen) if e["depth"] > min_depth])}
+        for name, key, edges in (("depth", "depth", DEPTH_BINS), ("radius", "radius", RADIUS_BINS)):
+            groups: dict[tuple, list] = {}
+            for h, e in zip(hit, seen):
+                groups.setdefault(_bin(e[key], edges), []).append(h)
+            row[name] = {label: r(v) for (_, label), v in sorted(groups.items())}
+        out[str(n)] = row
+    lats = [lat for e in events if (lat := latency(e)) is not None]
+    counts = {str(k): int(sum(1 for x in lats if x == k)) for k in sorted(set(lats))}
+    return {"detection_within_days": out,
+            "latency_days": {"n_alerted": len(lats), "median": float(np.median(lats)) if lats else None,
+                             "counts": counts}}
 
 
 def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_depth: float = 0.03,

@@ -25,6 +25,7 @@ CARD = StageCard(
     checks=(
         Check("new blobs deeper than 3 % alerted on day 1", "detection_deeper_3pct.rate", ">=", 0.95),
         Check("all new blobs alerted on day 1", "detection_all.rate"),
+        Check("new blobs deeper than 3 % alerted within 3 days", "detection_within_days.3.deeper.rate", ">=", 0.95),
         Check("new blobs ever alerted", "detection_eventually.rate"),
         Check("false-alarm days per 100 quiet days", "false_alarm_days_per_100_quiet", "<=", 2.0,
               n_key="campaign.n_quiet_days"),
