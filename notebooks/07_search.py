@@ -46,13 +46,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from blobhelpers.blob.evaluate import search
-from blobhelpers.blob.evaluate.figures import save_figure
+from blobhelpers import search
 from blobhelpers.blob.sections import TrainConfig
-from blobhelpers.blob.stages.search import CARD
 from blobhelpers.core.config import ProjectPaths
 from blobhelpers.core.paths import write_text
+from blobhelpers.core.plotting import save_figure
 from blobhelpers.core.report import metrics_link, show_header, show_verdict, write_metrics
+from blobhelpers.search import CARD
 
 paths = ProjectPaths.for_stage("07_search", pipeline_run)
 PLOTS = paths.plots / "07_search"

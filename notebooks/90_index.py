@@ -33,8 +33,9 @@
 # %%
 from IPython.display import HTML, display
 
+from blobhelpers import search
 from blobhelpers.article import CITATION, FIGURES, claims, claims_table_html, figure_html
-from blobhelpers.blob.stages import crosssim, data_prep, evaluate, isr_recipe, monitor, search, train
+from blobhelpers.blob.stages import crosssim, data_prep, evaluate, isr_recipe, monitor, train
 from blobhelpers.core.index import collect, index_table
 from blobhelpers.core.paths import project_root
 from blobhelpers.core.report import show_header

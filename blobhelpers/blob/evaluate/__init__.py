@@ -10,12 +10,10 @@ regression
     the monitor over a simulated campaign, scored against the truth; threshold tuning
 truth
     alerts and tiles against the truth of a labelled set (tile labels, targets, AUC)
-search
-    blobnet's hyperparameter search read back (stage 07)
 crosseval
     detection scored on the independent cross-simulator and the stress matrix
 isreval
     models of either recipe scored on the same test sets (stage isr_recipe)
 """
 
-__all__ = ["scoring", "figures", "regression", "search", "truth", "crosseval", "isreval"]
+__all__ = ["scoring", "figures", "regression", "truth", "crosseval", "isreval"]

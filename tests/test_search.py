@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blobhelpers.blob.evaluate import search
+from blobhelpers import search
 from blobhelpers.core.errors import InputError
 
 COLS = ["experiment", "search", "commit", "learning_rate", "width", "noise_sigma", "blobnet_val_auc",

@@ -1,4 +1,8 @@
-"""blobnet's hyperparameter search, read back and summarised (stage 07; the ISR's "future work").
+"""blobnet's hyperparameter search, read back and summarised: stage 07 (the ISR's "future work") and its card.
+
+A module of its own above the wings, like :mod:`blobhelpers.article`: the search is a study of stage
+train's setting across DVC experiments, not a step of the blob pipeline, and keeping it (and its
+stage card) out of the blob sub-packages means adding it reran no other stage.
 
 The search itself runs as DVC experiments (``scripts/exp_grid.sh``, ``scripts/exp_random.py``) up to
 stage train, and ``scripts/exp_table.py`` exports them as ``experiments/blobnet_search.csv``; the
@@ -21,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from blobhelpers.core.errors import InputError
+from blobhelpers.core.stagecard import Check, StageCard, fmt, metric
 
-__all__ = ["PARAMS", "read_search", "read_crosssim", "choose", "find_setting", "effects", "best_so_far",
+__all__ = ["CARD", "PARAMS", "read_search", "read_crosssim", "choose", "find_setting", "effects", "best_so_far",
            "auc_se", "summary"]
 
 #: The searched parameters of ``train.models.blobnet``.
@@ -138,3 +143,29 @@ def summary(df: pd.DataFrame, today: dict, xsim: dict | None, n_val_pos: int, n_
     xsim_ok = "best_xsim_auc" in out and "today_xsim_auc" in out and out["best_xsim_auc"] >= out["today_xsim_auc"]
     out["propose_switch"] = bool(better_val and xsim_ok)
     return out
+
+
+def verdict(m: dict) -> str:
+    """Stage 07's verdict sentence."""
+    head = (f"chosen on validation (own simulator): {metric(m, 'best')} (val AUC {fmt(metric(m, 'best_val_auc'))}) "
+            f"against today's {fmt(m.get('today_val_auc'))}")
+    xs = ""
+    if "best_xsim_auc" in m and "today_xsim_auc" in m:
+        xs = (f"; on the independent cross-simulator {fmt(m['best_xsim_auc'])} against today's "
+              f"{fmt(m['today_xsim_auc'])}")
+    return head + xs + (": propose the switch." if m.get("propose_switch") else ": keep today's setting.")
+
+
+CARD = StageCard(
+    stem="07_search",
+    data="own",
+    headlines=("n_runs", "best", "best_val_auc", "today_val_auc", "best_minus_today_val_auc", "val_auc_se",
+               "best_xsim_auc", "today_xsim_auc", "*_best_val_auc", "propose_switch", "cost_cpu_min"),
+    checks=(
+        Check("chosen setting: validation AUC", "best_val_auc"),
+        Check("today's setting: validation AUC", "today_val_auc"),
+        Check("chosen setting: cross-simulator tile AUC (independent)", "best_xsim_auc"),
+        Check("today's setting: cross-simulator tile AUC (independent)", "today_xsim_auc"),
+    ),
+    verdict=verdict,
+)
