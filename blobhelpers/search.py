@@ -153,7 +153,13 @@ def verdict(m: dict) -> str:
     if "best_xsim_auc" in m and "today_xsim_auc" in m:
         xs = (f"; on the independent cross-simulator {fmt(m['best_xsim_auc'])} against today's "
               f"{fmt(m['today_xsim_auc'])}")
-    return head + xs + (": propose the switch." if m.get("propose_switch") else ": keep today's setting.")
+    if m.get("propose_switch"):
+        return head + xs + ": propose the switch (a separate decision)."
+    why = ""
+    if "best_minus_today_val_auc" in m and "val_auc_se" in m and m["best_minus_today_val_auc"] <= m["val_auc_se"]:
+        why = (f" (the validation gain, {fmt(m['best_minus_today_val_auc'])}, is within one standard error, "
+               f"{fmt(m['val_auc_se'])}, so the pre-declared rule does not propose a switch)")
+    return head + xs + ": keep today's setting" + why + ".")
 
 
 CARD = StageCard(

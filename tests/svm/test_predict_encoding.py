@@ -112,10 +112,10 @@ class StubImageModel:
 
 
 def test_rows_without_images_are_decided_by_the_real_tabular_model(tmp_path, model_dir, monkeypatch):
-    import blobhelpers.svm.ensemble as ens
+    import blobhelpers.svm.predict as pred
 
     stub = StubImageModel()
-    monkeypatch.setattr(ens, "load_image_model", lambda folder: stub)
+    monkeypatch.setattr(pred, "load_image_model", lambda folder: stub)  # the name predict calls
     image_model = tmp_path / "image_model"
     image_model.mkdir()
     (image_model / "ensemble.json").write_text(json.dumps({"kind": "stacked"}))
