@@ -159,7 +159,7 @@ def verdict(m: dict) -> str:
     if "best_minus_today_val_auc" in m and "val_auc_se" in m and m["best_minus_today_val_auc"] <= m["val_auc_se"]:
         why = (f" (the validation gain, {fmt(m['best_minus_today_val_auc'])}, is within one standard error, "
                f"{fmt(m['val_auc_se'])}, so the pre-declared rule does not propose a switch)")
-    return head + xs + ": keep today's setting" + why + ".")
+    return head + xs + ": keep today's setting" + why + "."
 
 
 CARD = StageCard(
