@@ -107,7 +107,7 @@ def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
     """Standard error of an ROC AUC (Hanley & McNeil 1982).
 
     >>> round(auc_se(0.97, 259, 241), 4)
-    0.0066
+    0.0077
     """
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
     v = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
