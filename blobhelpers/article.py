@@ -23,14 +23,13 @@ import csv
 import functools
 import hashlib
 import html as _html
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from blobhelpers.core.errors import InputError, run_guarded
 from blobhelpers.core.paths import project_root, write_text
-from blobhelpers.core.report import code_commit, notebook_parameters, stage_files
+from blobhelpers.core.report import code_commit, compact_image, notebook_parameters, stage_files
 from blobhelpers.core.stagecard import DATA_LABELS
 from blobhelpers.core.stats import wilson
 from blobhelpers.core.verdicts import load_metrics
@@ -347,22 +346,6 @@ FIGURES: list[Figure] = [
 ]
 
 
-def _image_data(path: Path, max_width: int = 1100, jpeg_over: int = 150_000) -> tuple[str, str]:
-    """(mime, base64) of *path*: a large PNG becomes a JPEG (noise images), narrowed to *max_width*."""
-    from PIL import Image
-
-    raw = path.read_bytes()
-    if len(raw) <= jpeg_over:
-        return "image/png", base64.b64encode(raw).decode()
-    with Image.open(io.BytesIO(raw)) as im:
-        im = im.convert("RGB")
-        if im.width > max_width:
-            im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=75, optimize=True)
-    return "image/jpeg", base64.b64encode(buf.getvalue()).decode()
-
-
 def _fill(text: str, metrics: dict) -> str:
     """*text* with ``{key:fmt}`` placeholders from *metrics* (flattened keys may contain dots)."""
     out, i = [], 0
@@ -393,7 +376,8 @@ def figure_html(fig: Figure, root: str | Path) -> str:
         rebuilt = _fill(fig.rebuilt, load_metrics(fig.stage, root / "metrics"))
     except (KeyError, ValueError):
         return ""
-    mime, data = _image_data(path)
+    mime, raw = compact_image(path.read_bytes())
+    data = base64.b64encode(raw).decode()
     isr = f"<br><b>ISR 2021-08:</b> {e(fig.isr)}" if fig.isr else ""
     anchor = fig.number.lower().replace(" ", "-").replace(".", "")
     return (f'<figure class="bh-fig" id="{e(anchor)}"><h3>{e(fig.number)}: {e(fig.title)}</h3>'

@@ -58,7 +58,7 @@ from blobhelpers.blob.evaluate import figures as plotting
 from blobhelpers.blob.evaluate.scoring import campaign_events, campaign_summary, rates, strata_table, threshold_for_fpr
 from blobhelpers.blob.io.fitsio import read_frame
 from blobhelpers.blob.learn.cnn import load_model, load_preprocessing, probabilities
-from blobhelpers.blob.learn.inference import predict_logits, saliency
+from blobhelpers.blob.learn.inference import per_panel, predict_logits, saliency
 from blobhelpers.blob.learn.registry import deployed_info
 from blobhelpers.blob.sections import DifferenceConfig, EvaluateConfig
 from blobhelpers.blob.stages.evaluate import CARD
@@ -273,16 +273,16 @@ for n in dict.fromkeys([best, "isr2021"]):
     if not picks:
         continue
     X = arrays[preps[n]["representation"]][1][[i for _, i in picks]]
-    van = saliency(models[n], X, "vanilla")
-    smg = saliency(models[n], X, "smoothgrad", evcfg.smoothgrad_samples,
-                   evcfg.smoothgrad_noise, seed=int(base["seed"]))
+    # each map scaled to its own maximum: the colour says where, not how much across panels
+    van = per_panel(saliency(models[n], X, "vanilla"))
+    smg = per_panel(saliency(models[n], X, "smoothgrad", evcfg.smoothgrad_samples,
+                             evcfg.smoothgrad_noise, seed=int(base["seed"])))
     fig, axs = plt.subplots(3, len(picks), figsize=(2.6 * len(picks) + 1.2, 8.4), squeeze=False, layout="constrained")
     for j, (g, i) in enumerate(picks):
         im0 = axs[0, j].imshow(X[j], origin="lower", cmap="gray", vmin=-3, vmax=3)
         axs[0, j].set_title(f"{g}\nP(blob) = {pt[n][i]:.2f}", fontsize=10)
-        # each map scaled to its own maximum: the colour says where, not how much across panels
-        im1 = axs[1, j].imshow(van[j] / max(float(van[j].max()), 1e-12), origin="lower", cmap="inferno", vmin=0, vmax=1)
-        axs[2, j].imshow(smg[j] / max(float(smg[j].max()), 1e-12), origin="lower", cmap="inferno", vmin=0, vmax=1)
+        im1 = axs[1, j].imshow(van[j], origin="lower", cmap="inferno", vmin=0, vmax=1)
+        axs[2, j].imshow(smg[j], origin="lower", cmap="inferno", vmin=0, vmax=1)
         for k_ in test_ds.injections_of(i):
             for a in axs[:, j]:
                 a.add_patch(plt.Circle((test_ds.recipe.inj["x"][k_], test_ds.recipe.inj["y"][k_]),

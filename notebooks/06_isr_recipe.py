@@ -69,7 +69,7 @@ from blobhelpers.blob.evaluate.scoring import threshold_for_fpr
 from blobhelpers.blob.io.fitsio import read_frame
 from blobhelpers.blob.learn.anomaly import PatchPCAScorer
 from blobhelpers.blob.learn.cnn import load_model, load_preprocessing, probabilities
-from blobhelpers.blob.learn.inference import predict_logits, saliency
+from blobhelpers.blob.learn.inference import per_panel, predict_logits, saliency
 from blobhelpers.blob.learn.training import save_model, train_model
 from blobhelpers.blob.preprocess.scaling import apply_scaling, fill_bad
 from blobhelpers.blob.sections import DatasetConfig, DifferenceConfig, TrainConfig
@@ -336,12 +336,12 @@ if "isr2021" in models_isr:
     m = models_isr["isr2021"]
     pos = isr_ds["val"].raw(np.nonzero(isr_ds["val"].labels == 1)[0][:2])
     ex = np.concatenate([pos, probes["blank_square"][:1], probes["hot_pixels"][:1]])
-    sal = saliency(m, ex, method="vanilla")
+    sal = per_panel(saliency(m, ex, method="vanilla"))
     titles = ["pasted cutouts", "pasted cutouts", "blank squares, no blob", "hot 3x3 pixels, no blob"]
     fig, axes = plt.subplots(2, 4, figsize=(13, 6.4), layout="constrained")
     for j in range(4):
         im0 = axes[0, j].imshow(ex[j], cmap="gray", vmin=-3, vmax=4.5, origin="lower")
-        im1 = axes[1, j].imshow(sal[j] / max(float(sal[j].max()), 1e-12), cmap="inferno", origin="lower", vmin=0, vmax=1)
+        im1 = axes[1, j].imshow(sal[j], cmap="inferno", origin="lower", vmin=0, vmax=1)
         pj = float(probabilities(predict_logits(m, ex[j:j + 1]))[0])
         axes[0, j].set_title(f"{titles[j]}\nP(blob) = {pj:.2f}", fontsize=9)
         for a in axes[:, j]:

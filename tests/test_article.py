@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from blobhelpers import article
 from blobhelpers.article import claims, figure_html, readme_results_table, readme_with_results
+from blobhelpers.core.report import compact_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +61,7 @@ def test_figure_embeds_the_stage_png_with_both_captions_and_provenance(tmp_path)
 
     root = _tree(tmp_path)
     (root / "plots" / "06_isr_recipe").mkdir(parents=True)
-    rng = np.random.default_rng(0)  # a noise image: large as PNG, so the article embeds a JPEG
+    rng = np.random.default_rng(0)  # a noise image, re-encoded by the reports' own compact_image
     Image.fromarray(rng.integers(0, 255, (600, 900, 3), dtype=np.uint8)).save(
         root / "plots" / "06_isr_recipe" / "confusion_published_vs_rebuilt.png")
     (root / "notebooks").mkdir()
@@ -67,7 +69,10 @@ def test_figure_embeds_the_stage_png_with_both_captions_and_provenance(tmp_path)
     (root / "params.yaml").write_text("base: {seed: 1}\nother: {a: 2}\n")
     fig = next(f for f in article.FIGURES if f.number == "Fig. 8")
     html = figure_html(fig, root)
-    assert "data:image/jpeg;base64," in html and "TN 0.88" in html  # the ISR's caption facts
+    png = (root / "plots" / "06_isr_recipe" / "confusion_published_vs_rebuilt.png").read_bytes()
+    mime, raw = compact_image(png)
+    assert f"data:{mime};base64,{base64.b64encode(raw).decode()}" in html and len(raw) < len(png)
+    assert "TN 0.88" in html  # the ISR's caption facts
     assert "TPR 0.982 and TNR 0.982 of 500 + 500 subframes" in html  # filled from the metrics file
     assert 'href="06_isr_recipe.html#provenance"' in html and "(base)" in html
     # the same parameters give the same hash; another value another one

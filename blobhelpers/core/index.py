@@ -10,13 +10,13 @@ fail the index: stages rename metrics, the index follows.
 from __future__ import annotations
 
 import html as _html
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from blobhelpers.core.headlines import headline
 from blobhelpers.core.stagecard import StageCard, fmt  # noqa: F401 (fmt: re-exported)
+from blobhelpers.core.verdicts import load_metrics
 
 __all__ = ["StageEntry", "collect", "index_table", "report_title", "fmt"]
 
@@ -59,11 +59,8 @@ def collect(reports: str | Path, metrics: str | Path, cards=(), exclude: tuple[s
         if rep.stem in exclude:
             continue
         mfile = metrics / f"{rep.stem}.json"
-        dfile = metrics / "details" / f"{rep.stem}.json"  # everything the stage measured (write_metrics)
         card = by_stem.get(rep.stem)
-        m = json.loads(mfile.read_text()) if mfile.is_file() else {}
-        if dfile.is_file():
-            m = {**json.loads(dfile.read_text()), **m}
+        m = load_metrics(rep.stem, metrics)  # headline over details (everything the stage measured), flattened
         out.append(StageEntry(stem=rep.stem, title=report_title(rep.read_text(errors="replace"), rep.stem),
                               report=rep.name, metrics_file=mfile.name if mfile.is_file() else None,
                               headline=headline(card.headlines if card else (), m),

@@ -46,7 +46,7 @@ from blobhelpers.core.tables import cell_text, format_duration, install
 from blobhelpers.core.verdicts import verdict_box_html
 
 __all__ = ["timing", "write_metrics", "split_volatile", "run_notebook", "versions", "header_markdown", "show_header", "strip_remote_scripts",
-           "notebook_parameters", "clean_for_report", "compress_images", "arrange_for_report", "show_verdict", "relative_paths",
+           "notebook_parameters", "clean_for_report", "compress_images", "compact_image", "arrange_for_report", "show_verdict", "relative_paths",
            "metrics_link"]
 
 KERNEL_NAME = "blobhelpers"
@@ -186,38 +186,67 @@ def clean_for_report(nb) -> dict:
 IMAGE_BYTES = 150_000
 
 
-def compress_images(nb, limit: int = IMAGE_BYTES, quality: int = 75, max_width: int = 1100) -> int:
-    """Re-encode large embedded PNG outputs as JPEG in place (noise images: a sixth of the bytes); return how many.
+def compact_image(raw: bytes, jpeg_over: int = IMAGE_BYTES, quality: int = 75, max_width: int = 1100,
+                  keep_under: int = 20_000) -> tuple[str, bytes]:
+    """``(mime, bytes)``: the smallest faithful encoding of the PNG *raw* for a page.
 
-    Images wider than *max_width* pixels (wider than the page shows them) are narrowed first.
+    Images wider than *max_width* pixels (wider than the page shows them) are narrowed. A PNG
+    over *keep_under* bytes is re-encoded with a 256-colour palette (matplotlib figures use
+    few colours, and a colour map has 256: a third of the bytes, no visible change). One over
+    *jpeg_over* bytes (noise images: difference images, subframes, saliency maps barely
+    compress) also gets a JPEG at *quality*, kept when it is at most half the palette PNG.
+    Deterministic: the same PNG gives the same bytes. This is the one re-encoder of the
+    reports (:func:`compress_images`) and of the article.
 
-    Image panels of noise (difference images, subframes, saliency maps) barely compress as PNG; their
-    detail does not carry the point, a JPEG at *quality* keeps what the eye uses. Line plots stay
-    PNG (small, and sharper). The saved PNGs under ``plots/`` are not touched. Deterministic: the
-    same PNG gives the same JPEG bytes.
+    >>> import io
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.new("RGB", (40, 30), "white").save(buf, format="PNG")
+    >>> compact_image(buf.getvalue())[0]
+    'image/png'
     """
-    import base64
     import io
 
     from PIL import Image
+
+    if len(raw) <= keep_under:
+        return "image/png", raw
+    with Image.open(io.BytesIO(raw)) as im:
+        im = im.convert("RGB")
+        if im.width > max_width:
+            im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+        buf = io.BytesIO()
+        im.quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+        best = ("image/png", buf.getvalue()) if buf.tell() < len(raw) else ("image/png", raw)
+        if len(raw) > jpeg_over:
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=quality, optimize=True)
+            if buf.tell() * 2 <= len(best[1]):
+                best = ("image/jpeg", buf.getvalue())
+    return best
+
+
+def compress_images(nb, limit: int = IMAGE_BYTES, quality: int = 75, max_width: int = 1100) -> int:
+    """Re-encode the embedded PNG outputs of *nb* in place with :func:`compact_image`; return how many
+    became JPEG (noise images over *limit* bytes: a sixth of the bytes).
+
+    Line plots stay PNG (palette PNG: small and sharp). The saved PNGs under ``plots/`` are not touched.
+    """
+    import base64
 
     n = 0
     for cell in nb.cells:
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             data = out.get("data", {})
             png = data.get("image/png")
-            if not png or len(png) * 3 // 4 <= limit:
+            if not png:
                 continue
             raw = base64.b64decode(png)
-            with Image.open(io.BytesIO(raw)) as im:
-                im = im.convert("RGB")
-                if im.width > max_width:
-                    im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
-                buf = io.BytesIO()
-                im.save(buf, format="JPEG", quality=quality, optimize=True)
-            if buf.tell() * 2 <= len(raw):
-                del data["image/png"]
-                data["image/jpeg"] = base64.b64encode(buf.getvalue()).decode()
+            mime, new = compact_image(raw, limit, quality, max_width)
+            if new is raw:
+                continue
+            del data["image/png"]
+            data[mime] = base64.b64encode(new).decode()
+            if mime == "image/jpeg":
                 out.get("metadata", {}).pop("image/png", None)
                 n += 1
     return n

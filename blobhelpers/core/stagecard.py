@@ -54,6 +54,8 @@ class Check:
     target: float | None = None
     n_key: str | None = None  # explicit key of the number of cases
     unit: str = ""
+    count_of: str | None = None  # a rate shown per *scale* (e.g. per 100 days): the key of the fraction
+    scale: float = 1.0           # whose k/n/lo/hi give its count and interval (the interval times *scale*)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 
 from blobhelpers.core.headlines import flatten
-from blobhelpers.core.stagecard import DATA_LABELS, Check, StageCard  # noqa: F401 (Check: doctest)
+from blobhelpers.core.stagecard import DATA_LABELS, StageCard
 from blobhelpers.core.stats import wilson
 
 __all__ = ["check_rows", "load_metrics", "verdict_box_html"]
@@ -66,14 +66,13 @@ def _count(m: dict, key: str, value: float, n_key: str | None):
     return k, n, lo, hi
 
 
-def _fmt(v: float, per: float = 1.0) -> str:
-    v = v * per
+def _fmt(v: float) -> str:
     if float(v).is_integer() and abs(v) >= 1:
         return str(int(v))
     return f"{v:.3g}"
 
 
-def _interval(lo, hi, per: float = 1.0) -> str:
+def _interval(lo, hi) -> str:
     """``"0.550-0.737"`` (3 decimals for rates, 3 significant digits otherwise); "" when unknown.
 
     >>> _interval(0.00443, 0.129), _interval(0, 3.47), _interval(None, 1)
@@ -81,8 +80,7 @@ def _interval(lo, hi, per: float = 1.0) -> str:
     """
     if lo is None or hi is None:
         return ""
-    lo, hi = lo * per, hi * per
-    if 0 <= lo <= 1 and 0 <= hi <= 1 and per == 1.0:
+    if 0 <= lo <= 1 and 0 <= hi <= 1:
         return f"{lo:.3f}-{hi:.3f}"
     return f"{_fmt(lo)}-{_fmt(hi)}"
 
@@ -90,6 +88,7 @@ def _interval(lo, hi, per: float = 1.0) -> str:
 def check_rows(card: StageCard, m: dict) -> list[dict]:
     """The card's checks evaluated on flattened metrics *m*: one dict per check found in *m*.
 
+    >>> from blobhelpers.core.stagecard import Check
     >>> card = StageCard("06_isr_recipe", "own", checks=(Check("TPR", "isr_recipe_isr2021_val_tpr", ">=", 0.89,
     ...                  n_key="isr_recipe_isr2021_val_n_pos"),))
     >>> rows = check_rows(card, {"isr_recipe_isr2021_val_tpr": 0.982, "isr_recipe_isr2021_val_n_pos": 500})
@@ -105,13 +104,13 @@ def check_rows(card: StageCard, m: dict) -> list[dict]:
         v = _num(m.get(key))
         if v is None:
             continue
-        k, n, lo, hi = _count(m, key, v, c.n_key)
-        per = 100.0 if key.endswith("per_100_quiet") else 1.0
-        if key.endswith("per_100_quiet") and n:  # a rate per 100 days: its interval from the day count
-            k = round(v / 100 * n, 3)
-            lo, hi = (_num(m.get("false_alarm_days.lo")), _num(m.get("false_alarm_days.hi")))
-            lo, hi = (lo * 100 if lo is not None else None, hi * 100 if hi is not None else None)
-            per = 1.0
+        if c.count_of:  # a rate per c.scale cases: count and interval from the fraction it scales
+            frac = _num(m.get(c.count_of))
+            frac = v / c.scale if frac is None else frac
+            k, n, lo, hi = _count(m, c.count_of, frac, c.n_key)
+            lo, hi = (lo * c.scale if lo is not None else None, hi * c.scale if hi is not None else None)
+        else:
+            k, n, lo, hi = _count(m, key, v, c.n_key)
         met = None
         if c.op == ">=":
             met = v >= c.target
@@ -121,8 +120,8 @@ def check_rows(card: StageCard, m: dict) -> list[dict]:
         if k is not None and n:
             count = f"{_fmt(k)}/{_fmt(n)}"
         rows.append({
-            "label": c.label, "key": key, "value": _fmt(v, per) + c.unit,
-            "interval": _interval(lo, hi, per),
+            "label": c.label, "key": key, "value": _fmt(v) + c.unit,
+            "interval": _interval(lo, hi),
             "count": count, "target": f"{c.op} {_fmt(c.target)}{c.unit}" if c.op else "",
             "met": met,
         })
@@ -160,7 +159,7 @@ def verdict_box_html(card: StageCard, metrics_dir: str | Path) -> str:
     n_met = sum(r["met"] is True for r in rows)
     n_target = sum(r["met"] is not None for r in rows)
     score = f" Targets met: {n_met} of {n_target}." if n_target else ""
-    return (f'<section class="bh-verdict" id="verdict"><h2>Verdict</h2>'
+    return ('<section class="bh-verdict" id="verdict"><h2>Verdict</h2>'
             + (f'<p class="bh-data">Data: <b>{e(data)}</b></p>' if data else "")
             + f"<p>{e(card.sentence(m))}{e(score)}</p>{table}"
             + f'<p class="bh-src">Read from <a href="../metrics/{e(stem)}.json">metrics/{e(stem)}.json</a> and '

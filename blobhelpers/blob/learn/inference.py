@@ -13,7 +13,7 @@ import numpy as np
 
 from blobhelpers.core.deeplearning import tensorflow
 
-__all__ = ["predict_logits", "saliency"]
+__all__ = ["predict_logits", "saliency", "per_panel"]
 
 
 def predict_logits(model, X: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -63,3 +63,16 @@ def saliency(model, X: np.ndarray, method: str = "vanilla", n_samples: int = 16,
         xn = X + rng.standard_normal(X.shape, dtype=np.float32) * (noise * span)
         acc += np.asarray(grad(tf.constant(xn)))
     return np.abs(acc / n_samples)[..., 0]
+
+
+def per_panel(maps: np.ndarray) -> np.ndarray:
+    """Saliency maps each scaled to its own maximum (0..1): in a grid of panels the colour says
+    where the model looks, not how strongly compared with the other panels.
+
+    >>> per_panel(np.array([[[0.0, 2.0]], [[0.0, 0.0]]])).tolist()
+    [[[0.0, 1.0]], [[0.0, 0.0]]]
+    """
+    m = np.asarray(maps)
+    m = m.astype(np.result_type(m.dtype, np.float32), copy=False)
+    peak = m.reshape(len(m), -1).max(axis=1) if len(m) else np.zeros(0)
+    return m / np.maximum(peak, 1e-12).reshape((-1,) + (1,) * (m.ndim - 1))

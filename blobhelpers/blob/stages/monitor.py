@@ -28,7 +28,7 @@ CARD = StageCard(
         Check("new blobs deeper than 3 % alerted within 3 days", "detection_within_days.3.deeper.rate", ">=", 0.95),
         Check("new blobs ever alerted", "detection_eventually.rate"),
         Check("false-alarm days per 100 quiet days", "false_alarm_days_per_100_quiet", "<=", 2.0,
-              n_key="campaign.n_quiet_days"),
+              count_of="false_alarm_days", scale=100.0),
         Check("median localisation error", "median_loc_error_px", "<=", 1.0, unit=" px"),
     ),
     verdict=verdict,
