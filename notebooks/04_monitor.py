@@ -67,7 +67,7 @@ from blobhelpers.blob.detect.monitor import (TUNED, KnownCatalog, Monitor, Monit
 from blobhelpers.blob.detect.monitor.tuning import set_thresholds_provenance, tuned_description, tuned_thresholds_path
 from blobhelpers.blob.detect.review import overlay_shapes, render_ginga, review_figure
 from blobhelpers.blob.evaluate.figures import save_figure
-from blobhelpers.blob.evaluate.regression import run_regression, summarize, tune_thresholds
+from blobhelpers.blob.evaluate.regression import run_regression, summarize, tune_accumulated, tune_thresholds
 from blobhelpers.blob.io.fitsio import read_frame
 from blobhelpers.blob.learn.cnn import load_model
 from blobhelpers.blob.learn.registry import deployed_info, deployed_path
@@ -125,7 +125,8 @@ t0 = time.perf_counter()
 simulate_campaign(DEV, dev_cfg, seed=tune.seed, progress=True)
 grids = {k: [float(v) for v in getattr(tune, k)] for k in ("snr_grid", "p_grid", "veto_grid")}
 permissive = dataclasses.replace(cfg, snr_min=min(grids["snr_grid"]), threshold=0.0, neg_veto=1e9, saliency=False,
-                                 max_candidates=tune.max_candidates)
+                                 max_candidates=tune.max_candidates, snr_acc=min(cfg.snr_acc_grid),
+                                 watch_snr=min(cfg.watch_snr, min(cfg.snr_acc_grid)))
 dev = run_regression(DEV, MODEL, permissive, match_px=regression.match_px, progress=True,
                      keep_crops=0)
 t_dev = time.perf_counter() - t0
@@ -136,15 +137,21 @@ try:
 except ValueError as exc:  # a tiny development campaign without quiet days or deep blobs
     tuned = None
     display(Markdown(f"**Not tuned** ({exc}); the untuned defaults are used."))
+acc_tuned = None
 if tuned is not None:
     ch = tuned["chosen"]
+    # the accumulated windows' threshold, tuned after today's (the same false-alarm budget for all windows together)
+    acc_tuned = tune_accumulated(dev, ch, cfg.snr_acc_grid, fa_target=tune.fa_target, depth_floor=cfg.min_depth)
+    ch["snr_acc"] = acc_tuned["snr_acc"]
     for k in TUNED:
         if k not in fixed:
             setattr(cfg, k, float(ch[k]))
     dev_summary = {"seed": tune.seed, "n_frames": dev_cfg.n_frames, "n_quiet_days": tuned["n_quiet_days"],
                    "n_events_deeper": tuned["n_events_deeper"], "detection_deeper": ch["detection_deeper"],
                    "fa_days_per_100_quiet": ch["fa_days_per_100_quiet"], "fa_target": tuned["fa_target"],
-                   "grids": grids}
+                   "snr_acc": acc_tuned["snr_acc"], "fa_days_per_100_quiet_with_accumulation":
+                       acc_tuned["chosen"]["fa_days_per_100_quiet"], "accumulated_target_met": acc_tuned["target_met"],
+                   "grids": {**grids, "snr_acc_grid": list(cfg.snr_acc_grid)}}
     write_tuned(tuned_thresholds_path(paths.root), {k: getattr(cfg, k) for k in TUNED}, MODEL, dev_summary)
     set_thresholds_provenance(cfg, "tuned", tuned_description({"provenance": dev_summary}))
     tab = pd.DataFrame(tuned["table"])
@@ -171,6 +178,12 @@ if tuned is not None:
                          f"{100 / tuned['n_quiet_days']:.1f} per 100 > {tuned['fa_target']:g}: the development campaign "
                          f"is too short. The chosen setting has the fewest false-alarm days and, among those, the "
                          f"best detection; expect more false alarms elsewhere."))
+    display(Markdown(f"**Accumulated evidence** (the means of the last {', '.join(map(str, cfg.accumulate))} one-day "
+                     f"differences): `snr_acc` {cfg.snr_acc:g}, the lowest value of the grid whose false-alarm days, "
+                     f"counted with today's alerts, stay within the same budget "
+                     f"({acc_tuned['chosen']['fa_days']} false-alarm days in {acc_tuned['n_quiet_days']} quiet days"
+                     f"{'' if acc_tuned['target_met'] else '; **no value meets the budget**'})."))
+    display(pd.DataFrame(acc_tuned["table"]))
 else:
     dev_summary = None
 
@@ -254,8 +267,10 @@ display(pd.DataFrame(strata_rows))
 # A blob is permanent: a blob missed on the day it appeared can still be alerted on a later day (it
 # stays uncatalogued until an alert confirms it). Detection within N days counts an alert on the day
 # of appearance or on any of the N - 1 days after; a blob that appeared fewer than N days before the
-# campaign's end is not counted for that N. This is today's one-day detector judged as a daily job
-# (each day still judged alone); the latency is the days from appearance to the first alert.
+# campaign's end is not counted for that N. Each day the monitor judges today's difference and the
+# means of the last k one-day differences (k from `monitor.accumulate`): a faint blob missed on its
+# first day gains significance as the days pass. The latency is the days from appearance to the first
+# alert; each alert says which window raised it and on which day the blob most likely appeared.
 
 # %%
 wd = summary["detection_within_days"]
@@ -386,7 +401,9 @@ timing("run_monitor incl. model load and 31 frame reads", t_cli)
 display(Markdown(f"`run_monitor` on {rec['frame']}: verdict "
                  f"**{rec['verdict']}**, {rec['n_alerts']} alert(s); log has "
                  f"{len(MonitorLog(paths.monitor_demo / 'monitor_log.jsonl').read())} line(s)."))
-display(pd.DataFrame(rec["candidates"]))
+display(pd.DataFrame([{**{k: v for k, v in c.items() if k != "windows"},
+                        "S/N by window": "; ".join(f"k={w['k']}: {w['snr']:g}" for w in c.get("windows", []))}
+                       for c in rec["candidates"]]))
 
 mon = Monitor(upto, load_model(MODEL), cfg, known_then)
 one = mon.process(len(mon.ordered) - 1, with_arrays=True)
@@ -434,6 +451,9 @@ metrics = {
     "detection_all": summary["detection_all"],
     "detection_eventually": summary["detection_eventually"],
     "detection_within_days": summary["detection_within_days"],
+    "accumulate": list(cfg.accumulate),
+    "snr_acc": cfg.snr_acc,
+    "alerts_by_window": summary["alerts_by_window"],
     "latency_days": summary["latency_days"],
     "false_alarm_days_per_100_quiet": fa["per_100"],
     "false_alarm_days": {k: fa[k] for k in ("k", "n", "lo", "hi")},

@@ -24,7 +24,8 @@ import numpy as np
 from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor, MonitorConfig
 from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, rate
 
-__all__ = ["RegressionResult", "run_regression", "summarize", "within_days", "latency", "tune_thresholds"]
+__all__ = ["RegressionResult", "run_regression", "summarize", "within_days", "latency", "tune_thresholds",
+           "tune_accumulated", "alerts_by_window"]
 
 
 
@@ -141,7 +142,7 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
             mon.known.add(c["x"], c["y"], max(c["radius"], 3.0), c["depth"], rec["date_obs"][:10],
                           f"confirmed alert day {day}")
         # baselines on the same day
-        det_only = [c for c in rec["candidates"] if nearest(c)[0] is None]
+        det_only = [c for c in rec["candidates"] if _window(c, 1) is not None and nearest(c)[0] is None]
         tiles_flag = [t for t in rec["tiles"] if t["blob"]]
         tile_true = 0
         for t in tiles_flag:
@@ -172,6 +173,14 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
     res.events = [e for e in event_rows.values() if e["processed"]]
     res.known = mon.known
     return res
+
+
+def _window(c: dict, k: int) -> dict | None:
+    """The day-window *k* entry of a monitor candidate (None if that window did not see it); a
+    record written before windows existed is all window 1."""
+    if "windows" not in c:
+        return c if k == 1 else None
+    return next((w for w in c["windows"] if w["k"] == k), None)
 
 
 def _bin(v: float, edges) -> tuple[float, str]:
@@ -231,10 +240,29 @@ def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
         "baseline_detector_only_fa_per_100_quiet": round(100 * np.mean([q["fa"] for q in det_only]), 2) if det_only else None,
         "baseline_tile_cnn_fa_per_100_quiet": round(100 * np.mean([q["fa"] for q in tiles]), 2) if tiles else None,
         "seconds_per_day_median": round(float(np.median(secs)), 3),
+        "alerts_by_window": alerts_by_window(res.records),
         "strata": strata,
         **out_within,
     }
     return out
+
+
+def alerts_by_window(records: list[dict]) -> dict:
+    """How many alerts each day window raised (``{"1": n, "2": n, ...}``), and how many of them were
+    true (matched a real new blob: truth ``new today`` or ``late``).
+
+    >>> alerts_by_window([{"candidates": [{"new": True, "k": 2, "truth": "late"}, {"new": False, "k": 1},
+    ...                                   {"new": True, "k": 1, "truth": "false"}]}])
+    {'1': {'alerts': 1, 'true': 0}, '2': {'alerts': 1, 'true': 1}}
+    """
+    out: dict = {}
+    for rec in records:
+        for c in rec["candidates"]:
+            if c.get("new"):
+                row = out.setdefault(str(c.get("k", 1)), {"alerts": 0, "true": 0})
+                row["alerts"] += 1
+                row["true"] += c.get("truth") in ("new today", "late")
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 
 def latency(e: dict) -> int | None:
@@ -311,11 +339,13 @@ def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_dept
     if not quiet or not deep:
         raise ValueError("tune_thresholds: the development campaign needs quiet days and new blobs "
                          f"deeper than {min_depth} (has {len(quiet)} quiet days, {len(deep)} such blobs)")
-    cands = []  # (day position, snr, p, neg_snr, depth, truth, truth_id)
+    cands = []  # (day position, snr, p, neg_snr, depth, truth, truth_id) of today's difference (window k = 1)
     for k, (d, rec) in enumerate(zip(days, res.records)):
         for c in rec["candidates"]:
-            cands.append((k, d["day"], c["snr"], c["probability"], c["neg_snr"], c["depth"], c.get("truth", ""),
-                          c.get("truth_id", -1)))
+            w = _window(c, 1)
+            if w is not None:
+                cands.append((k, d["day"], w["snr"], w["probability"], w["neg_snr"], w["depth"], c.get("truth", ""),
+                              c.get("truth_id", -1)))
     if not cands:
         raise ValueError("tune_thresholds: the development run has no candidates")
     pos, day, snr, prob, neg, depth, truth, tid = (np.asarray(v) for v in zip(*cands))
@@ -340,3 +370,58 @@ def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_dept
                                     -r["neg_veto"]))
     return {"chosen": chosen, "table": rows, "n_quiet_days": len(quiet), "n_events_deeper": len(deep),
             "fa_target": fa_target, "min_depth": min_depth, "target_met": met}
+
+
+def tune_accumulated(res: RegressionResult, chosen: dict, snr_grid, fa_target: float = 2.0,
+                     depth_floor: float = 0.0) -> dict:
+    """Choose ``snr_acc``, the significance an accumulated candidate (day window k >= 2) needs, on the
+    DEVELOPMENT campaign, after today's thresholds (*chosen*: ``snr_min``, ``threshold``, ``neg_veto``).
+
+    *res* must come from the permissive development run of :func:`tune_thresholds` (accumulated
+    candidates down to ``min(snr_grid)``). A quiet day is a false-alarm day for a value ``s`` when a
+    candidate matching no real blob alerts in today's difference at *chosen*, or in any window
+    k >= 2 with significance >= ``s`` and the same CNN threshold and veto. The K windows are
+    tested together: their false alarms are counted as one daily rate, held to the same
+    conservative ``100 (k + 1) / n_quiet <= fa_target`` as today's thresholds. The chosen value
+    is the LOWEST that meets it (detection only grows as ``s`` falls); when none does, the value
+    with the fewest false-alarm days (the highest among those) and ``target_met`` False.
+
+    >>> from types import SimpleNamespace
+    >>> w = lambda k, snr: {"k": k, "snr": snr, "probability": 0.9, "neg_snr": -1.0, "depth": 0.05}
+    >>> days = [{"day": d, "quiet": True} for d in range(100)]
+    >>> recs = [{"candidates": []} for _ in days]
+    >>> recs[3]["candidates"] = [{"truth": "false", "windows": [w(2, 6.2)]}]
+    >>> recs[9]["candidates"] = [{"truth": "false", "windows": [w(3, 7.4)]}]
+    >>> out = tune_accumulated(SimpleNamespace(days=days, records=recs),
+    ...                        {"snr_min": 6.5, "threshold": 0.5, "neg_veto": 8.0}, [6.0, 7.0, 8.0])
+    >>> [(r["snr_acc"], r["fa_days"]) for r in out["table"]], out["snr_acc"], out["target_met"]
+    ([(6.0, 2), (7.0, 1), (8.0, 0)], 7.0, True)
+    """
+    quiet = [k for k, d in enumerate(res.days) if d["quiet"]]
+    if not quiet:
+        raise ValueError("tune_accumulated: the development campaign has no quiet days")
+    p, v = float(chosen["threshold"]), float(chosen["neg_veto"])
+
+    def alerts(w, s):
+        return w["snr"] >= s and w["probability"] >= p and w["neg_snr"] >= -v and w["depth"] >= depth_floor
+
+    today_fa, acc_best = set(), {}  # quiet days with a false one-day alert; per day the best false k >= 2 S/N
+    for k in quiet:
+        for c in res.records[k]["candidates"]:
+            if c.get("truth", "false") != "false":
+                continue
+            w1 = _window(c, 1)
+            if w1 is not None and alerts(w1, float(chosen["snr_min"])):
+                today_fa.add(k)
+            for w in c.get("windows", []):
+                if w["k"] >= 2 and alerts(w, -np.inf):
+                    acc_best[k] = max(acc_best.get(k, -np.inf), w["snr"])
+    rows = []
+    for s in sorted(float(x) for x in snr_grid):
+        fa = today_fa | {k for k, best in acc_best.items() if best >= s}
+        rows.append({"snr_acc": s, "fa_days": len(fa), "fa_days_per_100_quiet": 100.0 * len(fa) / len(quiet)})
+    ok = [r for r in rows if 100.0 * (r["fa_days"] + 1) / len(quiet) <= fa_target]
+    met = bool(ok)
+    pick = ok[0] if met else max(rows, key=lambda r: (-r["fa_days"], r["snr_acc"]))
+    return {"snr_acc": pick["snr_acc"], "chosen": pick, "table": rows, "n_quiet_days": len(quiet),
+            "today_fa_days": len(today_fa), "fa_target": fa_target, "target_met": met}

@@ -16,12 +16,21 @@ For a target frame (the newest, or every frame with enough history) the monitor
    from the difference image;
 6. explains every alert with a saliency map of the CNN's blob log-odds on that subframe.
 
-A frame is a *new blob* day when at least one non-catalogued candidate has CNN probability
->= ``threshold`` and matched-filter significance >= ``snr_min``. The 16 grid tiles of the
-image are classified too and logged (the ISR's per-subframe view).
+Besides today's difference, the monitor searches the means of the last k one-day differences
+(``accumulate``, k = 2, 3 by default): a blob is permanent, so a faint one missed on its first day
+gains significance day by day (:mod:`~blobhelpers.blob.detect.monitor.accumulate`). Candidates on
+the rim of an existing blob are judged after a local fit of the registration residual. An alert
+already raised on an earlier day (the log in the output folder) is not raised again.
 
-Modules: catalog, config, daily, records, render, tuning. (The known-blob catalog; MonitorConfig;
-Monitor, run_monitor and confirm; the log; the daily HTML; thresholds tuned on a development campaign.)
+A frame is a *new blob* day when at least one non-catalogued candidate has CNN probability
+>= ``threshold`` and matched-filter significance >= ``snr_min`` (today's difference) or
+>= ``snr_acc`` (a k-day mean). Candidates above ``watch_snr`` that do not alert are *watched*:
+logged and shown apart. The 16 grid tiles of the image are classified too and logged (the ISR's
+per-subframe view).
+
+Modules: accumulate, catalog, config, daily, records, render, tuning. (Day windows and registration
+residuals; the known-blob catalog; MonitorConfig; Monitor, run_monitor and confirm; the log; the
+daily HTML; thresholds tuned on a development campaign.)
 
 Coordinates are 0-based pixel positions (x = column, y = row) in the input frames' arrays
 (trimmed 1014x1014 frames keep their own coordinates), the same as the catalog's.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from blobhelpers.blob.detect.detection import DetectionConfig
 from blobhelpers.blob.sections import DifferenceConfig, MonitorCampaignConfig, MonitorTuneConfig, RegressionConfig
 from blobhelpers.core.config import dataclass_from_params
+from blobhelpers.core.errors import InputError
 
 __all__ = ["MonitorConfig", "EXIT_NOTHING_NEW", "EXIT_NEW_BLOB", "TUNED"]
 
@@ -16,7 +17,7 @@ EXIT_NEW_BLOB = 3
 
 #: Alert thresholds chosen on a development campaign (stage 04 writes them with
 #: :func:`write_tuned`); ``null`` in params.yaml means "use the tuned value".
-TUNED = ("snr_min", "threshold", "neg_veto")
+TUNED = ("snr_min", "threshold", "neg_veto", "snr_acc")
 
 
 @dataclass
@@ -37,6 +38,13 @@ class MonitorConfig:
     saliency: bool = True        # saliency PNG per alert
     dipole_ratio: float = 0.5    # dipole test of the detection core (blobhelpers.blob.detect.detection.screen)
     dipole_min: float = 4.0
+    # evidence accumulated over days (blobhelpers.blob.detect.monitor.accumulate)
+    accumulate: tuple = (2, 3)   # besides today's difference, the means of the last k one-day differences
+    snr_acc: float = 7.0         # significance an accumulated (k >= 2) candidate needs (tuned with the others)
+    snr_acc_grid: tuple = (5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0)   # what stage 04 tunes snr_acc on
+    watch_snr: float = 4.5       # below the alert threshold but above this: watched (logged, shown apart)
+    residual_window: int = 32    # half-size (px) of the local fit of a registration residual
+    residual_gradient: float = 0.005   # no blob edge (pattern gradient per px below this): no residual fit
 
     @classmethod
     def resolve(cls, params: dict | None, fallback_threshold: float | None = None) -> tuple["MonitorConfig", set]:
@@ -71,4 +79,9 @@ class MonitorConfig:
         RegressionConfig.from_dict(params.get("regression"))
         cfg = dataclass_from_params(cls, params, "monitor", ignore=("campaign", "seed", "regression", "tune"))
         cfg.radii = tuple(float(r) for r in cfg.radii)
+        cfg.accumulate = tuple(int(k) for k in cfg.accumulate)
+        cfg.snr_acc_grid = tuple(float(v) for v in cfg.snr_acc_grid)
+        if any(k < 2 for k in cfg.accumulate):
+            raise InputError(f"monitor.accumulate: day windows must be 2 or more (1 is today's difference), got "
+                             f"{list(cfg.accumulate)}")
         return cfg

@@ -12,6 +12,7 @@ import numpy as np
 
 from blobhelpers.blob.detect.alertfigures import save_alert_pngs
 from blobhelpers.blob.detect.detection import detect_candidates, measure_blob, screen, valid_mask, verify
+from blobhelpers.blob.detect.monitor.accumulate import registration_explained, window_means
 from blobhelpers.blob.detect.monitor.catalog import KnownCatalog
 from blobhelpers.blob.detect.monitor.config import MonitorConfig
 from blobhelpers.blob.detect.monitor.records import MonitorLog
@@ -127,6 +128,9 @@ class Monitor:
             self.preprocessing = {"representation": "isr", **fallback, "source": "config"}
         self.model_name = model_name or (str(self.model_path) if self.model_path else getattr(model, "name", "model"))
         self._cache: dict[int, np.ndarray | None] = {}
+        self._recent: dict[int, np.ndarray] = {}  # one-day differences of recent frames (accumulated evidence)
+        self._no_difference: set[int] = set()    # frames that cannot have one (unreadable, too little history)
+        self.raised = KnownCatalog()  # alerts already raised (earlier days of the log, earlier frames of this run)
         self._trimmed: dict[int, bool] = {}
         self._versions = versions()
 
@@ -295,57 +299,120 @@ class Monitor:
         return {"diff": diff, "candidates": cands_all, "scaled": scaled}
 
     def _finish(self, inp: dict, computed: dict, with_arrays: bool) -> FrameResult:
-        """Known-catalog match, CNN verification, verdict and record of one frame (in order)."""
+        """Known-catalog match, accumulated evidence, CNN verification, verdict and record of one frame (in order)."""
         cfg = self.config
         path, when, hist = inp["path"], inp["when"], inp["hist"]
         diff, cands_all, scaled = computed["diff"], computed["candidates"], computed["scaled"]
         d = diff.data
         off = BORDER if inp["trimmed"] else 0
         det = cfg.detection()
-        prep = self.preprocessing
         # The detection core (blobhelpers.blob.detect.detection): masked S/N map -> candidates -> dipole and
-        # bright-transient tests -> known-catalog filter -> budget -> CNN on centred subframes.
-        cands, rejected, n_known = [], [], 0
-        for c in sorted(cands_all, key=lambda c: -c["snr"]):
-            if c["reject"]:
-                rejected.append(c)
-                continue
-            if len(cands) >= det.max_candidates:
-                c["reject"] = "over budget"
-                rejected.append(c)
-                continue
-            m = measure_blob(d, c["x"], c["y"], c["scale"])
-            x_in, y_in = m["x"] - off, m["y"] - off
-            if self.known.match(x_in, y_in, cfg.known_margin) is not None:
-                n_known += 1
-                continue
-            cands.append({"x": round(x_in, 2), "y": round(y_in, 2), "radius": round(m["radius"], 2),
-                          "depth": round(m["depth"], 5), "snr": round(c["snr"], 2),
-                          "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2)})
-        # CNN: one centred subframe per candidate + the 16 grid tiles (the ISR's view), in one batch.
-        # Known blobs (and their dips) are masked in the candidates' subframes, so that a catalogued
-        # blob sharing the subframe cannot vouch for a candidate.
+        # bright-transient tests -> known-catalog filter -> budget -> registration-residual fit -> CNN on
+        # centred subframes. Today's difference is window k = 1; the means of the last k one-day
+        # differences (monitor.accumulate) are searched the same way (blobhelpers.blob.detect.monitor.accumulate).
+        windows = {1: (d, scaled, cands_all)}
+        earlier = self._earlier_differences(inp["i"], max(cfg.accumulate, default=1) - 1)
+        self._recent[inp["i"]] = d
+        for k, img in window_means(earlier + [d], cfg.accumulate).items():
+            found = screen(detect_candidates(img, det.radii, min(cfg.watch_snr, cfg.snr_acc), valid=valid_mask(img)),
+                           det)
+            windows[k] = (img, None, found)
+        members, rejected, n_known, n_raised = [], [], 0, 0
+        for k, (img, _, found) in windows.items():
+            kept = 0
+            for c in sorted(found, key=lambda c: -c["snr"]):
+                if c["reject"]:
+                    if k == 1:
+                        rejected.append(c)
+                    continue
+                if kept >= det.max_candidates:
+                    if k == 1:
+                        c["reject"] = "over budget"
+                        rejected.append(c)
+                    continue
+                kept += 1
+                m = measure_blob(img, c["x"], c["y"], c["scale"])
+                x_in, y_in = m["x"] - off, m["y"] - off
+                if self.known.match(x_in, y_in, cfg.known_margin) is not None:
+                    n_known += k == 1
+                    continue
+                if self.raised.match(x_in, y_in, cfg.known_margin) is not None:
+                    n_raised += k == 1
+                    continue
+                explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"], cfg.residual_window,
+                                                   cfg.residual_gradient)
+                members.append({"k": k, "x": round(x_in, 2), "y": round(y_in, 2), "radius": round(m["radius"], 2),
+                                "depth": round(m["depth"], 5), "snr": round(c["snr"] * (1.0 - explained), 2),
+                                "snr_raw": round(c["snr"], 2), "registration_explained": round(explained, 3),
+                                "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2)})
+        # CNN: one centred subframe per candidate, on the image of its own window; the 16 grid tiles of
+        # today's difference (the ISR's view) in the same batch. Known blobs (and their dips) are masked
+        # in the candidates' subframes, so that a catalogued blob sharing the subframe cannot vouch for one.
         grid = tile_origins(1024, TILE)
-        centres = [(c["x"] + off, c["y"] + off) for c in cands]
-        if cands and len(self.known):
-            mfull, mscaled = self._mask_known(d, scaled, off)
-            prob_c, X_c, orig_c = verify(self.model, mfull, centres, prep["representation"], mscaled)
-            prob_t, X_t, _ = verify(self.model, d, [], prep["representation"], scaled, extra_tiles=grid)
-            prob, X, origins = np.concatenate([prob_c, prob_t]), np.concatenate([X_c, X_t]), orig_c + list(grid)
-        else:
-            prob, X, origins = verify(self.model, d, centres, prep["representation"], scaled, extra_tiles=grid)
-        nc = len(cands)
-        alerts = []
-        for c, p in zip(cands, prob[:nc]):
+        prob_m = np.zeros(len(members), np.float32)
+        X_m = np.zeros((len(members), TILE, TILE), np.float32)
+        orig_m: list = [None] * len(members)
+        prob_t = None
+        for k, (img, sc, _) in windows.items():
+            idx = [n for n, c in enumerate(members) if c["k"] == k]
+            tiles_here = grid if k == 1 else []
+            if not idx and not tiles_here:
+                continue
+            if sc is None and self.preprocessing["representation"] == "isr":
+                sc, _ = scale_image(img, clip_factor=self.preprocessing["clip_factor"],
+                                    border_rule=self.preprocessing["border_rule"])
+            centres = [(members[n]["x"] + off, members[n]["y"] + off) for n in idx]
+            if idx and len(self.known):
+                mfull, mscaled = self._mask_known(img, sc, off)
+                p_c, X_c, o_c = verify(self.model, mfull, centres, self.preprocessing["representation"], mscaled)
+                if tiles_here:
+                    prob_t, _, _ = verify(self.model, img, [], self.preprocessing["representation"], sc,
+                                          extra_tiles=grid)
+            else:
+                p_all, X_all, o_all = verify(self.model, img, centres, self.preprocessing["representation"], sc,
+                                             extra_tiles=tiles_here)
+                p_c, X_c, o_c = p_all[:len(idx)], X_all[:len(idx)], o_all[:len(idx)]
+                if tiles_here:
+                    prob_t = p_all[len(idx):]
+            for j, n in enumerate(idx):
+                prob_m[n], X_m[n], orig_m[n] = p_c[j], X_c[j], o_c[j]
+        for c, p in zip(members, prob_m):
             c["probability"] = round(float(p), 6)
             c["veto"] = "bright transient nearby" if c["neg_snr"] < -cfg.neg_veto else ""
-            c["new"] = bool(p >= cfg.threshold and c["snr"] >= cfg.snr_min and c["depth"] >= cfg.min_depth
+            c["margin"] = c["snr"] - (cfg.snr_min if c["k"] == 1 else cfg.snr_acc)
+            c["new"] = bool(p >= cfg.threshold and c["margin"] >= 0 and c["depth"] >= cfg.min_depth
                             and not c["veto"])
-            if c["new"]:
-                alerts.append(c)
+        # one candidate per place: the member that alerts (or comes closest to its threshold) speaks for it
+        cands, rep_of = [], []
+        order = sorted(range(len(members)), key=lambda n: (-members[n]["new"], -members[n]["margin"]))
+        for n in order:
+            c = members[n]
+            home = next((j for j, o in enumerate(cands)
+                         if np.hypot(o["x"] - c["x"], o["y"] - c["y"]) <= max(5.0, o["radius"])), None)
+            brief = {"k": c["k"], "snr": c["snr"], "probability": c["probability"], "neg_snr": c["neg_snr"],
+                     "depth": c["depth"], "new": c["new"]}
+            if home is None:
+                place = {key: c[key] for key in ("x", "y", "radius", "depth", "snr", "snr_raw", "neg_snr", "dip",
+                                                 "probability", "veto", "new", "k", "registration_explained")}
+                place["windows"] = [brief]
+                cands.append(place)
+                rep_of.append(n)
+            else:
+                cands[home]["windows"].append(brief)
+        for c in cands:
+            c["windows"].sort(key=lambda w: w["k"])
+            c["appeared_days_ago"] = max(c["windows"], key=lambda w: w["snr"])["k"] - 1  # the k of the best S/N
+            c["watch"] = bool(not c["new"] and not c["veto"] and c["snr"] >= cfg.watch_snr)
+        alerts = [c for c in cands if c["new"]]
+        nc = len(cands)
+        prob = np.concatenate([np.array([prob_m[n] for n in rep_of], np.float32),
+                               prob_t if prob_t is not None else np.zeros(len(grid), np.float32)])
+        X = X_m[rep_of] if rep_of else np.zeros((0, TILE, TILE), np.float32)
+        origins = [orig_m[n] for n in rep_of] + list(grid)
         tiles = []
         for k, (y0, x0) in enumerate(grid):
-            inside = [c for c in cands if y0 <= c["y"] + off < y0 + TILE and x0 <= c["x"] + off < x0 + TILE]
+            inside = [c for c in cands if y0 <= c["y"] + off < y0 + TILE and x0 <= c["x"] + off < x0 + TILE
+                      and c["k"] == 1]
             best = max((c["probability"] for c in inside), default=0.0)
             tiles.append({"row": y0 // TILE, "col": x0 // TILE, "x0": x0 - off, "y0": y0 - off, "size": TILE,
                           "probability": round(float(best), 6), "blob": any(c["new"] for c in inside),
@@ -368,11 +435,14 @@ class Monitor:
             "n_alerts": len(alerts),
             "candidates": cands,
             "n_known_matched": n_known,
+            "n_already_alerted": n_raised,
+            "watch": [k for k, c in enumerate(cands) if c["watch"]],
+            "windows": sorted(windows),
             "rejected": [{"x": round(c["x"] - off, 2), "y": round(c["y"] - off, 2), "snr": round(c["snr"], 2),
                           "reason": c["reject"]} for c in rejected[:20]],
             "n_rejected": {r: sum(1 for c in rejected if c["reject"] == r)
                            for r in ("dipole", "bright transient", "over budget")},
-            "preprocessing": prep.get("representation"),
+            "preprocessing": self.preprocessing.get("representation"),
             "tiles": tiles,
             "history": {"n": len(hist), "first": self.ordered[hist[0]][0].name,
                         "last": self.ordered[hist[-1]][0].name},
@@ -388,6 +458,31 @@ class Monitor:
         }
         span = tuple(self.ordered[k][1].isoformat(timespec="seconds") for k in (hist[0], hist[-1]))
         return FrameResult(record, d if with_arrays else None, scaled if with_arrays else None, explain, span)
+
+    def _earlier_differences(self, i: int, n: int) -> list[np.ndarray]:
+        """The one-day differences of the *n* usable frames before frame *i* (oldest first).
+
+        Those of frames judged earlier in this run are kept; the others (the daily job's first run
+        of the day) are made now, exactly as on their own day. Frames without one (unreadable, or
+        too little history) are passed over.
+        """
+        out: list[np.ndarray] = []
+        j = i - 1
+        while n > 0 and j >= 0 and len(out) < n:
+            if j not in self._recent and j not in self._no_difference:
+                try:
+                    inp = self._inputs(j)
+                except InputError:
+                    self._no_difference.add(j)
+                else:
+                    self._recent[j] = difference_of_normalized(inp["history"], inp["current"], self.config.register).data
+            if j in self._recent:
+                out.append(self._recent[j])
+            j -= 1
+        keep = max(self.config.accumulate, default=1)
+        for q in [q for q in self._recent if q < i - 3 * keep]:
+            del self._recent[q]
+        return out[::-1]
 
     def _mask_known(self, full: np.ndarray, scaled: np.ndarray | None, off: int):
         """*full* with every known blob's disc (radius + margin) set to NaN, *scaled* with it set to 0."""
@@ -435,6 +530,16 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
     mon = Monitor(frames, model, config, known)
     records = []
     targets = mon.targets(all_frames)
+    # The state the daily job keeps in OUT: the log. An alert raised on an EARLIER day is not raised
+    # again (a rerun of the same day gives the same verdict); alerts of this run join as it goes.
+    log_path = out / "monitor_log.jsonl"
+    first = mon.ordered[targets[0]][1].isoformat(timespec="seconds") if targets else ""
+    for rec in MonitorLog(log_path).read() if log_path.is_file() else []:
+        if rec.get("date_obs", "") < first:
+            for c in rec.get("candidates", []):
+                if c.get("new"):
+                    mon.raised.add(c["x"], c["y"], c["radius"], c.get("depth"), rec["date_obs"][:10],
+                                   f"alert {rec['frame']}")
     for i, res in tqdm(mon.process_many(targets, with_arrays=html or save_products, skip_errors=all_frames),
                        total=len(targets), desc="monitor", disable=not progress):
         pngs = save_alert_pngs(res.record, res.explain, out / "saliency") if mon.config.saliency and res.explain else []
@@ -448,6 +553,10 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
             write_text(out / "summary" / f"{stem}.html",
                        summary_html(res.record, res.diff, pngs, base=out / "summary"))
             res.record["summary_html"] = str(out / "summary" / f"{stem}.html")
+        for c in res.record["candidates"]:
+            if c["new"]:
+                mon.raised.add(c["x"], c["y"], c["radius"], c.get("depth"), res.record["date_obs"][:10],
+                               f"alert {res.record['frame']}")
         records.append(res.record)
     if records:
         MonitorLog(out / "monitor_log.jsonl").update(records)

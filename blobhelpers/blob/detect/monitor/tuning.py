@@ -23,6 +23,9 @@ from blobhelpers.core.paths import project_root, sha256_file, write_json
 __all__ = ["tuned_thresholds_path", "write_tuned", "read_tuned", "apply_tuned", "tuned_description", "thresholds_provenance",
            "set_thresholds_provenance"]
 
+#: Tuned names a thresholds file may lack (written before they were tuned): left as configured.
+OPTIONAL = ("snr_acc",)
+
 _ATTR = "_thresholds_provenance"  # an instance attribute, not a dataclass field (not in asdict)
 
 log = logging.getLogger("blobhelpers.blob.detect.monitor")
@@ -43,7 +46,7 @@ def write_tuned(path: str | Path, chosen: dict, model_path: str | Path, provenan
     """
 
     model_path = Path(model_path)
-    doc = {k: float(chosen[k]) for k in TUNED}
+    doc = {k: float(chosen[k]) for k in TUNED if k in chosen}
     doc.update(model=model_path.name, model_sha256=sha256_file(model_path), provenance=provenance or {})
     write_json(path, doc)
     return Path(path)
@@ -59,6 +62,8 @@ def read_tuned(path: str | Path) -> dict:
     if not isinstance(doc, dict):
         raise InputError(f"{path}: tuned monitor thresholds must be a JSON object")
     for k in TUNED:
+        if k in OPTIONAL and k not in doc:
+            continue
         v = doc.get(k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
             raise InputError(f"{path}: '{k}' must be a finite number, got {v!r}")
@@ -130,12 +135,13 @@ def apply_tuned(cfg: MonitorConfig, tuned_path: str | Path | None, model_path: s
                                   f"({doc.get('model', '?')}): untuned or given values", file=str(tuned_path))
         return []
     done = []
-    for k in TUNED:
+    have = [k for k in TUNED if k in doc]
+    for k in have:
         if k not in keep:
             setattr(cfg, k, float(doc[k]))
             done.append(f"{k}={float(doc[k]):g}")
     set_thresholds_provenance(cfg, "tuned", tuned_description(doc), file=str(tuned_path), model=doc.get("model"),
-                              model_sha256=doc.get("model_sha256"), applied=[k for k in TUNED if k not in keep],
+                              model_sha256=doc.get("model_sha256"), applied=[k for k in have if k not in keep],
                               kept=[k for k in TUNED if k in keep],
                               tuned_provenance={k: v for k, v in (doc.get("provenance") or {}).items() if k != "grids"})
     return done
