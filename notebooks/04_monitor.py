@@ -60,6 +60,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from IPython.display import Image, Markdown, display
 
 from blobhelpers.blob.detect.monitor import (TUNED, KnownCatalog, Monitor, MonitorConfig, MonitorLog, run_monitor,
@@ -67,7 +68,7 @@ from blobhelpers.blob.detect.monitor import (TUNED, KnownCatalog, Monitor, Monit
 from blobhelpers.blob.detect.monitor.tuning import set_thresholds_provenance, tuned_description, tuned_thresholds_path
 from blobhelpers.blob.detect.review import overlay_shapes, render_ginga, review_figure
 from blobhelpers.blob.evaluate.figures import save_figure
-from blobhelpers.blob.evaluate.regression import run_regression, summarize, tune_accumulated, tune_thresholds
+from blobhelpers.blob.evaluate.regression import latency, run_regression, summarize, tune_accumulated, tune_thresholds
 from blobhelpers.blob.io.fitsio import read_frame
 from blobhelpers.blob.learn.cnn import load_model
 from blobhelpers.blob.learn.registry import deployed_info, deployed_path
@@ -210,7 +211,7 @@ t0 = time.perf_counter()
 res = run_regression(paths.monitor_campaign, MODEL, cfg, match_px=regression.match_px,
                      progress=True)
 t_reg = time.perf_counter() - t0
-summary = summarize(res, min_depth=regression.min_depth)
+summary = summarize(res, min_depth=regression.min_depth, snr_day1=cfg.snr_min, snr_k=cfg.snr_acc)
 ev = pd.DataFrame(res.events)
 days = pd.DataFrame(res.days)
 
@@ -317,6 +318,57 @@ display(Markdown(
     + ", ".join(f"{c} on the day it appeared" if d == "0" else f"{c} {d} day(s) later" for d, c in lat["counts"].items())
     + f" (median {lat['median']:g} days)." if lat["n_alerted"] else
     "No new blob was alerted."))
+abw = summary["alerts_by_window"]
+display(Markdown("Alerts by the window that raised them (k = 1: today's difference; k >= 2: the mean of the last "
+                 "k days): " + "; ".join(f"k = {k}: {v['alerts']} ({v['true']} on real new blobs)"
+                                         for k, v in abw.items()) + "."))
+
+# %% [markdown]
+# ## The limit: detection against the ideal observer
+# For every new blob, the **ideal observer's significance**: the matched filter of its true
+# profile (simulated depth x shape, on the light-sensitive unmasked pixels) against the true noise
+# of the day's difference image (measured robustly next to the blob), on its first day and for the
+# mean of 3 and 5 days. A blob whose ideal S/N is below the alert threshold cannot be found
+# reliably by any detector at that threshold; one well above it and missed is a miss of ours. The
+# curves are the ideal observer at the same threshold, `Phi(S/N - threshold)` (the matched filter
+# at the true position; a search over positions and sizes only lowers it).
+
+# %%
+ideal = summary["ideal"]
+fig, axs = plt.subplots(1, 3, figsize=(15, 3.8), sharey=True)
+for ax, (name, label) in zip(axs, (("day1", "on the first day"), ("within_3", "within 3 days"),
+                                  ("within_5", "within 5 days"))):
+    cur = ideal["curves"][name]
+    b = cur["bins"]
+    x = np.array([v["ideal_snr_median"] for v in b])
+    r = np.array([v["rate"] for v in b])
+    lo, hi = np.array([v["lo"] for v in b]), np.array([v["hi"] for v in b])
+    ax.errorbar(x, r, yerr=[r - lo, hi - r], marker="o", capsize=3, label="the monitor")
+    xs = np.linspace(0, max(25.0, float(x.max()) if len(x) else 25.0), 200)
+    ax.plot(xs, norm.cdf(xs - cur["threshold"]), color="grey", ls="--", label=f"ideal, threshold {cur['threshold']:g}")
+    ax.set(xlabel=f"ideal S/N ({'first day' if name == 'day1' else name.replace('within_', '') + '-day mean'})",
+           title=f"found {label}", ylim=(0, 1.05))
+    ax.legend(fontsize=8, loc="lower right")
+axs[0].set_ylabel("fraction found")
+fig.tight_layout()
+save_figure(fig, PLOTS / "detection_vs_ideal_snr.png")
+plt.show()
+write_text(PLOTS / "detection_vs_ideal_snr.csv", pd.DataFrame(
+    [{"window": name, "threshold": cur["threshold"], **v} for name, cur in ideal["curves"].items() for v in cur["bins"]]
+).to_csv(index=False))
+al = ideal["above_limit"]
+display(Markdown(
+    f"New blobs whose ideal 3-day S/N exceeds `snr_acc` + {ideal['margin']:g} ({cfg.snr_acc + ideal['margin']:g}): "
+    f"**{al['k']}/{al['n']} = {al['rate']:.3f}** found within 3 days (95 % interval {al['lo']:.3f}-{al['hi']:.3f}; "
+    f"target >= 0.97). Of the {ideal['missed_within_3']} blobs not found within 3 days, {ideal['below_limit']} are "
+    f"below the limit (ideal 3-day S/N under {cfg.snr_acc:g}) and {ideal['missed_by_ours']} were missed by this "
+    f"monitor." if al["n"] else "No new blob has an ideal 3-day S/N above the threshold."))
+missed_rows = pd.DataFrame([e for e in res.events if e.get("ideal_snr_3d") is not None
+                            and not ((lt := latency(e)) is not None and lt <= 2)
+                            and e["appear_index"] + 2 <= max(d["day"] for d in res.days)])
+if len(missed_rows):
+    display(missed_rows[["id", "date", "x", "y", "radius", "depth", "category", "ideal_snr_day1", "ideal_snr_3d",
+                         "candidate"]].sort_values("ideal_snr_3d", ascending=False).head(15))
 
 # %% [markdown]
 # ## Localisation and the day-by-day record
@@ -454,6 +506,7 @@ metrics = {
     "accumulate": list(cfg.accumulate),
     "snr_acc": cfg.snr_acc,
     "alerts_by_window": summary["alerts_by_window"],
+    "ideal_limit": {k: v for k, v in summary["ideal"].items() if k != "curves"},
     "latency_days": summary["latency_days"],
     "false_alarm_days_per_100_quiet": fa["per_100"],
     "false_alarm_days": {k: fa[k] for k in ("k", "n", "lo", "hi")},

@@ -234,9 +234,9 @@ def test_verdict_box_reads_the_metrics_files(tmp_path):
         "false_alarm_days": {"k": 0, "n": 107, "lo": 0.0, "hi": 0.0347}, "campaign": {"n_quiet_days": 107}}))
     html = verdict_box_html(CARD, tmp_path)
     assert "own simulator (in-distribution)" in html
-    assert "5/10" in html and "0.237-0.763" in html and "not met" in html  # 0.5 < 0.95
+    assert "5/10" in html and "0.237-0.763" in html and "not met" in html  # 0.5 < 0.80
     assert "0/107" in html and "0-3.47" in html
-    assert "Targets met: 2 of 3" in html
+    assert "Targets met: 3 of 4" in html  # localisation, false-alarm days and their upper bound
     assert verdict_box_html(CARD, tmp_path / "none") == ""
 
 

@@ -20,12 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor, MonitorConfig
+from blobhelpers.blob.io.frames import BORDER
+from blobhelpers.blob.sim.shapes import BlobShape, render
 from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, rate
 
 __all__ = ["RegressionResult", "run_regression", "summarize", "within_days", "latency", "tune_thresholds",
-           "tune_accumulated", "alerts_by_window"]
+           "tune_accumulated", "alerts_by_window", "ideal_snr",
+           "ideal_limit"]
 
 
 
@@ -100,6 +104,10 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
         todays = set(int(b) for b in new.loc[new["appear_index"] == day, "id"])
         for b in todays:
             event_rows[b]["processed"] = True
+            if fr.diff is not None:
+                row = new[new["id"] == b].iloc[0]
+                event_rows[b].update(ideal_snr(fr.diff, float(row.x) + sx, float(row.y) + sy, _shape_of(row),
+                                               float(row.depth), n_history=rec["history"]["n"]))
         n_false, n_true, n_late = 0, 0, 0
         false_alerts = []
 
@@ -175,6 +183,62 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
     return res
 
 
+def _shape_of(row) -> BlobShape:
+    """The simulated blob's shape from its catalog row."""
+    return BlobShape(float(row.radius), str(getattr(row, "profile", "disc")), float(getattr(row, "axis_ratio", 1.0)),
+                     float(getattr(row, "theta", 0.0)), float(getattr(row, "edge", 0.6)),
+                     float(getattr(row, "spot", 0.8)))
+
+
+def ideal_snr(diff: np.ndarray, x: float, y: float, shape: BlobShape, depth: float, n_history: int = 30,
+              days=(1, 3, 5), box: int = 48) -> dict:
+    """The ideal observer's significance of a new blob: the matched filter of its TRUE profile
+    (``depth x profile``, sky fraction, on the light-sensitive unmasked pixels) against the true
+    noise of the frames, on its first day and after k days.
+
+    The per-pixel noise ``sigma_D`` is measured robustly (MAD) on the day's difference image in a
+    ``(2 box)^2`` px box around the blob, away from it. ``D = median(n) - today`` has variance
+    ``s^2 (1 + pi / (2 n))`` (``s``: one frame's noise; the median of n frames has about
+    ``pi / 2`` times the variance of their mean). The mean of the last k one-day differences keeps
+    the medians' part and averages the frames': ``s^2 (1 / k + pi / (2 n))``. Returns
+    ``{"ideal_snr_day1": .., "ideal_snr_3d": .., ...}`` (None where nothing can be measured).
+
+    >>> rng = np.random.default_rng(0)
+    >>> d = rng.normal(0, 0.02, (256, 256)).astype(np.float32)
+    >>> out = ideal_snr(d, 128.0, 128.0, BlobShape(3.0), 0.02)   # a 2 % disc of radius 3 px: sqrt(28 px) x 1 sigma
+    >>> round(out["ideal_snr_day1"], 1), round(out["ideal_snr_3d"] / out["ideal_snr_day1"], 2)
+    (4.3, 1.65)
+    """
+    ny, nx = diff.shape
+    xi, yi = int(round(x)), int(round(y))
+    x0, x1 = max(0, xi - box), min(nx, xi + box)
+    y0, y1 = max(0, yi - box), min(ny, yi + box)
+    keys = {f"ideal_snr_{'day1' if k == 1 else f'{k}d'}": None for k in days}
+    if x1 <= x0 or y1 <= y0:
+        return keys
+    cut = diff[y0:y1, x0:x1]
+    ok = np.isfinite(cut)
+    if diff.shape == (1024, 1024):  # reference pixels see no light
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        ok &= (xx >= BORDER) & (xx < nx - BORDER) & (yy >= BORDER) & (yy < ny - BORDER)
+    prof = np.zeros(cut.shape, np.float32)
+    render(prof, x - x0, y - y0, shape, depth)
+    far = ok & (prof == 0)
+    far &= ~ndimage.binary_dilation(prof != 0, iterations=4)
+    if far.sum() < 100:
+        return keys
+    v = cut[far]
+    sigma_d = 1.4826 * float(np.median(np.abs(v - np.median(v))))
+    if not sigma_d > 0:
+        return keys
+    energy = float(np.sqrt((prof[ok].astype(np.float64) ** 2).sum()))
+    s1 = energy / sigma_d
+    med = np.pi / (2 * max(int(n_history), 1))
+    for k, key in zip(days, keys):
+        keys[key] = round(s1 * float(np.sqrt((1 + med) / (1 / k + med))), 3)
+    return keys
+
+
 def _window(c: dict, k: int) -> dict | None:
     """The day-window *k* entry of a monitor candidate (None if that window did not see it); a
     record written before windows existed is all window 1."""
@@ -191,7 +255,8 @@ def _bin(v: float, edges) -> tuple[float, str]:
     return edges[-1], f">={edges[-1]:g}"
 
 
-def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
+def summarize(res: RegressionResult, min_depth: float = 0.03, snr_day1: float | None = None,
+              snr_k: float | None = None) -> dict:
     """Headline metrics (with Wilson intervals) and strata of a :class:`RegressionResult`."""
     ev = res.events
     days = res.days
@@ -241,10 +306,66 @@ def summarize(res: RegressionResult, min_depth: float = 0.03) -> dict:
         "baseline_tile_cnn_fa_per_100_quiet": round(100 * np.mean([q["fa"] for q in tiles]), 2) if tiles else None,
         "seconds_per_day_median": round(float(np.median(secs)), 3),
         "alerts_by_window": alerts_by_window(res.records),
+        **({"ideal": ideal_limit(ev, last_day, snr_day1, snr_k)} if snr_day1 is not None and snr_k is not None
+           else {}),
         "strata": strata,
         **out_within,
     }
     return out
+
+
+IDEAL_BINS = (0.0, 3.0, 5.0, 7.0, 9.0, 12.0, 16.0, 25.0, 1e9)
+
+
+def ideal_limit(events: list[dict], last_day: int, snr_day1: float, snr_k: float, margin: float = 1.0) -> dict:
+    """Detection against the ideal observer's significance (:func:`ideal_snr`): what any detector at
+    the same thresholds could see, and what ours missed.
+
+    Per window (day 1: today's difference at *snr_day1*; within 3 and 5 days: the k-day means at
+    *snr_k*), the blobs are binned by their ideal S/N; each bin gets the fraction found (Wilson
+    interval) and the ideal curve ``Phi(s - t)`` (the matched filter of the true profile at the
+    true position crosses the threshold t with that probability). ``above_limit``: the blobs
+    whose ideal 3-day S/N exceeds *snr_k* + *margin*, and how many of them were found within 3
+    days; the misses within 3 days split into ``below_limit`` (ideal 3-day S/N under *snr_k*: no
+    detector at this threshold sees them reliably) and ``missed_by_ours``.
+
+    >>> ev = [{"appear_index": 0, "detected": True, "first_alert_day": 0, "ideal_snr_day1": 9.0, "ideal_snr_3d": 14.9,
+    ...        "ideal_snr_5d": 18.4},
+    ...       {"appear_index": 0, "detected": False, "first_alert_day": None, "ideal_snr_day1": 2.0, "ideal_snr_3d": 3.3,
+    ...        "ideal_snr_5d": 4.1}]
+    >>> out = ideal_limit(ev, last_day=9, snr_day1=6.5, snr_k=7.0)
+    >>> out["above_limit"]["k"], out["above_limit"]["n"], out["below_limit"], out["missed_by_ours"]
+    (1, 1, 1, 0)
+    """
+    from scipy.stats import norm
+
+    def r(items):
+        x = rate(sum(items), len(items))
+        return {k: (round(v, 4) if k in ("lo", "hi") else v) for k, v in x.items()}
+
+    curves = {}
+    for name, key, n_days, t in (("day1", "ideal_snr_day1", 1, snr_day1), ("within_3", "ideal_snr_3d", 3, snr_k),
+                                 ("within_5", "ideal_snr_5d", 5, snr_k)):
+        seen = [e for e in events if e.get(key) is not None and e["appear_index"] + n_days - 1 <= last_day]
+        rows = []
+        for lo, hi in zip(IDEAL_BINS[:-1], IDEAL_BINS[1:]):
+            grp = [e for e in seen if lo <= e[key] < hi]
+            if not grp:
+                continue
+            hit = [(lat := latency(e)) is not None and lat <= n_days - 1 for e in grp]
+            mid = float(np.median([e[key] for e in grp]))
+            rows.append({"bin": f"{lo:g}-{hi:g}" if hi < 1e8 else f">={lo:g}", "ideal_snr_median": round(mid, 2),
+                         **r(hit), "ideal_curve": round(float(norm.cdf(mid - t)), 4)})
+        curves[name] = {"threshold": t, "bins": rows}
+    three = [e for e in events if e.get("ideal_snr_3d") is not None and e["appear_index"] + 2 <= last_day]
+    hit3 = [(lat := latency(e)) is not None and lat <= 2 for e in three]
+    above = [h for h, e in zip(hit3, three) if e["ideal_snr_3d"] >= snr_k + margin]
+    missed = [e for h, e in zip(hit3, three) if not h]
+    return {"curves": curves, "margin": margin,
+            "above_limit": r(above),
+            "below_limit": sum(1 for e in missed if e["ideal_snr_3d"] < snr_k),
+            "missed_by_ours": sum(1 for e in missed if e["ideal_snr_3d"] >= snr_k),
+            "missed_within_3": len(missed)}
 
 
 def alerts_by_window(records: list[dict]) -> dict:

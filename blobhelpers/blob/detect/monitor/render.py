@@ -11,7 +11,7 @@ from blobhelpers.blob.io.fitsio import BORDER
 from blobhelpers.blob.preprocess.scaling import zscale
 from blobhelpers.core.plotting import figure_png
 
-__all__ = ["summary_html", "products_html"]
+__all__ = ["summary_html", "products_html", "candidates_table"]
 
 
 def _href(path: str, base: str | Path | None) -> str:
@@ -53,6 +53,34 @@ def products_html(rec: dict, base: str | Path | None = None) -> str:
             "Red: alerts; yellow: not alerts (with the reason); cyan: known blobs; green: the 16 tiles.</p>")
 
 
+def candidates_table(rec: dict, idx: list[int], title: str) -> str:
+    """An HTML table of the record's candidates *idx*: where, how big and deep, the significance in
+    each day window (k = 1: today's difference; k >= 2: the mean of the last k days), the share of
+    it a registration residual explains, the CNN's probability.
+
+    >>> c = {"x": 1.0, "y": 2.0, "radius": 3.0, "depth": 0.031, "snr": 7.2, "probability": 0.9, "new": True, "k": 2,
+    ...      "appeared_days_ago": 1, "registration_explained": 0.0, "windows": [{"k": 1, "snr": 5.1}, {"k": 2, "snr": 7.2}]}
+    >>> html = candidates_table({"candidates": [c]}, [0], "Alerts")
+    >>> "k=1: 5.1, k=2: 7.2" in html and "<td>1</td>" in html
+    True
+    """
+    import html as _html
+
+    rows = [f"<h3>{_html.escape(title)}</h3><table><tr><th>#</th><th>x</th><th>y</th><th>radius px</th>"
+            "<th>depth %</th><th>S/N</th><th>window k</th><th>appeared (days ago)</th><th>S/N by window</th>"
+            "<th>residual explained</th><th>P(blob)</th><th>alert</th></tr>"]
+    for k in idx:
+        c = rec["candidates"][k]
+        by_k = ", ".join(f"k={w['k']}: {w['snr']:g}" for w in c.get("windows", []))
+        rows.append(f"<tr class='{'new' if c['new'] else ''}'><td>{k}</td><td>{c['x']:.1f}</td><td>{c['y']:.1f}</td>"
+                    f"<td>{c['radius']:.1f}</td><td>{100 * c['depth']:.2f}</td><td>{c['snr']:.1f}</td>"
+                    f"<td>{c.get('k', 1)}</td><td>{c.get('appeared_days_ago', 0)}</td><td>{_html.escape(by_k)}</td>"
+                    f"<td>{100 * c.get('registration_explained', 0.0):.0f} %</td><td>{c['probability']:.3f}</td>"
+                    f"<td>{'yes' if c['new'] else ''}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
 def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str | Path | None = None) -> str:
     """A small, self-contained daily HTML summary (figures inlined).
 
@@ -70,8 +98,10 @@ def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str 
              "</head><body>",
              f"<h2>WFC3/IR blob monitor: {_html.escape(rec['frame'])} ({rec['date_obs']})</h2>",
              f"<p class='{'new' if rec['new_blob'] else ''}'>Verdict: <b>{rec['verdict'].replace('_', ' ')}</b> "
-             f"({rec['n_alerts']} alert(s); {len(rec['candidates'])} uncatalogued candidate(s) verified, "
-             f"{rec['n_known_matched']} detections matched known blobs)</p>",
+             f"({rec['n_alerts']} alert(s), {len(rec.get('watch', []))} watched; {len(rec['candidates'])} "
+             f"uncatalogued candidate(s) verified, {rec['n_known_matched']} detections matched known blobs, "
+             f"{rec.get('n_already_alerted', 0)} matched alerts of earlier days; day windows "
+             f"{', '.join(map(str, rec.get('windows', [1])))})</p>",
              f"<p>History: {rec['history']['n']} frames ({_html.escape(rec['history']['first'])} .. "
              f"{_html.escape(rec['history']['last'])}); measured shift {rec['shift']} px; model "
              f"{_html.escape(str(rec['model']))} (threshold {rec['threshold']:.3f}); known catalog "
@@ -115,19 +145,18 @@ def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str 
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="e-/s")
         off = BORDER if diff.shape[0] == 1024 and rec.get("trimmed") else 0
         for c in rec["candidates"]:
-            ax.plot(c["x"] + off, c["y"] + off, "o", mfc="none", mec="red" if c["new"] else "yellow",
-                    ms=12 if c["new"] else 8)
-        ax.set_title("difference image (median - current); red: alerts, yellow: rejected", fontsize=9)
+            ax.plot(c["x"] + off, c["y"] + off, "o", mfc="none",
+                    mec="red" if c["new"] else ("orange" if c.get("watch") else "yellow"), ms=12 if c["new"] else 8)
+        ax.set_title("difference image (median - current); red: alerts, orange: watched, yellow: other", fontsize=9)
         b64 = base64.b64encode(figure_png(fig)).decode()
         parts.append(f"<img src='data:image/png;base64,{b64}'/>")
-    if rec["candidates"]:
-        parts.append("<table><tr><th>#</th><th>x</th><th>y</th><th>radius px</th><th>depth %</th><th>S/N</th>"
-                     "<th>P(blob)</th><th>alert</th></tr>")
-        for k, c in enumerate(rec["candidates"]):
-            parts.append(f"<tr class='{'new' if c['new'] else ''}'><td>{k}</td><td>{c['x']:.1f}</td><td>{c['y']:.1f}</td>"
-                         f"<td>{c['radius']:.1f}</td><td>{100 * c['depth']:.2f}</td><td>{c['snr']:.1f}</td>"
-                         f"<td>{c['probability']:.3f}</td><td>{'yes' if c['new'] else ''}</td></tr>")
-        parts.append("</table>")
+    groups = [("Alerts", [k for k, c in enumerate(rec["candidates"]) if c["new"]]),
+              ("Watched (above the watch level, below the alert threshold: carried in the log)",
+               [k for k, c in enumerate(rec["candidates"]) if c.get("watch")]),
+              ("Other candidates", [k for k, c in enumerate(rec["candidates"]) if not c["new"] and not c.get("watch")])]
+    for title, idx in groups:
+        if idx:
+            parts.append(candidates_table(rec, idx, title))
     for p in pngs:
         b64 = base64.b64encode(Path(p).read_bytes()).decode()
         parts.append(f"<div><img src='data:image/png;base64,{b64}'/></div>")
