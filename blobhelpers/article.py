@@ -195,10 +195,20 @@ def claims(root: str | Path) -> list[Claim]:
         m = M["04_monitor"]
         text, lo, hi = _rate_text(m["detection_deeper_3pct.k"], m["detection_deeper_3pct.n"])
         return Claim("Deployment plan: a daily check that flags new blobs (deeper than 3 %, first day)",
-                     "planned, no number", f"{m['detection_deeper_3pct.rate']:.3f} (target 0.95)", text, "own",
-                     "met" if m["detection_deeper_3pct.rate"] >= 0.95 else "not met", "04_monitor")
+                     "planned, no number", f"{m['detection_deeper_3pct.rate']:.3f} (target 0.80)", text, "own",
+                     "met" if m["detection_deeper_3pct.rate"] >= 0.80 else "not met", "04_monitor")
 
     add(monitor_det)
+
+    def monitor_within3():
+        m = M["04_monitor"]
+        key = "detection_within_days.3.deeper"
+        text, lo, hi = _rate_text(m[f"{key}.k"], m[f"{key}.n"])
+        return Claim("Daily check with evidence accumulated over days: new blobs deeper than 3 % flagged within 3 days",
+                     "planned, no number", f"{m[f'{key}.rate']:.3f} (target 0.95)", text, "own",
+                     "met" if m[f"{key}.rate"] >= 0.95 else "not met", "04_monitor")
+
+    add(monitor_within3)
 
     def monitor_fa():
         m = M["04_monitor"]

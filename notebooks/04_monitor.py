@@ -434,6 +434,15 @@ for kind in ("missed", "false"):
 # difference image with its DS9 region file and a daily HTML summary. (That folder is not a tracked
 # output: the log records when it was processed, which differs on every run.) Below: the review view (known blobs cyan, alerts red, rejected candidates yellow),
 # rendered by ginga off-screen and as the static matplotlib fallback.
+#
+# **As a daily job**, the command runs once a day on the folder the frames arrive in, always with
+# the same `--out` folder. The state it keeps there is the log, `monitor_log.jsonl` (one record per
+# frame, read, merged and rewritten under a lock, so overlapping runs keep every record): an alert
+# raised on an earlier day is not raised again, and a rerun of the same day gives the same verdict.
+# Each run recomputes the one-day differences of the previous days for the day windows, so it needs
+# those frames and their history (33 frames for windows of 2 and 3 days); the watched candidates of
+# each day are in its record and its HTML summary. `products/`, `saliency/` and `summary/` hold what
+# each verdict was computed from ([command line](../docs/cli.md)).
 
 # %%
 alert_days = days[days["true_alerts"] > 0]
