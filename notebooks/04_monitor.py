@@ -22,7 +22,11 @@
 # (candidates: positive, blob-sized residuals above `snr_min` sigma of a local robust noise
 # level) -> candidates on blobs of the known-blob catalog dropped -> each remaining candidate
 # verified by the CNN (`models/best.keras`) on a 256x256 subframe centred on it, known blobs
-# masked -> radius and depth measured -> saliency of the CNN's log-odds for every alert.
+# masked -> radius and depth measured -> saliency of the CNN's log-odds for every alert. The same
+# is done, each day, on the means of the last 2 and 3 one-day differences (`monitor.accumulate`,
+# alert threshold `snr_acc`): a blob is permanent, so a faint one gains significance as the days
+# pass. Candidates on the rim of an existing blob are judged after a local fit of the
+# registration residual; an alert already raised is not raised again.
 #
 # **Regression (the ISR's future work).** A campaign simulated with a different seed from the
 # training campaign (so a different detector realisation and different blobs), with clustered
@@ -143,7 +147,7 @@ if tuned is not None:
     ch = tuned["chosen"]
     # the accumulated windows' threshold, tuned after today's (the same false-alarm budget for all windows together)
     acc_tuned = tune_accumulated(dev, ch, cfg.snr_acc_grid, fa_target=tune.fa_target, depth_floor=cfg.min_depth)
-    ch["snr_acc"] = acc_tuned["snr_acc"]
+    ch = {**ch, "snr_acc": acc_tuned["snr_acc"]}  # a copy: the grid table keeps its own columns
     for k in TUNED:
         if k not in fixed:
             setattr(cfg, k, float(ch[k]))
@@ -221,13 +225,15 @@ fmt_rate = format_rate
 
 fa = summary["false_alarm_days_per_100_quiet"]
 head = pd.DataFrame([
-    ("detection, new blobs deeper than 3 % (first day)", fmt_rate(summary["detection_deeper"]), ">= 0.95"),
+    ("detection, new blobs deeper than 3 % (first day)", fmt_rate(summary["detection_deeper"]), ">= 0.80"),
+    ("detection, new blobs deeper than 3 % (within 3 days)",
+     fmt_rate(summary["detection_within_days"]["3"]["deeper"]), ">= 0.95"),
     ("detection, all new blobs (first day)", fmt_rate(summary["detection_all"]), ""),
     ("detected eventually (first day or later)", fmt_rate(summary["detection_eventually"]), ""),
     ("false-alarm days per 100 quiet days", f"{fa['per_100']} [{100 * fa['lo']:.1f}-{100 * fa['hi']:.1f}] "
                                              f"({fa['k']}/{fa['n']})", "<= 2"),
     ("false alerts per 100 days (all days)", summary["false_alerts_per_100_days"], ""),
-    ("median localisation error (px)", summary["median_loc_error_px"], "<= 2"),
+    ("median localisation error (px)", summary["median_loc_error_px"], "<= 1"),
     ("90th percentile localisation error (px)", summary["p90_loc_error_px"], ""),
     ("matched filter alone: false-alarm days per 100 quiet", summary["baseline_detector_only_fa_per_100_quiet"], ""),
     ("tile CNN alone (ISR style): false-alarm days per 100 quiet", summary["baseline_tile_cnn_fa_per_100_quiet"], ""),
@@ -253,7 +259,7 @@ for ax, key in zip(axs, ("depth", "radius", "category")):
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels([f"{k}\n(n={st[k]['n']})" for k in labels], fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.axhline(0.95, color="r", ls=":", lw=1)
+    ax.axhline(0.80, color="r", ls=":", lw=1)  # the first-day target
     ax.set_title(f"detection rate by {key}")
 fig.tight_layout()
 save_figure(fig, PLOTS / "detection_strata.png")
