@@ -239,6 +239,12 @@ def ideal_snr(diff: np.ndarray, x: float, y: float, shape: BlobShape, depth: flo
     return keys
 
 
+def _rate(flags) -> dict:
+    """:func:`~blobhelpers.core.stats.rate` of a list of booleans, its interval rounded to 4 decimals."""
+    x = rate(sum(bool(f) for f in flags), len(flags))
+    return {k: (round(v, 4) if k in ("lo", "hi") else v) for k, v in x.items()}
+
+
 def _window(c: dict, k: int) -> dict | None:
     """The day-window *k* entry of a monitor candidate (None if that window did not see it); a
     record written before windows existed is all window 1."""
@@ -263,8 +269,7 @@ def summarize(res: RegressionResult, min_depth: float = 0.03, snr_day1: float | 
     quiet = [d for d in days if d["quiet"]]
 
     def rate_of(items, key):
-        r = rate(sum(bool(x[key]) for x in items), len(items))
-        return {k: (round(v, 4) if k in ("lo", "hi") else v) for k, v in r.items()}
+        return _rate([bool(x[key]) for x in items])
 
     deep = [e for e in ev if e["depth"] > min_depth]
     qf = [{"fa": d["false_alerts"] > 0} for d in quiet]
@@ -339,10 +344,6 @@ def ideal_limit(events: list[dict], last_day: int, snr_day1: float, snr_k: float
     """
     from scipy.stats import norm
 
-    def r(items):
-        x = rate(sum(items), len(items))
-        return {k: (round(v, 4) if k in ("lo", "hi") else v) for k, v in x.items()}
-
     curves = {}
     for name, key, n_days, t in (("day1", "ideal_snr_day1", 1, snr_day1), ("within_3", "ideal_snr_3d", 3, snr_k),
                                  ("within_5", "ideal_snr_5d", 5, snr_k)):
@@ -355,14 +356,14 @@ def ideal_limit(events: list[dict], last_day: int, snr_day1: float, snr_k: float
             hit = [(lat := latency(e)) is not None and lat <= n_days - 1 for e in grp]
             mid = float(np.median([e[key] for e in grp]))
             rows.append({"bin": f"{lo:g}-{hi:g}" if hi < 1e8 else f">={lo:g}", "ideal_snr_median": round(mid, 2),
-                         **r(hit), "ideal_curve": round(float(norm.cdf(mid - t)), 4)})
+                         **_rate(hit), "ideal_curve": round(float(norm.cdf(mid - t)), 4)})
         curves[name] = {"threshold": t, "bins": rows}
     three = [e for e in events if e.get("ideal_snr_3d") is not None and e["appear_index"] + 2 <= last_day]
     hit3 = [(lat := latency(e)) is not None and lat <= 2 for e in three]
     above = [h for h, e in zip(hit3, three) if e["ideal_snr_3d"] >= snr_k + margin]
     missed = [e for h, e in zip(hit3, three) if not h]
     return {"curves": curves, "margin": margin,
-            "above_limit": r(above),
+            "above_limit": _rate(above),
             "below_limit": sum(1 for e in missed if e["ideal_snr_3d"] < snr_k),
             "missed_by_ours": sum(1 for e in missed if e["ideal_snr_3d"] >= snr_k),
             "missed_within_3": len(missed)}
@@ -406,20 +407,16 @@ def within_days(events: list[dict], last_day: int, min_depth: float = 0.03, max_
     >>> [(n, w[n]["all"]["k"], w[n]["all"]["n"]) for n in ("1", "2", "3")]
     [('1', 0, 2), ('2', 0, 1), ('3', 1, 1)]
     """
-    def r(items):
-        x = rate(sum(items), len(items))
-        return {k: (round(v, 4) if k in ("lo", "hi") else v) for k, v in x.items()}
-
     out: dict = {}
     for n in range(1, max_days + 1):
         seen = [e for e in events if e["appear_index"] + n - 1 <= last_day]
         hit = [(lat := latency(e)) is not None and lat <= n - 1 for e in seen]
-        row = {"all": r(hit), "deeper": r([h for h, e in zip(hit, seen) if e["depth"] > min_depth])}
+        row = {"all": _rate(hit), "deeper": _rate([h for h, e in zip(hit, seen) if e["depth"] > min_depth])}
         for name, key, edges in (("depth", "depth", DEPTH_BINS), ("radius", "radius", RADIUS_BINS)):
             groups: dict[tuple, list] = {}
             for h, e in zip(hit, seen):
                 groups.setdefault(_bin(e[key], edges), []).append(h)
-            row[name] = {label: r(v) for (_, label), v in sorted(groups.items())}
+            row[name] = {label: _rate(v) for (_, label), v in sorted(groups.items())}
         out[str(n)] = row
     lats = [lat for e in events if (lat := latency(e)) is not None]
     counts = {str(k): int(sum(1 for x in lats if x == k)) for k in sorted(set(lats))}

@@ -31,9 +31,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from blobhelpers.blob.preprocess.difference import median3x3
+from blobhelpers.blob.preprocess.difference import _blob_pattern  # the dip model's pattern, shared
 
-__all__ = ["window_means", "registration_explained", "merge_across_days"]
+__all__ = ["window_means", "registration_explained", "merge_windows"]
 
 
 def window_means(diffs: list[np.ndarray], ks) -> dict[int, np.ndarray]:
@@ -57,13 +57,6 @@ def window_means(diffs: list[np.ndarray], ks) -> dict[int, np.ndarray]:
         if n >= want[-1]:
             break
     return out
-
-
-def _pattern(stack_cut: np.ndarray) -> np.ndarray:
-    """The history's smooth blob pattern of a cut-out: specks removed, capped at the sky level,
-    lightly smoothed (as the dip model of the difference image)."""
-    filled = np.where(np.isfinite(stack_cut), stack_cut, 1.0).astype(np.float32)
-    return ndimage.gaussian_filter(np.minimum(median3x3(filled), 1.0), 0.7)
 
 
 def registration_explained(diff: np.ndarray, stack: np.ndarray, x: float, y: float, scale: float,
@@ -99,7 +92,9 @@ def registration_explained(diff: np.ndarray, stack: np.ndarray, x: float, y: flo
     # the pattern of a slightly larger cut (no edge effects in the gradient)
     m = 3
     px0, px1, py0, py1 = max(0, x0 - m), min(nx, x1 + m), max(0, y0 - m), min(ny, y1 + m)
-    P = _pattern(stack[py0:py1, px0:px1])
+    # the history's blob pattern as the dip model of the difference image sees it (specks removed,
+    # capped at the sky level, smoothed by 0.7 px)
+    P = ndimage.gaussian_filter(_blob_pattern(stack[py0:py1, px0:px1]), 0.7)
     gy, gx = np.gradient(P)
     gy, gx = gy[y0 - py0:y1 - py0, x0 - px0:x1 - px0], gx[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
     if float(np.hypot(gx, gy).max()) < min_gradient:
@@ -127,23 +122,40 @@ def registration_explained(diff: np.ndarray, stack: np.ndarray, x: float, y: flo
     return float(np.clip((w * fit).sum() / signal, 0.0, 1.0))
 
 
-def merge_across_days(cands: list[dict], px: float = 5.0) -> list[dict]:
-    """One candidate per place: candidates of several day-windows (key ``k``) within
-    ``max(px, radius)`` of a stronger one are folded into it (strongest ``snr`` first); the kept
-    candidate lists every ``k`` that saw it in ``seen_k``.
+#: The fields of a place in the log, in this order (then ``windows``, ``appeared_days_ago``).
+PLACE_KEYS = ("x", "y", "radius", "depth", "snr", "snr_raw", "neg_snr", "dip", "probability", "veto", "new", "k",
+              "registration_explained")
 
-    >>> out = merge_across_days([{"x": 10, "y": 10, "snr": 5.0, "k": 1, "radius": 3},
-    ...                          {"x": 11, "y": 10, "snr": 7.0, "k": 3, "radius": 3},
-    ...                          {"x": 80, "y": 10, "snr": 6.0, "k": 2, "radius": 3}])
-    >>> [(c["k"], c["seen_k"]) for c in out]
-    [(3, [1, 3]), (2, [2])]
+
+def merge_windows(members: list[dict], px: float = 5.0) -> tuple[list[dict], list[int]]:
+    """One candidate per place from the candidates of every day window (key ``k``).
+
+    The members are taken alerts first (``new``), then by how far they pass their window's
+    threshold (``margin``); one within ``max(px, radius)`` of a place already made joins it. The
+    first member of a place speaks for it (its fields); the place lists every window that saw it in
+    ``windows`` (k, snr, probability, neg_snr, depth, new; by k) and ``appeared_days_ago``, the k of
+    the best significance minus 1. Returns the places and, for each, the index of its member.
+
+    >>> m = [{"k": 1, "x": 10.0, "y": 10.0, "radius": 3.0, "snr": 5.0, "margin": -1.5, "new": False},
+    ...      {"k": 2, "x": 11.0, "y": 10.0, "radius": 3.0, "snr": 7.5, "margin": 0.5, "new": True},
+    ...      {"k": 3, "x": 80.0, "y": 10.0, "radius": 3.0, "snr": 6.0, "margin": -1.0, "new": False}]
+    >>> for d in m: d.update(probability=0.9, neg_snr=-1.0, depth=0.03)
+    >>> places, rep = merge_windows(m)
+    >>> rep, [[w["k"] for w in p["windows"]] for p in places], [p["appeared_days_ago"] for p in places]
+    ([1, 2], [[1, 2], [3]], [1, 2])
     """
-    out: list[dict] = []
-    for c in sorted(cands, key=lambda c: -c["snr"]):
-        home = next((o for o in out if np.hypot(o["x"] - c["x"], o["y"] - c["y"]) <= max(px, o.get("radius", 0.0))),
-                    None)
+    places: list[dict] = []
+    rep_of: list[int] = []
+    for n in sorted(range(len(members)), key=lambda n: (-members[n]["new"], -members[n]["margin"])):
+        c = members[n]
+        brief = {key: c[key] for key in ("k", "snr", "probability", "neg_snr", "depth", "new")}
+        home = next((o for o in places if np.hypot(o["x"] - c["x"], o["y"] - c["y"]) <= max(px, o["radius"])), None)
         if home is None:
-            out.append({**c, "seen_k": [c["k"]]})
+            places.append({**{key: c[key] for key in PLACE_KEYS if key in c}, "windows": [brief]})
+            rep_of.append(n)
         else:
-            home["seen_k"] = sorted(set(home["seen_k"]) | {c["k"]})
-    return out
+            home["windows"].append(brief)
+    for p in places:
+        p["windows"].sort(key=lambda w: w["k"])
+        p["appeared_days_ago"] = max(p["windows"], key=lambda w: w["snr"])["k"] - 1
+    return places, rep_of

@@ -12,7 +12,7 @@ import numpy as np
 
 from blobhelpers.blob.detect.alertfigures import save_alert_pngs
 from blobhelpers.blob.detect.detection import detect_candidates, measure_blob, screen, valid_mask, verify
-from blobhelpers.blob.detect.monitor.accumulate import registration_explained, window_means
+from blobhelpers.blob.detect.monitor.accumulate import merge_windows, registration_explained, window_means
 from blobhelpers.blob.detect.monitor.catalog import KnownCatalog
 from blobhelpers.blob.detect.monitor.config import MonitorConfig
 from blobhelpers.blob.detect.monitor.records import MonitorLog
@@ -383,25 +383,8 @@ class Monitor:
             c["new"] = bool(p >= cfg.threshold and c["margin"] >= 0 and c["depth"] >= cfg.min_depth
                             and not c["veto"])
         # one candidate per place: the member that alerts (or comes closest to its threshold) speaks for it
-        cands, rep_of = [], []
-        order = sorted(range(len(members)), key=lambda n: (-members[n]["new"], -members[n]["margin"]))
-        for n in order:
-            c = members[n]
-            home = next((j for j, o in enumerate(cands)
-                         if np.hypot(o["x"] - c["x"], o["y"] - c["y"]) <= max(5.0, o["radius"])), None)
-            brief = {"k": c["k"], "snr": c["snr"], "probability": c["probability"], "neg_snr": c["neg_snr"],
-                     "depth": c["depth"], "new": c["new"]}
-            if home is None:
-                place = {key: c[key] for key in ("x", "y", "radius", "depth", "snr", "snr_raw", "neg_snr", "dip",
-                                                 "probability", "veto", "new", "k", "registration_explained")}
-                place["windows"] = [brief]
-                cands.append(place)
-                rep_of.append(n)
-            else:
-                cands[home]["windows"].append(brief)
+        cands, rep_of = merge_windows(members)
         for c in cands:
-            c["windows"].sort(key=lambda w: w["k"])
-            c["appeared_days_ago"] = max(c["windows"], key=lambda w: w["snr"])["k"] - 1  # the k of the best S/N
             c["watch"] = bool(not c["new"] and not c["veto"] and c["snr"] >= cfg.watch_snr)
         alerts = [c for c in cands if c["new"]]
         nc = len(cands)
@@ -510,6 +493,13 @@ class Monitor:
         return list(range(self.config.min_history, len(self.ordered)))
 
 
+def _add_alerts(catalog: KnownCatalog, rec: dict) -> None:
+    """Add the alerts of the log record *rec* to *catalog* (the alerts already raised)."""
+    for c in rec.get("candidates", []):
+        if c.get("new"):
+            catalog.add(c["x"], c["y"], c["radius"], c.get("depth"), rec["date_obs"][:10], f"alert {rec['frame']}")
+
+
 def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = None,
                 known_path: str | Path | None = None, all_frames: bool = False, progress: bool = False,
                 html: bool = True, save_products: bool = False) -> list[dict]:
@@ -536,10 +526,7 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
     first = mon.ordered[targets[0]][1].isoformat(timespec="seconds") if targets else ""
     for rec in MonitorLog(log_path).read() if log_path.is_file() else []:
         if rec.get("date_obs", "") < first:
-            for c in rec.get("candidates", []):
-                if c.get("new"):
-                    mon.raised.add(c["x"], c["y"], c["radius"], c.get("depth"), rec["date_obs"][:10],
-                                   f"alert {rec['frame']}")
+            _add_alerts(mon.raised, rec)
     for i, res in tqdm(mon.process_many(targets, with_arrays=html or save_products, skip_errors=all_frames),
                        total=len(targets), desc="monitor", disable=not progress):
         pngs = save_alert_pngs(res.record, res.explain, out / "saliency") if mon.config.saliency and res.explain else []
@@ -553,10 +540,7 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
             write_text(out / "summary" / f"{stem}.html",
                        summary_html(res.record, res.diff, pngs, base=out / "summary"))
             res.record["summary_html"] = str(out / "summary" / f"{stem}.html")
-        for c in res.record["candidates"]:
-            if c["new"]:
-                mon.raised.add(c["x"], c["y"], c["radius"], c.get("depth"), res.record["date_obs"][:10],
-                               f"alert {res.record['frame']}")
+        _add_alerts(mon.raised, res.record)
         records.append(res.record)
     if records:
         MonitorLog(out / "monitor_log.jsonl").update(records)
