@@ -78,7 +78,8 @@ def _block_stat(img: np.ndarray, block: int = 32) -> np.ndarray:
 
 
 def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_min: float = 5.5,
-                      max_peaks: int = 400, valid: np.ndarray | None = None) -> list[dict]:
+                      max_peaks: int = 400, valid: np.ndarray | None = None,
+                      background_mask: np.ndarray | None = None) -> list[dict]:
     """Positive, blob-sized residuals of a difference image (blobs positive), strongest first.
 
     Each scale ``r`` smooths the image with a Gaussian of sigma ``0.6 r`` (close to the
@@ -93,7 +94,9 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
     a positive halo that is not a blob; or the other lobe of a mis-registration dipole, which lies
     up to a blob DIAMETER away from the positive crescent, while the best scale of a crescent is
     smaller than the blob's radius), also reported as ``dip``. Only pixels of *valid*
-    (default :func:`valid_mask`) are used or yield candidates.
+    (default :func:`valid_mask`) are used or yield candidates. Pixels of *background_mask* (e.g.
+    a deep blob already known to be there) are left out of the block background and noise, which
+    a blob covering much of a 32-px block would otherwise raise -- a negative ring around it.
 
     >>> import numpy as np
     >>> from blobhelpers.blob.sim.shapes import BlobShape, render
@@ -111,8 +114,9 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
     d = np.where(finite, d, np.nan).astype(np.float32)
     d0 = np.where(finite, d, 0.0).astype(np.float32)
     # robust local pixel scatter (blocks of 32 px, NaN ignored)
-    med = _block_stat(np.where(finite, d, np.nan))
-    sig_pix = _block_stat(np.where(finite, np.abs(d - med), np.nan)) / 0.6745
+    bg = finite if background_mask is None else finite & ~np.asarray(background_mask, bool)
+    med = _block_stat(np.where(bg, d, np.nan))
+    sig_pix = _block_stat(np.where(bg, np.abs(d - med), np.nan)) / 0.6745
     pos = sig_pix[np.isfinite(sig_pix) & (sig_pix > 0)]
     if pos.size == 0:
         return []  # no noise at all: a blank or constant image holds no blob-like residual

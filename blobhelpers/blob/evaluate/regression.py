@@ -147,8 +147,9 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
             if ev["first_alert_day"] is None:
                 ev["first_alert_day"] = day
             confirmed.add(b)
-            mon.known.add(c["x"], c["y"], max(c["radius"], 3.0), c["depth"], rec["date_obs"][:10],
-                          f"confirmed alert day {day}")
+            # a raised alert, as in the daily job (Monitor.raised): the blob itself, not yet in the history
+            mon.raised.add(c["x"], c["y"], max(c["radius"], 3.0), c["depth"], rec["date_obs"][:10],
+                           f"confirmed alert day {day}")
         # baselines on the same day
         det_only = [c for c in rec["candidates"] if _window(c, 1) is not None and nearest(c)[0] is None]
         tiles_flag = [t for t in rec["tiles"] if t["blob"]]
@@ -179,7 +180,10 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
         rec.pop("config", None)
         res.records.append(rec)
     res.events = [e for e in event_rows.values() if e["processed"]]
-    res.known = mon.known
+    res.known = KnownCatalog([dict(r) for r in mon.known.rows])  # existing + confirmed alerts, fresh ids
+    for r in mon.raised.rows:
+        res.known.add(r["x"], r["y"], r["radius"], r["depth"] if r["depth"] != "" else None, r["first_seen"],
+                      r["source"], merge_px=0.0)
     return res
 
 

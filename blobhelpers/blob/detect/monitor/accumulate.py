@@ -32,8 +32,9 @@ import numpy as np
 from scipy import ndimage
 
 from blobhelpers.blob.preprocess.difference import _blob_pattern  # the dip model's pattern, shared
+from blobhelpers.blob.preprocess.difference import block_medians, fill_grid, upsample_matrix
 
-__all__ = ["window_means", "registration_explained", "merge_windows"]
+__all__ = ["window_means", "registration_explained", "merge_windows", "strong_structure", "illumination_fix"]
 
 
 def window_means(diffs: list[np.ndarray], ks) -> dict[int, np.ndarray]:
@@ -122,9 +123,91 @@ def registration_explained(diff: np.ndarray, stack: np.ndarray, x: float, y: flo
     return float(np.clip((w * fit).sum() / signal, 0.0, 1.0))
 
 
+def strong_structure(diff: np.ndarray, nsigma: float = 5.0, smooth: float = 2.0, grow: int = 3) -> np.ndarray | None:
+    """Pixels of strong positive (blob-like) structure in a difference image, or None if none.
+
+    Single pixels are winsorised at 4 robust standard deviations, the image is smoothed by a
+    Gaussian of *smooth* px; a pixel whose smoothed value lies more than
+    *nsigma* robust standard deviations (MAD of a 4-px subsample) above the median belongs to a
+    strong structure; the mask is grown by *grow* px (a blob's soft edge). NaN pixels count as 0.
+    Only the positive side is taken: the negative halo a deep blob leaves is its consequence, and
+    masking it too would leave the blob's blocks with no pixels to measure.
+
+    >>> d = np.random.default_rng(0).normal(0, 0.05, (256, 256)).astype(np.float32)
+    >>> strong_structure(d) is None
+    True
+    >>> d[100:120, 100:120] += 0.1
+    >>> m = strong_structure(d); bool(m[110, 110]), bool(m[10, 10])
+    (True, False)
+    """
+    d = np.where(np.isfinite(diff), diff, 0.0).astype(np.float32)
+    # single hot, RTS or cosmic-ray pixels are winsorised first (as in the detection core): they are
+    # not structure that biases a block median
+    pix = d[8::4, 8::4]
+    pmed = float(np.median(pix))
+    psig = float(np.median(np.abs(pix - pmed))) / 0.6745
+    if psig > 0:
+        d = np.clip(d, pmed - 4 * psig, pmed + 4 * psig)
+    s = ndimage.gaussian_filter(d, smooth, truncate=3.0)
+    sub = s[8::4, 8::4]
+    med = float(np.median(sub))
+    sig = float(np.median(np.abs(sub - med))) / 0.6745
+    if sig <= 0:
+        return None
+    hot = s - med > nsigma * sig
+    if not hot.any():
+        return None
+    return ndimage.maximum_filter(hot.view(np.uint8), size=2 * grow + 1).astype(bool)
+
+
+def illumination_fix(current: np.ndarray, mask: np.ndarray, block: int = 32) -> np.ndarray:
+    """The factor that re-normalises a normalised frame with the pixels of *mask* left out.
+
+    Each frame is divided by its own illumination, the block medians of the frame (32 px). A deep
+    new blob covering much of a block lowers that block's median: the frame's normalisation then
+    lifts the blob's surroundings, and the difference image (history minus frame) shows the blob
+    shallower inside a NEGATIVE halo -- strong enough to look like a bright transient or the other
+    lobe of a dipole, so the detection core rejects the blob (a bright transient does the reverse).
+    The block medians of the normalised frame with *mask* left out, over those without it, give the
+    factor to divide the frame by; it is exactly 1 wherever no block near the mask changed.
+
+    >>> rng = np.random.default_rng(1)
+    >>> frame = rng.normal(1.0, 0.02, (128, 128)).astype(np.float32)
+    >>> frame[40:60, 40:60] *= 0.8                      # a deep blob: 40 % of a 32-px block
+    >>> from blobhelpers.blob.preprocess.difference import normalize
+    >>> norm = normalize(frame)
+    >>> mask = np.zeros(frame.shape, bool); mask[36:64, 36:64] = True
+    >>> fixed = norm / illumination_fix(norm, mask)
+    >>> rim = (slice(32, 40), slice(40, 60))             # the sky just outside the blob
+    >>> round(float(np.median(norm[rim])), 3), round(float(np.median(fixed[rim])), 3)
+    (1.008, 0.999)
+    >>> round(float(np.median(norm[40:60, 40:60])), 3), round(float(np.median(fixed[40:60, 40:60])), 3)
+    (0.812, 0.802)
+    >>> bool((illumination_fix(norm, mask)[:, 100:] == 1).all())
+    True
+    """
+    ny, nx = current.shape
+    by, bx = ny // block, nx // block
+    cells = mask[:by * block, :bx * block].reshape(by, block, bx, block).any(axis=(1, 3))
+    if not cells.any():
+        return np.ones(current.shape, np.float32)
+    with_all = block_medians(current, block)
+    left_out = block_medians(np.where(mask, np.nan, current).astype(np.float32), block)
+    q = np.ones((by, bx), np.float32)
+    sel = cells & np.isfinite(with_all) & (with_all > 0)
+    q[sel] = left_out[sel] / with_all[sel]
+    q[~np.isfinite(q)] = np.nan          # a block left empty: filled from its neighbours
+    q = fill_grid(q)
+    corr = (upsample_matrix(by, block) @ q @ upsample_matrix(bx, block).T).astype(np.float32)
+    near = ndimage.binary_dilation(cells, iterations=1)      # bilinear weights reach one block out
+    keep = ~np.kron(near, np.ones((block, block), bool))
+    corr[keep] = 1.0
+    return corr
+
+
 #: The fields of a place in the log, in this order (then ``windows``, ``appeared_days_ago``).
 PLACE_KEYS = ("x", "y", "radius", "depth", "snr", "snr_raw", "neg_snr", "dip", "probability", "veto", "new", "k",
-              "registration_explained")
+              "registration_explained", "near_known")
 
 
 def merge_windows(members: list[dict], px: float = 5.0) -> tuple[list[dict], list[int]]:

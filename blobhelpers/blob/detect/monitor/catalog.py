@@ -72,6 +72,23 @@ class KnownCatalog:
         j = int(np.argmin(np.where(inside, dist, np.inf)))
         return self.rows[j]
 
+    @staticmethod
+    def same_blob(row: dict, x: float, y: float, core: float = 0.5) -> bool:
+        """Whether a candidate at (x, y) is the known blob *row* itself: its centre lies within
+        *core* x the blob's radius (at least 2 px) of the blob's centre.
+
+        A candidate on the rim of a large known blob (a registration residual, or a new blob
+        beside it) is not the blob itself, though :meth:`match` (radius + margin) finds it there.
+
+        >>> row = {"x": 100.0, "y": 100.0, "radius": 12.0}
+        >>> KnownCatalog.same_blob(row, 103.0, 101.0), KnownCatalog.same_blob(row, 110.0, 100.0)
+        (True, False)
+        >>> KnownCatalog.same_blob({"x": 10.0, "y": 10.0, "radius": 2.0}, 11.8, 10.0)
+        True
+        """
+        r = float(row["radius"])
+        return bool(np.hypot(float(row["x"]) - x, float(row["y"]) - y) <= max(2.0, core * r))
+
     def add(self, x: float, y: float, radius: float, depth: float | None = None, first_seen: str = "",
             source: str = "", note: str = "", merge_px: float = 3.0) -> dict:
         """Add a confirmed blob (an entry within *merge_px* of an existing one is not duplicated)."""

@@ -32,7 +32,9 @@ class MonitorConfig:
     snr_min: float = 5.5         # matched-filter significance of a candidate
     radii: tuple = (2.0, 3.5, 5.5, 8.0, 12.0)  # matched-filter blob radii (px)
     max_candidates: int = 20     # non-catalogued candidates verified per frame (strongest first)
-    known_margin: float = 4.0    # a candidate within radius + margin of a known blob is known
+    known_margin: float = 4.0    # a candidate within radius + margin of a known blob may be that blob ...
+    known_core: float = 0.5      # ... it is when its centre is within this x the blob's radius (>= 2 px) of it,
+    known_residual: float = 0.5  # ... or a registration residual explains this share of it; else it is judged
     neg_veto: float = 8.0        # no alert next to a residual more negative than -neg_veto sigma
     min_depth: float = 0.0       # optional floor on the estimated central depth
     saliency: bool = True        # saliency PNG per alert
@@ -45,6 +47,8 @@ class MonitorConfig:
     watch_snr: float = 4.5       # below the alert threshold but above this: watched (logged, shown apart)
     residual_window: int = 32    # half-size (px) of the local fit of a registration residual
     residual_gradient: float = 0.005   # no blob edge (pattern gradient per px below this): no residual fit
+    renormalize: bool = True     # leave strong structure out of the current frame's illumination (deep new blobs)
+    renormalize_nsigma: float = 5.0    # what is strong: the 2-px-smoothed difference beyond this many sigma
 
     @classmethod
     def resolve(cls, params: dict | None, fallback_threshold: float | None = None) -> tuple["MonitorConfig", set]:

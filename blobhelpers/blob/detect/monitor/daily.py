@@ -12,7 +12,8 @@ import numpy as np
 
 from blobhelpers.blob.detect.alertfigures import save_alert_pngs
 from blobhelpers.blob.detect.detection import detect_candidates, measure_blob, screen, valid_mask, verify
-from blobhelpers.blob.detect.monitor.accumulate import merge_windows, registration_explained, window_means
+from blobhelpers.blob.detect.monitor.accumulate import (illumination_fix, merge_windows, registration_explained,
+                                                         strong_structure, window_means)
 from blobhelpers.blob.detect.monitor.catalog import KnownCatalog
 from blobhelpers.blob.detect.monitor.config import MonitorConfig
 from blobhelpers.blob.detect.monitor.records import MonitorLog
@@ -285,14 +286,42 @@ class Monitor:
                 "hist": hist, "trimmed": bool(self._trimmed.get(i)), "input": self.input_provenance(i),
                 "skipped": [dict(s) for s in self.skipped]}
 
+    def _difference(self, inp: dict):
+        """The one-day difference of a frame against its history (thread-safe).
+
+        With ``renormalize``, strong structure in the difference (a deep new blob, a bright
+        transient: :func:`~blobhelpers.blob.detect.monitor.accumulate.strong_structure`) is left
+        out of the current frame's illumination and the difference made again: a deep new blob
+        would otherwise sit in a negative halo of its own making and be rejected as a dipole or a
+        bright transient (:func:`~blobhelpers.blob.detect.monitor.accumulate.illumination_fix`).
+        """
+        cfg = self.config
+        cur = inp["current"]
+        diff = difference_of_normalized(inp["history"], cur, cfg.register)
+        if cfg.renormalize:
+            mask = strong_structure(diff.data, cfg.renormalize_nsigma)
+            if mask is not None:
+                corr = illumination_fix(cur, mask)
+                # history - current/corr - dip model: only where the factor is not 1
+                diff = dataclasses.replace(diff, data=(diff.data + cur * (np.float32(1) - np.float32(1) / corr)
+                                                       ).astype(np.float32))
+        return diff
+
+    def _search(self, img: np.ndarray, snr_min: float) -> list[dict]:
+        """The detection core's candidates of one image, screened (dipole, bright transient).
+
+        With ``renormalize``, the image's strong positive structure is also left out of the block
+        background and noise of the S/N map (a deep blob must not dig a ring around itself)."""
+        det = self.config.detection()
+        bg = strong_structure(img, self.config.renormalize_nsigma) if self.config.renormalize else None
+        return screen(detect_candidates(img, det.radii, snr_min, valid=valid_mask(img), background_mask=bg), det)
+
     def _compute(self, inp: dict) -> dict:
         """The part of a frame's processing that depends on its pixels alone (thread-safe)."""
-        diff = difference_of_normalized(inp["history"], inp["current"], self.config.register)
+        diff = self._difference(inp)
         d = diff.data
-        det = self.config.detection()
         prep = self.preprocessing
-        valid = valid_mask(d)
-        cands_all = screen(detect_candidates(d, det.radii, det.snr_min, valid=valid), det)
+        cands_all = self._search(d, self.config.snr_min)
         scaled = None
         if prep["representation"] == "isr":
             scaled, _ = scale_image(d, clip_factor=prep["clip_factor"], border_rule=prep["border_rule"])
@@ -314,8 +343,7 @@ class Monitor:
         earlier = self._earlier_differences(inp["i"], max(cfg.accumulate, default=1) - 1)
         self._recent[inp["i"]] = d
         for k, img in window_means(earlier + [d], cfg.accumulate).items():
-            found = screen(detect_candidates(img, det.radii, min(cfg.watch_snr, cfg.snr_acc), valid=valid_mask(img)),
-                           det)
+            found = self._search(img, min(cfg.watch_snr, cfg.snr_acc))
             windows[k] = (img, None, found)
         members, rejected, n_known, n_raised = [], [], 0, 0
         for k, (img, _, found) in windows.items():
@@ -333,18 +361,30 @@ class Monitor:
                 kept += 1
                 m = measure_blob(img, c["x"], c["y"], c["scale"])
                 x_in, y_in = m["x"] - off, m["y"] - off
-                if self.known.match(x_in, y_in, cfg.known_margin) is not None:
-                    n_known += k == 1
-                    continue
+                explained = None
+                kb = self.known.match(x_in, y_in, cfg.known_margin)
+                if kb is not None:
+                    # A known blob is in the history: what it leaves in the difference is a residual
+                    # of registration, centred on its rim, or the blob itself while the history does
+                    # not hold it yet (confirmed lately), centred on it. A candidate that is neither
+                    # is something new on or beside the known blob, and is judged as any other.
+                    explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"],
+                                                       cfg.residual_window, cfg.residual_gradient)
+                    if (self.known.same_blob(kb, x_in, y_in, cfg.known_core)
+                            or explained >= cfg.known_residual):
+                        n_known += k == 1
+                        continue
                 if self.raised.match(x_in, y_in, cfg.known_margin) is not None:
                     n_raised += k == 1
                     continue
-                explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"], cfg.residual_window,
-                                                   cfg.residual_gradient)
+                if explained is None:
+                    explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"],
+                                                       cfg.residual_window, cfg.residual_gradient)
                 members.append({"k": k, "x": round(x_in, 2), "y": round(y_in, 2), "radius": round(m["radius"], 2),
                                 "depth": round(m["depth"], 5), "snr": round(c["snr"] * (1.0 - explained), 2),
                                 "snr_raw": round(c["snr"], 2), "registration_explained": round(explained, 3),
-                                "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2)})
+                                "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2),
+                                "near_known": kb.get("id") if kb is not None else None})
         # CNN: one centred subframe per candidate, on the image of its own window; the 16 grid tiles of
         # today's difference (the ISR's view) in the same batch. Known blobs (and their dips) are masked
         # in the candidates' subframes, so that a catalogued blob sharing the subframe cannot vouch for one.
@@ -362,7 +402,7 @@ class Monitor:
                 sc, _ = scale_image(img, clip_factor=self.preprocessing["clip_factor"],
                                     border_rule=self.preprocessing["border_rule"])
             centres = [(members[n]["x"] + off, members[n]["y"] + off) for n in idx]
-            if idx and len(self.known):
+            if idx and (len(self.known) or len(self.raised)):
                 mfull, mscaled = self._mask_known(img, sc, off)
                 p_c, X_c, o_c = verify(self.model, mfull, centres, self.preprocessing["representation"], mscaled)
                 if tiles_here:
@@ -458,7 +498,7 @@ class Monitor:
                 except InputError:
                     self._no_difference.add(j)
                 else:
-                    self._recent[j] = difference_of_normalized(inp["history"], inp["current"], self.config.register).data
+                    self._recent[j] = self._difference(inp).data
             if j in self._recent:
                 out.append(self._recent[j])
             j -= 1
@@ -468,8 +508,9 @@ class Monitor:
         return out[::-1]
 
     def _mask_known(self, full: np.ndarray, scaled: np.ndarray | None, off: int):
-        """*full* with every known blob's disc (radius + margin) set to NaN, *scaled* with it set to 0."""
-        k = self.known.xyr()
+        """*full* with every known blob's and raised alert's disc (radius + margin) set to NaN,
+        *scaled* with it set to 0."""
+        k = np.concatenate([self.known.xyr(), self.raised.xyr()])
         out = full.copy()
         outs = scaled.copy() if scaled is not None else None
         n = out.shape[0]
