@@ -268,7 +268,24 @@ class CrossSimConfig(_FromDict):
     n_quiet_series: int = 10
     n_new_series: int = 12
     n_history: int = 30
+    n_days: int = 3                  # the daily job over several days: monitored frames per series
+    n_quiet_multiday: int = 4
+    n_new_multiday: int = 6
+    n_jitter_deep: int = 3           # blob-free, jittered frames, deep existing blobs
+    weak_fraction_multiday: float = 0.5
+    weak_snr_multiday: list = field(default_factory=lambda: [0.5, 1.5])
     stress: dict = field(default_factory=dict)
 
     def __post_init__(self):
         StressConfig.from_dict(self.stress)
+        if self.n_days < 1:
+            raise InputError(f"crosssim.n_days: must be >= 1, got {self.n_days}")
+        for k in ("n_quiet_multiday", "n_new_multiday", "n_jitter_deep"):
+            if getattr(self, k) < 0:
+                raise InputError(f"crosssim.{k}: must be >= 0, got {getattr(self, k)}")
+        if not 0.0 <= self.weak_fraction_multiday <= 1.0:
+            raise InputError(f"crosssim.weak_fraction_multiday: must be in [0, 1], got {self.weak_fraction_multiday}")
+        w = self.weak_snr_multiday
+        if len(w) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in w) \
+                or not 0 < w[0] <= w[1]:
+            raise InputError(f"crosssim.weak_snr_multiday: must be [low, high] with 0 < low <= high, got {w}")

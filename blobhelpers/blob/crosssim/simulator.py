@@ -27,6 +27,13 @@ exactly their truth position (no shift).  The difference image follows the
 ISR convention ``D = median(history / own illumination) - latest / own
 illumination`` (new blobs positive, peak ~ depth).
 
+Multi-day series (``n_days > 1``) follow the history with ``n_days`` monitored frames, one
+day apart: new blobs appear in the first and stay (same shape and depth, moving with each
+frame's blob-pattern shift), and every monitored frame has its own noise, sky, illumination
+and mis-registration shift, as the latest frame of a one-day series.  The ``jitter_deep``
+cases are blob-free series in which every frame is jittered by 0.15-0.5 px and a few existing
+blobs are 25-30 % deep (radius 5-15 px): registration residuals, no new blob.
+
 Choices made where the physics leaves freedom
 ---------------------------------------------
 * Noise: Gaussian approximation of Poisson noise (variance = expected
@@ -82,7 +89,8 @@ Choices made where the physics leaves freedom
   (``0.01 U^(-1/1.3)``, capped at 0.3): many 1-3 %, few strong.
 * Mis-registration: history frames jitter ``N(0, history_jitter_px)`` per
   axis; the latest frame is shifted by ``misreg_px x U(0.75, 1)`` in a random
-  direction.  ``make_difference`` computes the exact median over the 30
+  direction (each monitored frame of a multi-day series by its own such
+  shift).  ``make_difference`` computes the exact median over the 30
   noiseless history transmissions near the blobs and approximates the noise
   of the median as ``var = c_n * var(one frame)`` (``c_30 ~ 0.050``).
 * S/N: ``depth / noise_frac`` with ``noise_frac`` the per-pixel sigma of the
@@ -787,12 +795,48 @@ def _nan_indices(rng: np.random.Generator, fraction: float) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def _draw_existing(rng: np.random.Generator, nu: Nuisance, templates, avoid: Sequence[BlobSpec]) -> list[BlobSpec]:
+    """``nu.n_existing`` random existing blobs (steep depths), clear of the blobs `avoid`."""
+    lo, hi = _bounds(nu.frame_size)
+    ex = []
+    for _ in range(int(nu.n_existing)):
+        kind = _draw_kind(rng, templates)
+        shape = _draw_shape(rng, kind, None, templates)
+        m = shape["radius"] + 1.0
+        for _ in range(200):
+            bx, by = rng.uniform(lo + m, hi - 1 - m, size=2)
+            if _far_enough(bx, by, shape["radius"], avoid, 3.0):
+                break
+        ex.append(BlobSpec(x=float(bx), y=float(by), depth=_steep_depth(rng), **shape))
+    return ex
+
+
+def _draw_deep_existing(rng: np.random.Generator, nu: Nuisance, templates, avoid: Sequence[BlobSpec],
+                        n: int) -> list[BlobSpec]:
+    """`n` deep existing blobs: depth U(0.25, 0.30), radius U(5, 15) px, clear of each other."""
+    lo, hi = _bounds(nu.frame_size)
+    out: list[BlobSpec] = []
+    for _ in range(int(n)):
+        kind = _draw_kind(rng, templates)
+        shape = _draw_shape(rng, kind, float(rng.uniform(5.0, 15.0)), templates)
+        m = shape["radius"] + 2.0
+        for _ in range(200):
+            bx, by = rng.uniform(lo + m, hi - 1 - m, size=2)
+            if _far_enough(bx, by, shape["radius"], [*avoid, *out], 10.0):
+                break
+        out.append(BlobSpec(x=float(bx), y=float(by), depth=float(rng.uniform(0.25, 0.30)), **shape))
+    return out
+
+
 def _prepare_case(rng: np.random.Generator, nu: Nuisance, new_blobs: Sequence[BlobSpec], templates,
-                  existing: Sequence[BlobSpec] | None, n_history: int, start_date: str | None) -> _Case:
+                  existing: Sequence[BlobSpec] | None, n_history: int, start_date: str | None,
+                  n_days: int = 1) -> _Case:
     if n_history < 1:
         raise ValueError("n_history must be >= 1")
+    if isinstance(n_days, bool) or not isinstance(n_days, (int, np.integer)) or n_days < 1:
+        raise ValueError(f"n_days must be an integer >= 1, not {n_days!r}")
     lo, hi = _bounds(nu.frame_size)
-    n = n_history + 1
+    n = n_history + int(n_days)
     if start_date is None:
         start = _EPOCH + _dt.timedelta(days=int(rng.integers(0, 4700)), seconds=int(rng.integers(0, 86400)))
     else:
@@ -801,27 +845,20 @@ def _prepare_case(rng: np.random.Generator, nu: Nuisance, new_blobs: Sequence[Bl
     dates = [(start + _dt.timedelta(days=t)).strftime("%Y-%m-%dT%H:%M:%S") for t in range(n)]
     skies = nu.sky_e * np.clip(1.0 + nu.sky_day_scatter * rng.standard_normal(n), 0.3, None)
     shifts = np.zeros((n, 2))
-    shifts[:-1] = nu.history_jitter_px * rng.standard_normal((n_history, 2))
-    mag = nu.misreg_px * rng.uniform(0.75, 1.0)
-    ang = rng.uniform(0, 2 * math.pi)
-    shifts[-1] = (mag * math.cos(ang), mag * math.sin(ang))
+    shifts[:n_history] = nu.history_jitter_px * rng.standard_normal((n_history, 2))
+    for t in range(n_history, n):  # every monitored frame: its own shift, drawn as the latest frame's
+        mag = nu.misreg_px * rng.uniform(0.75, 1.0)
+        ang = rng.uniform(0, 2 * math.pi)
+        shifts[t] = (mag * math.cos(ang), mag * math.sin(ang))
     cu, cv = rng.uniform(-0.2, 0.2, size=2)
     vig = np.clip(nu.vignetting * rng.uniform(0.7, 1.3) * (1 + 3 * nu.illum_day_change * rng.standard_normal(n)),
                   0, 0.3)
     gcoef = 0.03 * rng.standard_normal(3)[None, :] + nu.illum_day_change * rng.standard_normal((n, 3))
-    noise_frac = _noise_frac(nu, float(skies[-1]), [float(s) for s in skies[:-1]])
+    # S/N refers to the first monitored day's difference (its own sky vs the history's)
+    noise_frac = _noise_frac(nu, float(skies[n_history]), [float(s) for s in skies[:n_history]])
     new = [_finalise(b, noise_frac) for b in new_blobs]
     if existing is None:
-        ex = []
-        for _ in range(int(nu.n_existing)):
-            kind = _draw_kind(rng, templates)
-            shape = _draw_shape(rng, kind, None, templates)
-            m = shape["radius"] + 1.0
-            for _ in range(200):
-                bx, by = rng.uniform(lo + m, hi - 1 - m, size=2)
-                if _far_enough(bx, by, shape["radius"], new, 3.0):
-                    break
-            ex.append(BlobSpec(x=float(bx), y=float(by), depth=_steep_depth(rng), **shape))
+        ex = _draw_existing(rng, nu, templates, new)
     else:
         ex = [_finalise(b, noise_frac) for b in existing]
     grad = {"coef": rng.standard_normal(5), "bump": float(rng.uniform(0, 0.6)),
@@ -938,7 +975,7 @@ def _cosmic_rays(rng: np.random.Generator, mean_n: float) -> tuple[np.ndarray, n
 def _truth_common(case: _Case, kind: str) -> dict:
     nu = case.nu
     sl = float(case.skies[-1])
-    sh = float(np.median(case.skies[:-1]))
+    sh = float(np.median(case.skies[:case.n_hist]))
     dx, dy = case.shifts[-1]
     return {
         "kind": kind,
@@ -958,7 +995,7 @@ def _truth_common(case: _Case, kind: str) -> dict:
         "sky_e": [_r(s) for s in case.skies],
         "noise_frac": _r(case.noise_frac),
         "shifts": {"latest": [_r(dx), _r(dy)], "latest_abs": _r(math.hypot(dx, dy)),
-                   "history": [[_r(a), _r(b)] for a, b in case.shifts[:-1]],
+                   "history": [[_r(a), _r(b)] for a, b in case.shifts[:case.n_hist]],
                    "note": "(dx, dy) px of the blob pattern and illumination in each frame"},
         "nuisance": nu.to_dict(),
         "gradient_peak_frac": _r(nu.gradient_sigma * case.noise_frac),
@@ -988,9 +1025,9 @@ def _to_units(img_e: np.ndarray, nu: Nuisance, light: tuple[slice, slice]) -> np
 
 def make_series(rng: np.random.Generator, nuisance: Nuisance, new_blobs: Sequence[BlobSpec] = (), *,
                 templates: Sequence[np.ndarray] | None = None, existing: Sequence[BlobSpec] | None = None,
-                n_history: int = N_HISTORY, start_date: str | None = None
+                n_history: int = N_HISTORY, start_date: str | None = None, n_days: int = 1
                 ) -> tuple[list[np.ndarray], list[dict], dict]:
-    """Simulate a CSM-monitor series: `n_history` history frames + the latest frame.
+    """Simulate a CSM-monitor series: `n_history` history frames + `n_days` monitored frames.
 
     Parameters
     ----------
@@ -998,8 +1035,9 @@ def make_series(rng: np.random.Generator, nuisance: Nuisance, new_blobs: Sequenc
     nuisance : Nuisance
         The knobs of the case (units, frame size, noise, ...).
     new_blobs : sequence of BlobSpec
-        Blobs present in the latest frame only, at exactly (x, y).  A blob with ``snr``
-        set gets ``depth = snr * truth["noise_frac"]``.
+        Blobs that appear in the first monitored frame, at exactly (x, y), and stay in every
+        later one (same shape and depth, moving with the blob pattern's shift of each day, like
+        the existing blobs).  A blob with ``snr`` set gets ``depth = snr * truth["noise_frac"]``.
     templates : sequence of 2-D arrays, optional
         Real-shape templates for the randomly drawn existing blobs.
     existing : sequence of BlobSpec, optional
@@ -1008,18 +1046,28 @@ def make_series(rng: np.random.Generator, nuisance: Nuisance, new_blobs: Sequenc
         Number of history frames (default 30).
     start_date : str, optional
         ISO DATE-OBS of the first frame; random (2012-2024) if None.
+    n_days : int
+        Number of monitored frames, one day apart after the history (default 1: the latest
+        frame only; the frames, truth and random numbers are then those of a call without it).
+        Each monitored frame has its own noise, cosmic rays, sky level, illumination and
+        mis-registration shift (``misreg_px x U(0.75, 1)``, random direction); the residual
+        gradient, offset and persistence of the case are in every monitored frame.
 
     Returns
     -------
     frames : list of ndarray
-        ``n_history + 1`` float32 arrays (oldest first, latest last) in ``nuisance.units``.
+        ``n_history + n_days`` float32 arrays (oldest first, latest last) in ``nuisance.units``.
     headers : list of dict
         ``{"DATE-OBS": ...}`` (+ ``"BUNIT"`` if ``nuisance.write_bunit``) per frame.
     truth : dict
         Plain-JSON truth (blobs, shifts, noise_frac, skies, every nuisance value, ...).
+        ``noise_frac`` and the blobs' ``snr`` refer to the first monitored day's difference.
+        With ``n_days > 1`` also ``n_days``, ``monitored_frames`` (indices), ``monitored_dates``,
+        ``shifts["monitored"]`` and, per new blob, ``first_frame`` (index of the frame it appears
+        in), ``first_day`` (1) and ``xy_by_day`` (its centre in each monitored frame).
     """
     nu = nuisance
-    case = _prepare_case(rng, nu, new_blobs, templates, existing, n_history, start_date)
+    case = _prepare_case(rng, nu, new_blobs, templates, existing, n_history, start_date, n_days)
     size, lo, hi = nu.frame_size, case.lo, case.hi
     light = (slice(lo, hi), slice(lo, hi))
     border = None
@@ -1030,20 +1078,21 @@ def make_series(rng: np.random.Generator, nuisance: Nuisance, new_blobs: Sequenc
     rn2_light = case.rn[light] ** 2
     grad = _gradient_map(case) if nu.gradient_sigma else None
     pers = _persistence_map(case) if nu.persistence else None
-    n = n_history + 1
+    n = n_history + int(n_days)
+    s0 = case.shifts[n_history]  # the new blobs' truth position is in the first monitored frame
     frames, headers = [], []
     n_cr_latest = 0
     for t in range(n):
-        latest = t == n - 1
+        monitored = t >= n_history
         sky = float(case.skies[t])
         dx, dy = case.shifts[t]
         illum = _illumination(case, float(case.vig[t]), case.gcoef[t], dx, dy)
         T = np.ones((LIGHT, LIGHT), np.float32)
         _multiply_blobs(T, case.existing, case.existing_preps, lo, hi, dx, dy)
-        if latest:
-            _multiply_blobs(T, case.new, case.new_preps, lo, hi, 0.0, 0.0)
+        if monitored:
+            _multiply_blobs(T, case.new, case.new_preps, lo, hi, float(dx - s0[0]), float(dy - s0[1]))
         mean = np.float32(sky) * illum * T * case.flat
-        if latest:
+        if monitored:
             if grad is not None:
                 mean *= 1.0 - np.float32(nu.gradient_sigma * case.noise_frac) * grad
             if nu.offset_sigma:
@@ -1067,7 +1116,7 @@ def make_series(rng: np.random.Generator, nuisance: Nuisance, new_blobs: Sequenc
             fl.ravel()[case.unst_idx] += (s1 * _unstable_values(rng, case, 1)[0]).astype(np.float32)
         cr_idx, cr_e = _cosmic_rays(rng, nu.cr_per_frame)
         np.add.at(fl.ravel(), cr_idx, cr_e)
-        if latest:
+        if t == n - 1:
             n_cr_latest = int(cr_idx.size)
         frame[light] = fl
         frame = _to_units(frame, nu, light)
@@ -1088,6 +1137,19 @@ def make_series(rng: np.random.Generator, nuisance: Nuisance, new_blobs: Sequenc
     truth["n_cosmic_ray_pixels_latest"] = n_cr_latest
     truth["difference_convention"] = ("D = median(history_t / (S_t I_t)) - latest / (S_L I_L); the latest "
                                       "frame's gradient and offset terms are NOT part of I_L")
+    if n_days > 1:  # (absent for one monitored frame: the truth of a call without n_days)
+        mon = range(n_history, n)
+        truth["n_days"] = int(n_days)
+        truth["monitored_frames"] = list(mon)
+        truth["monitored_dates"] = [case.dates[t] for t in mon]
+        truth["shifts"]["monitored"] = [[_r(case.shifts[t][0]), _r(case.shifts[t][1])] for t in mon]
+        truth["shifts"]["note"] += ("; latest = the last frame, monitored = every frame after the history; "
+                                    "noise_frac and snr refer to the first monitored day")
+        for b, d in zip(case.new, truth["new_blobs"]):
+            d["first_frame"] = int(n_history)
+            d["first_day"] = 1
+            d["xy_by_day"] = [[_r(b.x + case.shifts[t][0] - s0[0]), _r(b.y + case.shifts[t][1] - s0[1])]
+                              for t in mon]
     return frames, headers, truth
 
 
@@ -1231,7 +1293,9 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def _draw_nuisance(rng: np.random.Generator, regime: str, units_choices: Sequence[str]) -> Nuisance:
-    """Random realistic knobs; ``quiet`` (little mis-registration) or ``dips`` (0.2-0.6 px + more)."""
+    """Random realistic knobs; ``quiet`` (little mis-registration), ``dips`` (0.2-0.6 px + more) or
+    ``jitter_deep`` (every frame jittered: history rms 0.15-0.5 px per frame, monitored frames shifted
+    0.15-0.5 px; other nuisances as ``quiet``)."""
     loguni = lambda a, b: float(math.exp(rng.uniform(math.log(a), math.log(b))))
     common = dict(
         frame_size=int(rng.choice([LIGHT, LIGHT + 2 * BORDER])),
@@ -1264,37 +1328,54 @@ def _draw_nuisance(rng: np.random.Generator, regime: str, units_choices: Sequenc
                      unstable_fraction=loguni(1e-4, 1e-2), cr_per_frame=int(rng.integers(20, 401)),
                      persistence=0.0 if rng.random() < 0.6 else float(rng.uniform(1, 8)),
                      row_noise=float(rng.uniform(0.0, 0.5)))
+    elif regime == "jitter_deep":
+        # history: N(0, s) per axis, s = J / sqrt(2), so the rms shift of a frame is J in 0.15-0.5 px;
+        # monitored frames: misreg_px x U(0.75, 1) with misreg_px in 0.2-0.5, i.e. 0.15-0.5 px
+        extra = dict(misreg_px=float(rng.uniform(0.2, 0.5)),
+                     history_jitter_px=float(rng.uniform(0.15, 0.5)) / math.sqrt(2.0),
+                     gradient_sigma=float(rng.uniform(0.0, 0.3)), offset_sigma=float(rng.normal(0, 0.05)),
+                     unstable_fraction=loguni(1e-4, 1e-3), cr_per_frame=int(rng.integers(20, 121)),
+                     persistence=0.0, row_noise=float(rng.uniform(0.0, 0.1)))
     else:
         raise ValueError(f"unknown regime {regime!r}")
     return Nuisance(**common, **extra)
 
 
-def _draw_new_blobs(rng: np.random.Generator, nu: Nuisance, weak_fraction: float, templates) -> list[BlobSpec]:
+def _draw_new_blobs(rng: np.random.Generator, nu: Nuisance, weak_fraction: float, templates,
+                    weak_snr: tuple[float, float] = (1.5, 3.0)) -> list[BlobSpec]:
     k = 1 + int(rng.random() < 0.4)
     out: list[BlobSpec] = []
     for _ in range(k):
-        snr = float(rng.uniform(1.5, 3.0)) if rng.random() < weak_fraction else float(rng.uniform(3.0, 12.0))
+        snr = (float(rng.uniform(weak_snr[0], weak_snr[1])) if rng.random() < weak_fraction
+               else float(rng.uniform(3.0, 12.0)))
         out.append(sample_new_blob(rng, snr=snr, nuisance=nu, templates=templates, avoid=out, min_separation=10.0))
     return out
 
 
-def _plan(seed: int, tag: int, n_quiet: int, n_new: int) -> list[tuple[str, str, np.random.SeedSequence]]:
+def _plan(seed: int, tag: int, n_quiet: int, n_new: int,
+          n_jitter_deep: int = 0) -> list[tuple[str, str, np.random.SeedSequence]]:
     """Case names (neutral, shuffled so the order does not reveal the class) and seeds."""
-    if n_quiet < 0 or n_new < 0:
-        raise ValueError("case counts must be >= 0")
-    kinds = ["quiet"] * ((n_quiet + 1) // 2) + ["dips"] * (n_quiet // 2) + ["new"] * n_new
+    for name, v in (("n_quiet", n_quiet), ("n_new", n_new), ("n_jitter_deep", n_jitter_deep)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"case counts must be integers >= 0: {name}={v!r}")
+    kinds = (["quiet"] * ((n_quiet + 1) // 2) + ["dips"] * (n_quiet // 2) + ["new"] * n_new
+             + ["jitter_deep"] * n_jitter_deep)
     order = np.random.default_rng(np.random.SeedSequence([int(seed), tag, 0])).permutation(len(kinds))
     return [(f"case_{i:03d}", kinds[j], np.random.SeedSequence([int(seed), tag, 1, i]))
             for i, j in enumerate(order)]
 
 
-def _set_meta(seed: int, n_quiet: int, n_new: int, n_history: int, templates) -> dict:
-    return {"generator": "blobhelpers.blob.crosssim", "independent": True, "seed": int(seed),
+def _set_meta(seed: int, n_quiet: int, n_new: int, n_history: int, templates, n_days: int = 1,
+              n_jitter_deep: int = 0) -> dict:
+    meta = {"generator": "blobhelpers.blob.crosssim", "independent": True, "seed": int(seed),
             "n_quiet": int(n_quiet), "n_new": int(n_new), "n_history": int(n_history),
             "n_templates": len(templates) if templates else 0,
             "coordinates": "x = column, y = row, 0-based, written array",
             "snr_definition": "peak fractional depth / per-pixel sigma of the difference (fractional)",
             "purpose": "evaluation only: never train, tune thresholds or select models on it"}
+    if n_days != 1 or n_jitter_deep:  # (absent by default: the meta of a set written without them)
+        meta.update(n_days=int(n_days), n_jitter_deep=int(n_jitter_deep))
+    return meta
 
 
 def _case_regime(rng: np.random.Generator, kind: str) -> str:
@@ -1350,35 +1431,70 @@ def write_difference_set(outdir: str | os.PathLike, n_quiet: int = 40, n_new: in
     return result
 
 
+def _series_tag(n_days: int) -> int:
+    """Seed tag of the series sets: one-day sets keep their seeds; multi-day sets draw their own cases."""
+    return 2 if n_days == 1 else 3
+
+
 def iter_series_cases(n_quiet: int = 20, n_new: int = 22, seed: int = 0, *,
                       templates: Sequence[np.ndarray] | None = None, weak_fraction: float = 0.15,
-                      n_history: int = N_HISTORY):
+                      n_history: int = N_HISTORY, n_days: int = 1, n_jitter_deep: int = 0,
+                      weak_snr: Sequence[float] = (1.5, 3.0)):
     """The cases of :func:`write_series_set`, one at a time, in memory (same seeds, same frames).
 
     Yields ``(name, case_kind, nuisance_regime, frames, headers, truth)``; a caller that needs
     the frames on disk only briefly (a 31-frame series is ~130 MB) writes and removes them itself.
+    ``case_kind`` is ``quiet``, ``dips``, ``new`` or ``jitter_deep`` (see :func:`write_series_set`).
+    With the defaults (``n_days=1``, ``n_jitter_deep=0``, ``weak_snr=(1.5, 3)``) the cases are those
+    of a call without them.
     """
-    for name, kind, ss in _plan(seed, 2, n_quiet, n_new):
+    if isinstance(n_days, bool) or not isinstance(n_days, (int, np.integer)) or n_days < 1:
+        raise ValueError(f"n_days must be an integer >= 1, not {n_days!r}")
+    if not 0.0 <= weak_fraction <= 1.0:
+        raise ValueError(f"weak_fraction must be in [0, 1], not {weak_fraction!r}")
+    weak = tuple(float(v) for v in weak_snr)
+    if len(weak) != 2 or not 0 < weak[0] <= weak[1]:
+        raise ValueError(f"weak_snr must be (low, high) with 0 < low <= high, not {weak_snr!r}")
+    for name, kind, ss in _plan(seed, _series_tag(n_days), n_quiet, n_new, n_jitter_deep):
         rng = np.random.default_rng(ss)
         regime = _case_regime(rng, kind)
         nu = _draw_nuisance(rng, regime, UNITS)
-        new = _draw_new_blobs(rng, nu, weak_fraction, templates) if kind == "new" else []
-        frames, headers, truth = make_series(rng, nu, new, templates=templates, n_history=n_history)
+        new = _draw_new_blobs(rng, nu, weak_fraction, templates, weak) if kind == "new" else []
+        existing = None
+        if kind == "jitter_deep":  # the usual population plus 3-5 deep ones (25-30 %, radius 5-15 px)
+            population = _draw_existing(rng, nu, templates, [])
+            existing = population + _draw_deep_existing(rng, nu, templates, population, int(rng.integers(3, 6)))
+        frames, headers, truth = make_series(rng, nu, new, templates=templates, existing=existing,
+                                             n_history=n_history, n_days=n_days)
+        if kind == "jitter_deep":
+            truth["n_deep_existing"] = sum(1 for b in existing if b.depth >= 0.25)
         yield name, kind, regime, frames, headers, truth
 
 
 def write_series_set(outdir: str | os.PathLike, n_quiet: int = 20, n_new: int = 22, seed: int = 0, *,
                      templates: Sequence[np.ndarray] | None = None, weak_fraction: float = 0.15,
-                     n_history: int = N_HISTORY) -> dict:
+                     n_history: int = N_HISTORY, n_days: int = 1, n_jitter_deep: int = 0,
+                     weak_snr: Sequence[float] = (1.5, 3.0)) -> dict:
     """Write the default cross-simulator series evaluation set.
 
     Parameters
     ----------
     outdir : path
         Files go to ``outdir/series/<case>/frame_NN.fits`` (``NN`` = 00 oldest ...
-        ``n_history`` latest) and ``outdir/series/truth.json``.
+        ``n_history + n_days - 1`` latest) and ``outdir/series/truth.json``.
     n_quiet, n_new, seed, templates, weak_fraction, n_history
         As in :func:`write_difference_set` (units also include DN).
+    n_days : int
+        Monitored frames per series (default 1, the latest frame only).  New blobs appear in
+        the first monitored frame and stay.  Multi-day sets (``n_days > 1``) draw their own
+        cases (other seeds than the one-day set).
+    n_jitter_deep : int
+        Blob-free series in which every frame is jittered (history: rms 0.15-0.5 px per frame;
+        monitored frames: shifted 0.15-0.5 px) and the existing blobs include 3-5 deep ones
+        (depth 25-30 %, radius 5-15 px); case kind ``jitter_deep``.
+    weak_snr : (float, float)
+        S/N range of the weak share (`weak_fraction`) of the new blobs (default 1.5-3; the others
+        are 3-12).
 
     Returns
     -------
@@ -1389,7 +1505,8 @@ def write_series_set(outdir: str | os.PathLike, n_quiet: int = 20, n_new: int = 
     out.mkdir(parents=True, exist_ok=True)
     cases = []
     for name, kind, regime, frames, headers, truth in iter_series_cases(
-            n_quiet, n_new, seed, templates=templates, weak_fraction=weak_fraction, n_history=n_history):
+            n_quiet, n_new, seed, templates=templates, weak_fraction=weak_fraction, n_history=n_history,
+            n_days=n_days, n_jitter_deep=n_jitter_deep, weak_snr=weak_snr):
         new = truth["new_blobs"]
         cdir = out / name
         cdir.mkdir(exist_ok=True)
@@ -1399,9 +1516,10 @@ def write_series_set(outdir: str | os.PathLike, n_quiet: int = 20, n_new: int = 
             _write_fits_atomic(cdir / fname, frame, hdr)
             files.append(f"{name}/{fname}")
         del frames
-        cases.append({"case": name, "files": files, "latest": files[-1], "case_kind": kind,
+        extra = {"monitored": files[n_history:]} if n_days > 1 else {}
+        cases.append({"case": name, "files": files, "latest": files[-1], **extra, "case_kind": kind,
                       "nuisance_regime": regime, "has_new_blob": bool(new), **truth})
-    result = {**_set_meta(seed, n_quiet, n_new, n_history, templates), "cases": cases}
+    result = {**_set_meta(seed, n_quiet, n_new, n_history, templates, n_days, n_jitter_deep), "cases": cases}
     _write_json_atomic(out / "truth.json", result)
     return result
 
@@ -1441,6 +1559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n-quiet-series", type=int, default=20)
     p.add_argument("--n-new-series", type=int, default=22)
     p.add_argument("--n-history", type=int, default=N_HISTORY)
+    p.add_argument("--n-days", type=int, default=1, help="monitored frames per series (new blobs stay)")
+    p.add_argument("--n-jitter-deep", type=int, default=0,
+                   help="blob-free series with jittered frames and deep existing blobs")
     p.add_argument("--templates", default=None, help="optional .npz/.npy of 2-D blob cutouts")
     args = p.parse_args(argv)
     templates = _load_templates(args.templates) if args.templates else None
@@ -1448,10 +1569,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_difference_set(args.outdir, args.n_quiet_diff, args.n_new_diff, args.seed, templates=templates,
                              n_history=args.n_history)
         print(f"wrote {args.n_quiet_diff + args.n_new_diff} difference cases to {Path(args.outdir) / 'diff'}")
-    if args.n_quiet_series or args.n_new_series:
+    if args.n_quiet_series or args.n_new_series or args.n_jitter_deep:
         write_series_set(args.outdir, args.n_quiet_series, args.n_new_series, args.seed, templates=templates,
-                         n_history=args.n_history)
-        print(f"wrote {args.n_quiet_series + args.n_new_series} series to {Path(args.outdir) / 'series'}")
+                         n_history=args.n_history, n_days=args.n_days, n_jitter_deep=args.n_jitter_deep)
+        n_series = args.n_quiet_series + args.n_new_series + args.n_jitter_deep
+        print(f"wrote {n_series} series to {Path(args.outdir) / 'series'}")
     return 0
 
 

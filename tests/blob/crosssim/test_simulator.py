@@ -454,3 +454,86 @@ def test_same_seed_same_arrays_and_truth():
     assert i1.tobytes() == i2.tobytes() and json.dumps(t1) == json.dumps(t2)
     i3, _ = cs.make_difference(np.random.default_rng(43), nu, [cs.BlobSpec(x=200, y=200, radius=5, snr=6)])
     assert i1.tobytes() != i3.tobytes()
+
+
+# ------------------------------------------------------------------------------------------
+# multi-day series (the daily job over several days) and the jittered deep-blob series
+# ------------------------------------------------------------------------------------------
+def test_one_monitored_day_is_the_series_of_before():
+    nu = cs.Nuisance(frame_size=1024, units="DN", misreg_px=0.3, persistence=2.0, n_existing=8)
+    b = cs.BlobSpec(x=300.0, y=400.0, radius=5.0, snr=5.0)
+    r1, r2 = np.random.default_rng(21), np.random.default_rng(21)
+    f1, h1, t1 = cs.make_series(r1, nu, [b], n_history=3)
+    f2, h2, t2 = cs.make_series(r2, nu, [b], n_history=3, n_days=1)
+    assert [f.tobytes() for f in f1] == [f.tobytes() for f in f2] and h1 == h2
+    assert json.dumps(t1) == json.dumps(t2) and r1.random() == r2.random()  # same truth, same draws
+    a = list(cs.iter_series_cases(1, 1, 9, n_history=2))
+    c = list(cs.iter_series_cases(1, 1, 9, n_history=2, n_days=1, n_jitter_deep=0))
+    for x, y in zip(a, c):
+        assert x[:3] == y[:3] and [f.tobytes() for f in x[3]] == [f.tobytes() for f in y[3]]
+        assert json.dumps(x[5]) == json.dumps(y[5])
+    with pytest.raises(ValueError, match="n_days"):
+        cs.make_series(np.random.default_rng(0), nu, [], n_history=3, n_days=0)
+
+
+def test_multi_day_new_blob_stays_in_every_monitored_frame():
+    import datetime as dt
+
+    x, y, depth = 400.6, 500.2, 0.2
+    nu = quiet(units="e-", sky_e=4000.0, misreg_px=0.3)
+    b = cs.BlobSpec(x=x, y=y, radius=7.0, depth=depth, kind="disc", sharpness=3.0)
+    frames, headers, truth = cs.make_series(np.random.default_rng(5), nu, [b], n_history=4, n_days=3)
+    assert len(frames) == len(headers) == 7
+    dates = [dt.datetime.fromisoformat(h["DATE-OBS"]) for h in headers]
+    assert all(d2 - d1 == dt.timedelta(days=1) for d1, d2 in zip(dates, dates[1:]))
+    assert truth["n_days"] == 3 and truth["monitored_frames"] == [4, 5, 6]
+    assert truth["monitored_dates"] == [h["DATE-OBS"] for h in headers[4:]] and truth["date_obs"] == headers[-1]["DATE-OBS"]
+    nb = truth["new_blobs"][0]
+    assert nb["first_frame"] == 4 and nb["first_day"] == 1 and nb["x"] == pytest.approx(x)
+    mon = truth["shifts"]["monitored"]
+    assert len(mon) == 3 and len({tuple(s) for s in mon}) == 3  # each day its own shift ...
+    assert all(0.75 * 0.3 - 1e-6 <= math.hypot(*s) <= 0.3 + 1e-6 for s in mon)  # ... drawn as the latest's
+    assert len(truth["shifts"]["history"]) == 4
+    # the blob moves with the blob pattern: its place each day is the day-1 place + (shift - day-1 shift)
+    for (bx, by), s in zip(nb["xy_by_day"], mon):
+        assert bx == pytest.approx(x + s[0] - mon[0][0], abs=2e-3) and by == pytest.approx(y + s[1] - mon[0][1], abs=2e-3)
+    for t, f in enumerate(frames):
+        n = local_norm(f, x, y)
+        if t < 4:
+            assert centre_mean(n, x, y, 2.0) == pytest.approx(1.0, abs=0.03)  # absent from the history
+        else:
+            bx, by = nb["xy_by_day"][t - 4]
+            assert centre_mean(n, bx, by, 2.0) == pytest.approx(1.0 - depth, abs=0.03)  # there, same depth
+            cx, cy = centroid(1.0 - n, bx, by, 7.0, 0.3 * depth)
+            assert abs(cx - bx) < 0.5 and abs(cy - by) < 0.5
+
+
+def test_jittered_deep_blob_series_are_blob_free_with_deep_existing_blobs(tmp_path):
+    truth = cs.write_series_set(tmp_path, n_quiet=0, n_new=1, seed=4, n_history=2, n_days=2, n_jitter_deep=1)
+    assert truth["n_days"] == 2 and truth["n_jitter_deep"] == 1
+    kinds = {c["case_kind"]: c for c in truth["cases"]}
+    assert set(kinds) == {"new", "jitter_deep"}
+    for c in truth["cases"]:
+        assert len(c["files"]) == 4 and c["monitored"] == c["files"][2:] and c["latest"] == c["files"][-1]
+        assert all((tmp_path / "series" / f).is_file() for f in c["files"])
+    jd = kinds["jitter_deep"]
+    assert jd["new_blobs"] == [] and not jd["has_new_blob"] and jd["nuisance_regime"] == "jitter_deep"
+    deep = [b for b in jd["existing_blobs"] if 0.25 <= b["depth"] <= 0.30 and 5 <= b["radius"] <= 15]
+    assert len(deep) >= 3 and jd["n_deep_existing"] >= 3
+    # every frame jittered: history rms per frame 0.15-0.5 px, each monitored frame shifted 0.15-0.5 px
+    assert 0.15 - 1e-6 <= jd["nuisance"]["history_jitter_px"] * math.sqrt(2) <= 0.5 + 1e-6
+    assert all(0.15 - 1e-6 <= math.hypot(*s) <= 0.5 + 1e-6 for s in jd["shifts"]["monitored"])
+    nw = kinds["new"]
+    assert nw["new_blobs"] and all(b["first_frame"] == 2 for b in nw["new_blobs"])
+    with pytest.raises(ValueError, match="n_jitter_deep"):
+        list(cs.iter_series_cases(0, 0, 1, n_jitter_deep=-1))
+    with pytest.raises(ValueError, match="n_days"):
+        list(cs.iter_series_cases(0, 1, 1, n_days=0))
+    with pytest.raises(ValueError, match="weak_snr"):
+        list(cs.iter_series_cases(0, 1, 1, weak_snr=(2.0, 1.0)))
+
+
+def test_faint_share_of_new_blobs_takes_its_own_snr_range():
+    snrs = [b["requested_snr"] for *_, t in cs.iter_series_cases(0, 6, 2, n_history=1, n_days=2, weak_fraction=1.0,
+                                                                 weak_snr=(0.5, 1.5)) for b in t["new_blobs"]]
+    assert len(snrs) >= 6 and all(0.5 <= v <= 1.5 for v in snrs)

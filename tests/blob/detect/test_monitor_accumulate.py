@@ -143,3 +143,62 @@ def test_registration_explained_fits_a_crescent_not_a_disc():
                                   3.5) < 0.15
     # no blob edge nearby: nothing to explain
     assert registration_explained(disc, np.ones_like(stack), 72.0, 64.0, 3.5) == 0.0
+
+
+BIG = (432.0, 656.0, 13.0, 0.10)  # a 10 % deep new blob, radius 13 px, centred on a 32-px block: half of it
+
+
+def test_a_deep_large_new_blob_is_found_on_its_first_day(trained_tiny, tmp_path):
+    """Its own frame's illumination (block medians) and the S/N map's block background would dig a
+    negative ring around it, and the detection core would reject it as a dipole or a bright
+    transient; left out of both (``renormalize``), it is alerted on its first day."""
+    paths = _series(tmp_path / "frames", seed=5, new=BIG)
+    on = _daily(paths, trained_tiny[2], tmp_path / "on", _cfg(), days=[APPEAR])[APPEAR]
+    hits = [c for c in _near(on, *BIG[:2]) if c["new"]]
+    assert hits and hits[0]["k"] == 1, _near(on, *BIG[:2])
+    assert np.hypot(hits[0]["x"] - BIG[0], hits[0]["y"] - BIG[1]) < 1.5
+    assert hits[0]["depth"] > 0.75 * BIG[3]  # the depth is no longer eaten by the normalisation
+    off = _daily(paths, trained_tiny[2], tmp_path / "off", _cfg(renormalize=False), days=[APPEAR])[APPEAR]
+    assert not any(c["new"] for c in _near(off, *BIG[:2])), _near(off, *BIG[:2])
+    rejected = [r for r in off["rejected"] if np.hypot(r["x"] - BIG[0], r["y"] - BIG[1]) < 8]
+    assert rejected and rejected[0]["reason"] in ("dipole", "bright transient")
+
+
+def test_a_new_blob_beside_a_known_blob_is_not_taken_for_it(trained_tiny, tmp_path):
+    """A known blob absorbs the candidates centred on it (the blob itself, e.g. confirmed lately) and
+    its registration residuals; a new blob 9 px from the centre of a 12-px known blob is judged."""
+    from blobhelpers.blob.detect.monitor import KnownCatalog
+
+    old = (300.0, 300.0, 12.0, 0.03)
+    new = (309.0, 300.0, 6.0, 0.08)
+    paths = _series(tmp_path / "frames", seed=6, new=new, deep=old)
+    known = tmp_path / "known.csv"
+    KnownCatalog([{"id": 0, "x": old[0], "y": old[1], "radius": old[2], "depth": old[3]}]).write(known)
+    rec = run_monitor(paths[:APPEAR + 1], trained_tiny[2], tmp_path / "out", _cfg(), known_path=known, html=False)[0]
+    hits = [c for c in _near(rec, *new[:2], 4.0) if c["new"]]
+    assert hits and hits[0]["near_known"] == 0, rec["candidates"]
+    # the known blob itself, shown in full by a difference whose history lacks it, is absorbed
+    lately = (600.0, 600.0, 8.0, 0.08)
+    paths = _series(tmp_path / "frames2", seed=6, new=lately)
+    KnownCatalog([{"id": 0, "x": lately[0] + 0.8, "y": lately[1] - 0.6, "radius": lately[2]}]).write(known)
+    rec = run_monitor(paths[:APPEAR + 1], trained_tiny[2], tmp_path / "out2", _cfg(), known_path=known, html=False)[0]
+    assert not _near(rec, *lately[:2]) and rec["n_known_matched"] >= 1, rec["candidates"]
+
+
+def test_a_level_the_history_has_and_today_lacks_leaves_no_alert_on_existing_blobs(trained_tiny, tmp_path):
+    """An additive level that differs between the history and today (here the history's frames carry
+    12 % of the sky that the newest frame lacks, as a bias pedestal left in trimmed DN files does when
+    the sky changes) makes every existing blob deeper today by the same factor: the difference shows
+    each one as a faint concentric disc that no registration shift explains. The global fit of the
+    history's blob pattern removes it; with the fit off, the deep blob alerts."""
+    from astropy.io import fits
+
+    paths = _series(tmp_path / "frames", seed=8, deep=DEEP)
+    with fits.open(paths[APPEAR], mode="update") as hdul:
+        data = hdul[0].data.astype(np.float32)
+        hdul[0].data = data - np.float32(0.12 * np.nanmedian(data))
+    on = run_monitor(paths[:APPEAR + 1], trained_tiny[2], tmp_path / "on", _cfg(), html=False)[0]
+    assert not on["new_blob"], on["candidates"]
+    assert 0.08 < on["pattern_scale"] < 0.2  # dips ~14 % deeper today: (history - today) = a (1 - P)
+    off = run_monitor(paths[:APPEAR + 1], trained_tiny[2], tmp_path / "off", _cfg(pattern_fit=False), html=False)[0]
+    assert any(c["new"] for c in _near(off, *DEEP[:2], 6.0)), off["candidates"]

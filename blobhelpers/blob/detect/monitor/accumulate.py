@@ -34,7 +34,8 @@ from scipy import ndimage
 from blobhelpers.blob.preprocess.difference import _blob_pattern  # the dip model's pattern, shared
 from blobhelpers.blob.preprocess.difference import block_medians, fill_grid, upsample_matrix
 
-__all__ = ["window_means", "registration_explained", "merge_windows", "strong_structure", "illumination_fix"]
+__all__ = ["window_means", "registration_explained", "merge_windows", "strong_structure", "illumination_fix",
+           "pattern_scale"]
 
 
 def window_means(diffs: list[np.ndarray], ks) -> dict[int, np.ndarray]:
@@ -158,6 +159,51 @@ def strong_structure(diff: np.ndarray, nsigma: float = 5.0, smooth: float = 2.0,
     if not hot.any():
         return None
     return ndimage.maximum_filter(hot.view(np.uint8), size=2 * grow + 1).astype(bool)
+
+
+def pattern_scale(diff: np.ndarray, stack: np.ndarray, min_dip: float = 0.05, smooth: float = 1.0,
+                  dips: np.ndarray | None = None) -> float:
+    """The share of the history's blob pattern that the difference image holds, fitted over the
+    whole frame (0 when the history has too few deep blob pixels).
+
+    An additive level in the current frame that the history lacks (a bias pedestal left in a
+    trimmed DN frame, a glow or a sky-dependent dark) does not divide out with the illumination:
+    every blob of the frame then looks shallower (or deeper) by the same factor, and the difference
+    shows each existing blob as a faint disc -- concentric, so no registration shift explains it.
+    The factor ``a`` of ``diff ~ a (1 - P)`` is fitted by least squares on the pixels where the
+    pattern (smoothed by *smooth* px) dips by more than *min_dip* (existing blobs), with two rounds
+    of 4-sigma clipping so that a new blob on an old one cannot pull it; the monitor subtracts
+    ``a (1 - P)``.
+
+    >>> occ = np.zeros((256, 256), np.float32)
+    >>> from blobhelpers.blob.sim.shapes import BlobShape, render
+    >>> for x, y in ((60.0, 60.0), (180.0, 90.0), (120.0, 200.0)):
+    ...     render(occ, x, y, BlobShape(10.0), 0.3)
+    >>> stack = 1 - occ
+    >>> today = 1 - 0.9 * occ                      # an offset of ~11 % of the sky: dips 10 % shallower
+    >>> round(pattern_scale(stack - today, stack), 3)   # (history - today) = -0.1 (1 - P)
+    -0.1
+    >>> pattern_scale(np.zeros_like(stack), stack)
+    0.0
+    """
+    B = 1.0 - _blob_pattern(stack) if dips is None else dips   # dips: a precomputed 1 - P
+    sel = np.isfinite(diff) & (1.0 - ndimage.gaussian_filter(1.0 - B, smooth) > min_dip)
+    if sel.sum() < 200:
+        return 0.0
+    x = B[sel].astype(np.float64)
+    y = diff[sel].astype(np.float64)
+    keep = np.ones(x.size, bool)
+    a = 0.0
+    for _ in range(3):
+        a = float((x[keep] * y[keep]).sum() / (x[keep] * x[keep]).sum())
+        r = y - a * x
+        mad = float(np.median(np.abs(r[keep] - np.median(r[keep])))) / 0.6745
+        if mad <= 0:
+            break
+        keep = np.abs(r) <= 4.0 * mad
+        if keep.sum() < 200:
+            break
+    return a
 
 
 def illumination_fix(current: np.ndarray, mask: np.ndarray, block: int = 32) -> np.ndarray:

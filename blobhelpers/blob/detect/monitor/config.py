@@ -47,6 +47,7 @@ class MonitorConfig:
     watch_snr: float = 4.5       # below the alert threshold but above this: watched (logged, shown apart)
     residual_window: int = 32    # half-size (px) of the local fit of a registration residual
     residual_gradient: float = 0.005   # no blob edge (pattern gradient per px below this): no residual fit
+    pattern_fit: bool = True     # fit and remove the share of the history's blob pattern in the difference
     renormalize: bool = True     # leave strong structure out of the current frame's illumination (deep new blobs)
     renormalize_nsigma: float = 5.0    # what is strong: the 2-px-smoothed difference beyond this many sigma
 

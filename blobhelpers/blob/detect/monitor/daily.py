@@ -12,8 +12,8 @@ import numpy as np
 
 from blobhelpers.blob.detect.alertfigures import save_alert_pngs
 from blobhelpers.blob.detect.detection import detect_candidates, measure_blob, screen, valid_mask, verify
-from blobhelpers.blob.detect.monitor.accumulate import (illumination_fix, merge_windows, registration_explained,
-                                                         strong_structure, window_means)
+from blobhelpers.blob.detect.monitor.accumulate import (illumination_fix, merge_windows, pattern_scale,
+                                                         registration_explained, strong_structure, window_means)
 from blobhelpers.blob.detect.monitor.catalog import KnownCatalog
 from blobhelpers.blob.detect.monitor.config import MonitorConfig
 from blobhelpers.blob.detect.monitor.records import MonitorLog
@@ -24,7 +24,7 @@ from blobhelpers.blob.io.fitsio import BORDER, expand_frame_paths, frame_time, r
 from blobhelpers.blob.io.wfc3 import describe, history_summary, signature_differences
 from blobhelpers.blob.learn.cnn import load_model, load_preprocessing
 from blobhelpers.blob.learn.inference import saliency
-from blobhelpers.blob.preprocess.difference import difference_of_normalized, normalize_many
+from blobhelpers.blob.preprocess.difference import _blob_pattern, difference_of_normalized, normalize_many
 from blobhelpers.blob.preprocess.scaling import TILE, scale_image, tile_origins
 from blobhelpers.core.errors import InputError
 from blobhelpers.core.parallel import default_workers
@@ -294,10 +294,21 @@ class Monitor:
         out of the current frame's illumination and the difference made again: a deep new blob
         would otherwise sit in a negative halo of its own making and be rejected as a dipole or a
         bright transient (:func:`~blobhelpers.blob.detect.monitor.accumulate.illumination_fix`).
+        With ``pattern_fit``, the share of the history's blob pattern the difference holds (an
+        additive level that the current frame has and the history lacks) is fitted over the frame
+        and removed first (:func:`~blobhelpers.blob.detect.monitor.accumulate.pattern_scale`).
         """
         cfg = self.config
         cur = inp["current"]
         diff = difference_of_normalized(inp["history"], cur, cfg.register)
+        scale = 0.0
+        if cfg.pattern_fit:
+            # an additive level the history lacks scales every existing blob's dip alike: fit and remove it
+            dips = 1.0 - _blob_pattern(diff.stack)
+            scale = pattern_scale(diff.data, diff.stack, dips=dips)
+            if scale:
+                diff = dataclasses.replace(diff, data=(diff.data - np.float32(scale) * dips).astype(np.float32))
+        diff = dataclasses.replace(diff, meta={**diff.meta, "pattern_scale": scale})
         if cfg.renormalize:
             mask = strong_structure(diff.data, cfg.renormalize_nsigma)
             if mask is not None:
@@ -470,6 +481,7 @@ class Monitor:
             "history": {"n": len(hist), "first": self.ordered[hist[0]][0].name,
                         "last": self.ordered[hist[-1]][0].name},
             "shift": [round(diff.shift[0], 4), round(diff.shift[1], 4)],
+            "pattern_scale": round(float(diff.meta.get("pattern_scale", 0.0)), 5),
             "skipped_frames": inp["skipped"],
             "model": self.model_name,
             "model_sha256": self.model_sha256,
