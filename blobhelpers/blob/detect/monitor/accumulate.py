@@ -124,13 +124,16 @@ def registration_explained(diff: np.ndarray, stack: np.ndarray, x: float, y: flo
     return float(np.clip((w * fit).sum() / signal, 0.0, 1.0))
 
 
-def strong_structure(diff: np.ndarray, nsigma: float = 5.0, smooth: float = 2.0, grow: int = 3) -> np.ndarray | None:
+def strong_structure(diff: np.ndarray, nsigma: float = 5.0, smooth: float = 2.0, grow: int = 3,
+                     max_size: int = 48) -> np.ndarray | None:
     """Pixels of strong positive (blob-like) structure in a difference image, or None if none.
 
     Single pixels are winsorised at 4 robust standard deviations, the image is smoothed by a
     Gaussian of *smooth* px; a pixel whose smoothed value lies more than
     *nsigma* robust standard deviations (MAD of a 4-px subsample) above the median belongs to a
-    strong structure; the mask is grown by *grow* px (a blob's soft edge). NaN pixels count as 0.
+    strong structure; only blob-sized pieces are kept (a connected piece whose bounding box spans at
+    most *max_size* px each way: not a row, a column or a frame-wide pattern), and the mask is grown
+    by *grow* px (a blob's soft edge). NaN pixels count as 0.
     Only the positive side is taken: the negative halo a deep blob leaves is its consequence, and
     masking it too would leave the blob's blocks with no pixels to measure.
 
@@ -139,6 +142,9 @@ def strong_structure(diff: np.ndarray, nsigma: float = 5.0, smooth: float = 2.0,
     True
     >>> d[100:120, 100:120] += 0.1
     >>> m = strong_structure(d); bool(m[110, 110]), bool(m[10, 10])
+    (True, False)
+    >>> d[:, 200:203] += 0.1                                 # a bright column is not a blob
+    >>> m = strong_structure(d); bool(m[110, 110]), bool(m[30, 201])
     (True, False)
     """
     d = np.where(np.isfinite(diff), diff, 0.0).astype(np.float32)
@@ -158,6 +164,13 @@ def strong_structure(diff: np.ndarray, nsigma: float = 5.0, smooth: float = 2.0,
     hot = s - med > nsigma * sig
     if not hot.any():
         return None
+    lab, n = ndimage.label(hot)
+    big = [k + 1 for k, sl in enumerate(ndimage.find_objects(lab))
+           if sl[0].stop - sl[0].start > max_size or sl[1].stop - sl[1].start > max_size]
+    if big:
+        hot &= ~np.isin(lab, big)
+        if not hot.any():
+            return None
     return ndimage.maximum_filter(hot.view(np.uint8), size=2 * grow + 1).astype(bool)
 
 
@@ -238,9 +251,13 @@ def illumination_fix(current: np.ndarray, mask: np.ndarray, block: int = 32) -> 
     if not cells.any():
         return np.ones(current.shape, np.float32)
     with_all = block_medians(current, block)
-    left_out = block_medians(np.where(mask, np.nan, current).astype(np.float32), block)
+    left_out = block_medians(np.where(mask, np.nan, current).astype(np.float32), block)  # NaN: empty
     q = np.ones((by, bx), np.float32)
-    sel = cells & np.isfinite(with_all) & (with_all > 0)
+    # a block keeps its factor 1 unless an eighth of its pixels remain to measure it (a block that
+    # is mostly NaN, e.g. a masked corner, would otherwise get a median of a handful of pixels)
+    left = np.where(mask, np.nan, current)[:by * block, :bx * block]
+    n_left = np.isfinite(left).reshape(by, block, bx, block).sum(axis=(1, 3))
+    sel = cells & np.isfinite(with_all) & (with_all > 0) & (n_left >= block * block // 8)
     q[sel] = left_out[sel] / with_all[sel]
     q[~np.isfinite(q)] = np.nan          # a block left empty: filled from its neighbours
     q = fill_grid(q)
