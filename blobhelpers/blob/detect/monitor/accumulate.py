@@ -174,7 +174,7 @@ def strong_structure(diff: np.ndarray, nsigma: float = 5.0, smooth: float = 2.0,
     return ndimage.maximum_filter(hot.view(np.uint8), size=2 * grow + 1).astype(bool)
 
 
-def pattern_scale(diff: np.ndarray, stack: np.ndarray, min_dip: float = 0.05, smooth: float = 1.0,
+def pattern_scale(diff: np.ndarray, stack: np.ndarray, min_dip: float = 0.005, smooth: float = 1.0,
                   dips: np.ndarray | None = None) -> float:
     """The share of the history's blob pattern that the difference image holds, fitted over the
     whole frame (0 when the history has too few deep blob pixels).
@@ -184,9 +184,10 @@ def pattern_scale(diff: np.ndarray, stack: np.ndarray, min_dip: float = 0.05, sm
     every blob of the frame then looks shallower (or deeper) by the same factor, and the difference
     shows each existing blob as a faint disc -- concentric, so no registration shift explains it.
     The factor ``a`` of ``diff ~ a (1 - P)`` is fitted by least squares on the pixels where the
-    pattern (smoothed by *smooth* px) dips by more than *min_dip* (existing blobs), with two rounds
-    of 4-sigma clipping so that a new blob on an old one cannot pull it; the monitor subtracts
-    ``a (1 - P)``.
+    pattern (smoothed by *smooth* px) dips by more than 5 robust standard deviations of its own
+    scatter and at least *min_dip* (existing blobs: a threshold relative to the noise, because a
+    pedestal also compresses every normalised dip), with two rounds of 4-sigma clipping so that a
+    new blob on an old one cannot pull it; the monitor subtracts ``a (1 - P)``.
 
     >>> occ = np.zeros((256, 256), np.float32)
     >>> from blobhelpers.blob.sim.shapes import BlobShape, render
@@ -200,7 +201,11 @@ def pattern_scale(diff: np.ndarray, stack: np.ndarray, min_dip: float = 0.05, sm
     0.0
     """
     B = 1.0 - _blob_pattern(stack) if dips is None else dips   # dips: a precomputed 1 - P
-    sel = np.isfinite(diff) & (1.0 - ndimage.gaussian_filter(1.0 - B, smooth) > min_dip)
+    Bs = 1.0 - ndimage.gaussian_filter(1.0 - B, smooth)
+    sub = Bs[8::4, 8::4]
+    mid = float(np.median(sub))
+    spread = float(np.median(np.abs(sub - mid))) / 0.6745
+    sel = np.isfinite(diff) & (Bs > max(min_dip, mid + 5.0 * spread))
     if sel.sum() < 200:
         return 0.0
     x = B[sel].astype(np.float64)
