@@ -98,15 +98,9 @@ def score_series(frames, headers, truth: dict, model_path, config, case: str = "
     shared by series scored in several threads). The frames are removed afterwards (a 31-frame
     series is ~130 MB). Returns ``(row, blob_rows)``.
     """
-    from astropy.io import fits
-
     tmp = Path(tempfile.mkdtemp(prefix="crosssim_", dir=workdir))
     try:
-        for k, (f, h) in enumerate(zip(frames, headers)):
-            hdr = fits.Header()
-            for key, v in h.items():
-                hdr[key] = v
-            fits.PrimaryHDU(np.asarray(f, np.float32), hdr).writeto(tmp / f"frame_{k:02d}.fits")
+        _write_series(tmp, frames, headers)
         mon = Monitor([tmp], model_path, config, KnownCatalog(), preprocessing=preprocessing)
         rec = mon.process(len(mon.ordered) - 1).record
     finally:
