@@ -85,6 +85,8 @@ HEADER_KEYWORDS = {
     "MODEL": "model used", "MODELSHA": "SHA-256 of the model file", "PREPROC": "model input representation",
     "KNOWNCAT": "known-blob catalog", "NKNOWN": "known blobs in it",
     "VERDICT": "new_blob or nothing_new", "NALERTS": "alerts", "REGFILE": "DS9 region file beside this one",
+    "DIFFKEY": "monitor: SHA-256 of what made the image (frames' pixels, config, code); a later day's run "
+               "reuses the image only if it matches",
 }
 
 
@@ -326,11 +328,12 @@ def _base_header(task: str):
     return hdr
 
 
-def monitor_header(record: dict, history_dates: tuple = ()):
+def monitor_header(record: dict, history_dates: tuple = (), diff_key: str = ""):
     """The saved difference image's header for a monitor log *record* (:data:`HEADER_KEYWORDS`).
 
     *history_dates*: DATE-OBS of the first and last history frames
-    (:attr:`~blobhelpers.blob.detect.monitor.FrameResult.history_dates`).
+    (:attr:`~blobhelpers.blob.detect.monitor.FrameResult.history_dates`); *diff_key*: the
+    difference image's ``DIFFKEY`` (:attr:`~blobhelpers.blob.detect.monitor.FrameResult.difference_key`).
     """
     hdr = _base_header("monitor")
     inp = record.get("input") or {}
@@ -372,6 +375,7 @@ def monitor_header(record: dict, history_dates: tuple = ()):
     _put(hdr, "NKNOWN", kc.get("n"))
     _put(hdr, "VERDICT", record.get("verdict"))
     _put(hdr, "NALERTS", record.get("n_alerts"))
+    _put(hdr, "DIFFKEY", diff_key or None)
     return hdr
 
 

@@ -367,6 +367,9 @@ class Difference:
     n_history : int
     meta : dict
         Free-form provenance (file names, dates...).
+    pattern : numpy.ndarray or None
+        The stack's blob pattern (specks removed, capped at the sky level) when the registration
+        made it; shared with later steps so that it is made once.
     """
 
     data: np.ndarray
@@ -375,6 +378,7 @@ class Difference:
     registered: bool = False
     n_history: int = 0
     meta: dict = field(default_factory=dict)
+    pattern: np.ndarray | None = field(default=None, repr=False, compare=False)  # _blob_pattern(stack), if made
 
     def header(self) -> dict:
         """FITS keywords describing this difference image."""
@@ -429,11 +433,12 @@ def difference_of_normalized(history, current: np.ndarray, register: bool = True
     stack = median_stack(history)
     diff = stack - current
     shift = (0.0, 0.0)
+    pattern = None
     if register:
         pattern = _blob_pattern(stack)
         shift = estimate_shift(stack, current, stack_pattern=pattern)
         diff = diff - dip_model(stack, shift, sigma, stack_pattern=pattern)
-    return Difference(diff.astype(np.float32), stack, shift, register, len(history))
+    return Difference(diff.astype(np.float32), stack, shift, register, len(history), pattern=pattern)
 
 
 def order_frames(paths) -> list[tuple[Path, object]]:

@@ -202,3 +202,72 @@ def test_a_level_the_history_has_and_today_lacks_leaves_no_alert_on_existing_blo
     assert 0.08 < on["pattern_scale"] < 0.2  # dips ~14 % deeper today: (history - today) = a (1 - P)
     off = run_monitor(paths[:APPEAR + 1], trained_tiny[2], tmp_path / "off", _cfg(pattern_fit=False), html=False)[0]
     assert any(c["new"] for c in _near(off, *DEEP[:2], 6.0)), off["candidates"]
+
+
+def test_the_daily_job_reuses_earlier_days_saved_differences_and_gives_the_same_verdicts(faint_series, trained_tiny,
+                                                                                           tmp_path):
+    """With products saved (the command's default), a day's run reads the two earlier days' one-day
+    differences from OUT/products instead of making them again -- and its record is what a run
+    that makes them gives. A frame whose pixels changed since (same name) is not reused."""
+    from blobhelpers.blob.detect.monitor import Monitor
+    from blobhelpers.blob.io.fitsio import read_frame
+
+    cfg, model = _cfg(), trained_tiny[2]
+    out = tmp_path / "out"
+    for day in (APPEAR, APPEAR + 1):
+        run_monitor(faint_series[:day + 1], model, out, cfg, html=False, save_products=True)
+    day = APPEAR + 2
+    saved = Monitor(faint_series[:day + 1], model, cfg, products=out / "products")
+    fresh = Monitor(faint_series[:day + 1], model, cfg)
+    a, b = saved.process(day).record, fresh.process(day).record
+    assert sorted(saved.reused) == ["f11_diff.fits", "f12_diff.fits"] and fresh.reused == []
+    strip = ("processed_utc",)
+    assert {k: v for k, v in a.items() if k not in strip} == {k: v for k, v in b.items() if k not in strip}
+    assert max(w["k"] for w in _near(a, *FAINT[:2])[0]["windows"]) == 3   # the day windows were searched
+    # yesterday's frame rewritten with other pixels under the same name: its saved difference is stale
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    paths = []
+    for p in faint_series[:day + 1]:
+        q = changed / p.name
+        fr = read_frame(p)
+        write_image(q, fr.data * (0.99 if p == faint_series[day - 1] else 1.0), fr.header)
+        paths.append(q)
+    again = Monitor(paths, model, cfg, products=out / "products")
+    again.process(day)
+    assert again.reused == ["f11_diff.fits"]   # f12's own pixels changed; f11's inputs did not
+
+
+def test_a_new_blob_on_top_of_a_known_blob_or_a_raised_alert_is_found(trained_tiny, tmp_path):
+    """A new blob centred on a catalogued blob that the history holds is more than that blob can
+    leave (it leaves nothing but registration residuals): judged, and found. A new blob on an
+    alert already raised is found when it is deeper than the alert by more than the noise; the
+    alert itself (same depth) is not raised again."""
+    from blobhelpers.blob.detect.monitor import KnownCatalog
+
+    old = (400.0, 500.0, 6.0, 0.025)        # catalogued, in the history from the start
+    new = (401.5, 500.5, 5.0, 0.05)         # appears on frame 11, almost concentric
+    paths = _series(tmp_path / "frames", seed=8, new=new, deep=old)
+    known = tmp_path / "known.csv"
+    KnownCatalog([{"id": 3, "x": old[0], "y": old[1], "radius": old[2]}]).write(known)   # depth unknown
+    rec = run_monitor(paths[:APPEAR + 1], trained_tiny[2], tmp_path / "out", _cfg(), known_path=known, html=False)[0]
+    hits = [c for c in _near(rec, *new[:2], 4.0) if c["new"]]
+    assert hits and hits[0]["near_known"] == 3 and hits[0]["on_known"], rec["candidates"]
+    # the same, with the old blob raised as an alert on an earlier day (fresh: the history lacks it)
+    fresh = (200.0, 700.0, 8.0, 0.03)
+    top = (202.0, 701.0, 5.0, 0.09)
+    paths = _series(tmp_path / "frames2", seed=8, new=fresh)
+    out = tmp_path / "out2"
+    first = run_monitor(paths[:APPEAR + 1], trained_tiny[2], out, _cfg(), html=False)[0]
+    assert any(c["new"] for c in _near(first, *fresh[:2])), first["candidates"]
+    again = run_monitor(paths[:APPEAR + 2], trained_tiny[2], out, _cfg(), html=False)[0]
+    assert not any(c["new"] for c in _near(again, *fresh[:2], 12.0)), again["candidates"]   # not raised twice
+    for i in range(APPEAR + 2, N_FRAMES):   # a deeper blob appears on it the day after
+        from blobhelpers.blob.io.fitsio import read_frame
+        fr = read_frame(paths[i])
+        occ = np.zeros_like(fr.data)
+        render(occ, top[0], top[1], BlobShape(top[2]), top[3])
+        write_image(paths[i], fr.data * (1 - occ), fr.header)
+    later = run_monitor(paths[:APPEAR + 3], trained_tiny[2], out, _cfg(), html=False)[0]
+    hits = [c for c in _near(later, *top[:2], 4.0) if c["new"]]
+    assert hits and hits[0]["on_known"], later["candidates"]

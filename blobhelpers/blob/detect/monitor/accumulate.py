@@ -32,10 +32,10 @@ import numpy as np
 from scipy import ndimage
 
 from blobhelpers.blob.preprocess.difference import _blob_pattern  # the dip model's pattern, shared
-from blobhelpers.blob.preprocess.difference import block_medians, fill_grid, upsample_matrix
+from blobhelpers.blob.preprocess.difference import block_medians, upsample_matrix
 
 __all__ = ["window_means", "registration_explained", "merge_windows", "strong_structure", "illumination_fix",
-           "pattern_scale"]
+           "pattern_scale", "pixel_noise", "core_mean", "deeper_than_known"]
 
 
 def window_means(diffs: list[np.ndarray], ks) -> dict[int, np.ndarray]:
@@ -263,9 +263,7 @@ def illumination_fix(current: np.ndarray, mask: np.ndarray, block: int = 32) -> 
     left = np.where(mask, np.nan, current)[:by * block, :bx * block]
     n_left = np.isfinite(left).reshape(by, block, bx, block).sum(axis=(1, 3))
     sel = cells & np.isfinite(with_all) & (with_all > 0) & (n_left >= block * block // 8)
-    q[sel] = left_out[sel] / with_all[sel]
-    q[~np.isfinite(q)] = np.nan          # a block left empty: filled from its neighbours
-    q = fill_grid(q)
+    q[sel] = left_out[sel] / with_all[sel]   # finite: a selected block keeps pixels to measure
     corr = (upsample_matrix(by, block) @ q @ upsample_matrix(bx, block).T).astype(np.float32)
     near = ndimage.binary_dilation(cells, iterations=1)      # bilinear weights reach one block out
     keep = ~np.kron(near, np.ones((block, block), bool))
@@ -273,9 +271,79 @@ def illumination_fix(current: np.ndarray, mask: np.ndarray, block: int = 32) -> 
     return corr
 
 
+def pixel_noise(img: np.ndarray) -> float:
+    """Robust per-pixel noise of an image: 1.4826 x the MAD of a 4-px subsample of its finite pixels.
+
+    >>> round(pixel_noise(np.random.default_rng(0).normal(0, 0.02, (512, 512))), 3)
+    0.02
+    """
+    sub = img[8::4, 8::4]
+    sub = sub[np.isfinite(sub)]
+    if sub.size == 0:
+        return float("nan")
+    return float(np.median(np.abs(sub - np.median(sub)))) * 1.4826
+
+
+def core_mean(img: np.ndarray, x: float, y: float, radius: float) -> float:
+    """Mean of the finite pixels of *img* within *radius* px of (*x*, *y*) (NaN if none): the
+    depth of :func:`~blobhelpers.blob.detect.detection.measure_blob` when *img* is a difference
+    image, the dip the history holds when *img* is ``1 - stack``.
+
+    >>> a = np.zeros((20, 20)); a[8:13, 8:13] = 0.1
+    >>> round(core_mean(a, 10.0, 10.0, 1.5), 3), round(core_mean(a, 3.0, 3.0, 1.5), 3)
+    (0.1, 0.0)
+    """
+    ny, nx = img.shape
+    r = int(np.ceil(radius))
+    x0, x1 = max(0, int(round(x)) - r), min(nx, int(round(x)) + r + 1)
+    y0, y1 = max(0, int(round(y)) - r), min(ny, int(round(y)) + r + 1)
+    if x0 >= x1 or y0 >= y1:
+        return float("nan")
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    cut = img[y0:y1, x0:x1]
+    sel = ((xx - x) ** 2 + (yy - y) ** 2 <= radius * radius) & np.isfinite(cut)
+    return float(cut[sel].mean()) if sel.any() else float("nan")
+
+
+def deeper_than_known(seen: float, known_depth: float | None, history_dip: float, noise: float,
+                      nsigma: float = 3.0) -> bool:
+    """Whether a candidate on a known blob (or an alert already raised) is more than that blob can
+    leave in the difference image: a new blob on top of an old one.
+
+    A blob leaves, besides registration residuals, at most what the history lacks of it: its
+    depth *known_depth* minus the dip the history (median stack) already holds at the candidate,
+    *history_dip*. A candidate of depth *seen* is new structure when it exceeds twice that by
+    *nsigma* x *noise* (the noise of its depth; twice, because an alert's recorded depth may be
+    diluted when a day window raised it) and adds at least a tenth of the history's dip (a residual
+    of the history's own blob scales with it). With the depth unknown, the blob can leave nothing
+    only when the history holds at least half of what is seen there; otherwise the candidate is the
+    blob (False).
+
+    >>> deeper_than_known(0.02, 0.02, 0.0, 0.003)   # a fresh alert, not yet in the history: itself
+    False
+    >>> deeper_than_known(0.075, 0.026, 0.0, 0.003)  # a 10 % blob appears on a fresh 2.6 % alert
+    True
+    >>> deeper_than_known(0.03, None, 0.022, 0.003)  # on a catalogued blob the history holds
+    True
+    >>> deeper_than_known(0.03, None, 0.002, 0.003)  # a catalogued blob the history lacks: itself
+    False
+    >>> deeper_than_known(0.012, None, 0.30, 0.002)  # 4 % of a 30 % blob's dip: its residual
+    False
+    """
+    if not (np.isfinite(seen) and np.isfinite(history_dip)):
+        return False
+    if known_depth is None:
+        if history_dip < 0.5 * seen:
+            return False
+        expected = 0.0
+    else:
+        expected = max(0.0, float(known_depth) - history_dip)
+    return bool(seen > 2.0 * expected + nsigma * noise and seen > 0.1 * history_dip)
+
+
 #: The fields of a place in the log, in this order (then ``windows``, ``appeared_days_ago``).
 PLACE_KEYS = ("x", "y", "radius", "depth", "snr", "snr_raw", "neg_snr", "dip", "probability", "veto", "new", "k",
-              "registration_explained", "near_known")
+              "registration_explained", "near_known", "on_known")
 
 
 def merge_windows(members: list[dict], px: float = 5.0) -> tuple[list[dict], list[int]]:

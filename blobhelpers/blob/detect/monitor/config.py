@@ -35,6 +35,7 @@ class MonitorConfig:
     known_margin: float = 4.0    # a candidate within radius + margin of a known blob may be that blob ...
     known_core: float = 0.5      # ... it is when its centre is within this x the blob's radius (>= 2 px) of it,
     known_residual: float = 0.5  # ... or a registration residual explains this share of it; else it is judged
+    known_excess: float = 3.0    # ... unless deeper than the blob can leave by this many sigma (a new blob on it)
     neg_veto: float = 8.0        # no alert next to a residual more negative than -neg_veto sigma
     min_depth: float = 0.0       # optional floor on the estimated central depth
     saliency: bool = True        # saliency PNG per alert

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
+import hashlib
+import json
 import logging
+import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,14 +17,20 @@ import numpy as np
 
 from blobhelpers.blob.detect.alertfigures import save_alert_pngs
 from blobhelpers.blob.detect.detection import detect_candidates, measure_blob, screen, valid_mask, verify
-from blobhelpers.blob.detect.monitor.accumulate import (illumination_fix, merge_windows, pattern_scale,
-                                                         registration_explained, strong_structure, window_means)
+from blobhelpers.blob.detect.monitor.accumulate import (core_mean, deeper_than_known, illumination_fix, merge_windows,
+                                                         pattern_scale, pixel_noise, registration_explained,
+                                                         strong_structure, window_means)
+import blobhelpers.blob.detect.monitor.accumulate as _accumulate_module
+import blobhelpers.blob.io.fitsio as _fitsio_module
+import blobhelpers.blob.io.frames as _frames_module
+import blobhelpers.blob.io.wfc3 as _wfc3_module
+import blobhelpers.blob.preprocess.difference as _difference_module
 from blobhelpers.blob.detect.monitor.catalog import KnownCatalog
 from blobhelpers.blob.detect.monitor.config import MonitorConfig
 from blobhelpers.blob.detect.monitor.records import MonitorLog
 from blobhelpers.blob.detect.monitor.render import summary_html
 from blobhelpers.blob.detect.monitor.tuning import thresholds_provenance
-from blobhelpers.blob.detect.products import monitor_header, record_image, save_products as _save
+from blobhelpers.blob.detect.products import monitor_header, product_paths, record_image, save_products as _save
 from blobhelpers.blob.io.fitsio import BORDER, expand_frame_paths, frame_time, read_frame, read_header
 from blobhelpers.blob.io.wfc3 import describe, history_summary, signature_differences
 from blobhelpers.blob.learn.cnn import load_model, load_preprocessing
@@ -44,6 +55,7 @@ class FrameResult:
     scaled: np.ndarray | None = None
     explain: dict = field(default_factory=dict)  # candidate index -> (subframe, saliency, (y0, x0))
     history_dates: tuple = ()  # DATE-OBS of the first and last history frames (for the saved products)
+    difference_key: str = ""   # what made the difference image (Monitor.difference_key), saved as DIFFKEY
 
 
 class _NoPool:
@@ -67,10 +79,16 @@ class Monitor:
     known : KnownCatalog, optional
     model_name : str, optional
         Recorded in the log (default: the model path).
+    products : path-like, optional
+        A folder of difference images saved by earlier runs (``OUT/products``, the daily job's):
+        the day windows take an earlier day's one-day difference from there instead of making it
+        again, when its ``DIFFKEY`` says it was made from the same frames' pixels, configuration
+        and code (:meth:`difference_key`); anything else is made anew.
     """
 
     def __init__(self, frames, model, config: MonitorConfig | None = None, known: KnownCatalog | None = None,
-                 model_name: str | None = None, preprocessing: dict | None = None):
+                 model_name: str | None = None, preprocessing: dict | None = None,
+                 products: str | Path | None = None):
         self.config = config or MonitorConfig()
         self.known = known if known is not None else KnownCatalog()
         paths = expand_frame_paths(frames)
@@ -133,6 +151,9 @@ class Monitor:
         self._no_difference: set[int] = set()    # frames that cannot have one (unreadable, too little history)
         self.raised = KnownCatalog()  # alerts already raised (earlier days of the log, earlier frames of this run)
         self._trimmed: dict[int, bool] = {}
+        self._crc: dict[int, int] = {}            # CRC-32 of each frame's pixels as read (difference_key)
+        self.products = Path(products) if products is not None else None
+        self.reused: list[str] = []               # earlier days' differences taken from self.products
         self._versions = versions()
 
     # -- frames ---------------------------------------------------------------------------
@@ -167,6 +188,7 @@ class Monitor:
                 continue
             raw.append(fr.data)
             ok.append(j)
+            self._crc[j] = zlib.crc32(np.ascontiguousarray(fr.data))
             self._trimmed[j] = fr.trimmed
             self._info[j] = fr.provenance()
         for j, img in zip(ok, normalize_many(raw) if raw else []):
@@ -284,10 +306,50 @@ class Monitor:
         self._evict(hist[0])
         return {"i": i, "path": path, "when": when, "current": cur, "history": [self._cache[j] for j in hist],
                 "hist": hist, "trimmed": bool(self._trimmed.get(i)), "input": self.input_provenance(i),
-                "skipped": [dict(s) for s in self.skipped]}
+                "skipped": [dict(s) for s in self.skipped], "key": self.difference_key(i, hist)}
+
+    def difference_key(self, i: int, hist: list[int]) -> str:
+        """SHA-256 (hex) of everything frame *i*'s one-day difference is made from: the names and
+        pixels (CRC-32 as read) of the frame and of its history frames *hist*, the configuration
+        that shapes the difference, and the source of the code that makes it
+        (:func:`_code_fingerprint`). Saved as the product's ``DIFFKEY``; an earlier day's saved
+        difference is reused only when its key is this one."""
+        cfg = self.config
+        what = {"frame": [self.ordered[i][0].name, self._crc.get(i)],
+                "history": [[self.ordered[j][0].name, self._crc.get(j)] for j in hist],
+                "config": {k: getattr(cfg, k) for k in ("register", "pattern_fit", "renormalize",
+                                                        "renormalize_nsigma")},
+                "code": _code_fingerprint()}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+    def _saved_difference(self, inp: dict) -> np.ndarray | None:
+        """The one-day difference of *inp*'s frame from :attr:`products` if one was saved with the
+        same :meth:`difference_key` (in the monitor's 1024x1024 array), else None."""
+        if self.products is None:
+            return None
+        from astropy.io import fits
+
+        path = product_paths(self.products, _stem(inp["path"]))[0]
+        if not path.is_file():
+            return None
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                if hdul[0].header.get("DIFFKEY") != inp["key"]:
+                    return None
+                img = np.asarray(hdul[0].data, np.float32)
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("%s: not reused (%s); the difference is made again", path, exc)
+            return None
+        if inp["trimmed"] and img.shape == (1024 - 2 * BORDER,) * 2:
+            img = np.pad(img, BORDER, constant_values=np.nan)
+        if img.shape != inp["current"].shape:
+            return None
+        self.reused.append(path.name)
+        return img
 
     def _difference(self, inp: dict):
-        """The one-day difference of a frame against its history (thread-safe).
+        """The one-day difference of a frame against its history (thread-safe), and the mask of
+        its strong structure (None: none, or ``renormalize`` off).
 
         With ``renormalize``, strong structure in the difference (a deep new blob, a bright
         transient: :func:`~blobhelpers.blob.detect.monitor.accumulate.strong_structure`) is left
@@ -304,11 +366,11 @@ class Monitor:
         scale = 0.0
         if cfg.pattern_fit:
             # an additive level the history lacks scales every existing blob's dip alike: fit and remove it
-            dips = 1.0 - _blob_pattern(diff.stack)
+            dips = 1.0 - (diff.pattern if diff.pattern is not None else _blob_pattern(diff.stack))
             scale = pattern_scale(diff.data, diff.stack, dips=dips)
             if scale:
                 diff = dataclasses.replace(diff, data=(diff.data - np.float32(scale) * dips).astype(np.float32))
-        diff = dataclasses.replace(diff, meta={**diff.meta, "pattern_scale": scale})
+        mask = None
         if cfg.renormalize:
             mask = strong_structure(diff.data, cfg.renormalize_nsigma)
             if mask is not None:
@@ -316,23 +378,28 @@ class Monitor:
                 # history - current/corr - dip model: only where the factor is not 1
                 diff = dataclasses.replace(diff, data=(diff.data + cur * (np.float32(1) - np.float32(1) / corr)
                                                        ).astype(np.float32))
-        return diff
+        # the strong-structure mask goes on to today's search (its S/N map's block background)
+        return dataclasses.replace(diff, meta={**diff.meta, "pattern_scale": scale}, pattern=None), mask
 
-    def _search(self, img: np.ndarray, snr_min: float) -> list[dict]:
+    def _search(self, img: np.ndarray, snr_min: float, strong: np.ndarray | None | bool = False) -> list[dict]:
         """The detection core's candidates of one image, screened (dipole, bright transient).
 
         With ``renormalize``, the image's strong positive structure is also left out of the block
-        background and noise of the S/N map (a deep blob must not dig a ring around itself)."""
+        background and noise of the S/N map (a deep blob must not dig a ring around itself); for
+        today's difference the mask that :meth:`_difference` made is passed as *strong* (None: no
+        strong structure), for the day windows it is made here."""
         det = self.config.detection()
-        bg = strong_structure(img, self.config.renormalize_nsigma) if self.config.renormalize else None
+        bg = None
+        if self.config.renormalize:
+            bg = strong_structure(img, self.config.renormalize_nsigma) if strong is False else strong
         return screen(detect_candidates(img, det.radii, snr_min, valid=valid_mask(img), background_mask=bg), det)
 
     def _compute(self, inp: dict) -> dict:
         """The part of a frame's processing that depends on its pixels alone (thread-safe)."""
-        diff = self._difference(inp)
+        diff, strong = self._difference(inp)
         d = diff.data
         prep = self.preprocessing
-        cands_all = self._search(d, self.config.snr_min)
+        cands_all = self._search(d, self.config.snr_min, strong)
         scaled = None
         if prep["representation"] == "isr":
             scaled, _ = scale_image(d, clip_factor=prep["clip_factor"], border_rule=prep["border_rule"])
@@ -357,6 +424,7 @@ class Monitor:
             found = self._search(img, min(cfg.watch_snr, cfg.snr_acc))
             windows[k] = (img, None, found)
         members, rejected, n_known, n_raised = [], [], 0, 0
+        noise: dict[int, float] = {}   # robust pixel noise of each window image (when needed)
         for k, (img, _, found) in windows.items():
             kept = 0
             for c in sorted(found, key=lambda c: -c["snr"]):
@@ -373,29 +441,51 @@ class Monitor:
                 m = measure_blob(img, c["x"], c["y"], c["scale"])
                 x_in, y_in = m["x"] - off, m["y"] - off
                 explained = None
+                on_known = False
                 kb = self.known.match(x_in, y_in, cfg.known_margin)
-                if kb is not None:
+                rb = self.raised.match(x_in, y_in, cfg.known_margin)
+                if kb is not None or rb is not None:
                     # A known blob is in the history: what it leaves in the difference is a residual
                     # of registration, centred on its rim, or the blob itself while the history does
-                    # not hold it yet (confirmed lately), centred on it. A candidate that is neither
-                    # is something new on or beside the known blob, and is judged as any other.
+                    # not hold it yet (confirmed lately), centred on it -- no deeper than the blob is
+                    # and the history lacks. A raised alert is in the difference in full until the
+                    # history holds it. A candidate that is neither (beside the blob, or deeper than
+                    # it can be: a new blob on top of it) is judged as any other.
                     explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"],
                                                        cfg.residual_window, cfg.residual_gradient)
-                    if (self.known.same_blob(kb, x_in, y_in, cfg.known_core)
-                            or explained >= cfg.known_residual):
-                        n_known += k == 1
+                    if explained >= cfg.known_residual:
+                        n_known += k == 1 and kb is not None
+                        n_raised += k == 1 and kb is None
                         continue
-                if self.raised.match(x_in, y_in, cfg.known_margin) is not None:
-                    n_raised += k == 1
-                    continue
+                    if noise.get(k) is None:
+                        noise[k] = pixel_noise(img)
+                    core = max(1.5, 0.4 * c["scale"])
+                    hist_dip = core_mean(1.0 - diff.stack, m["x"], m["y"], core)
+                    sd = noise[k] / np.sqrt(max(1.0, np.pi * core * core))
+
+                    def beyond(row) -> bool:
+                        return deeper_than_known(m["depth"], _depth_of(row), hist_dip, sd, cfg.known_excess)
+
+                    if kb is not None and self.known.same_blob(kb, x_in, y_in, cfg.known_core):
+                        if not beyond(kb):
+                            n_known += k == 1
+                            continue
+                        on_known = True
+                    if rb is not None and not on_known:
+                        if not beyond(rb):
+                            n_raised += k == 1
+                            continue
+                        on_known = True
                 if explained is None:
                     explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"],
                                                        cfg.residual_window, cfg.residual_gradient)
+                near = kb if kb is not None else rb
                 members.append({"k": k, "x": round(x_in, 2), "y": round(y_in, 2), "radius": round(m["radius"], 2),
                                 "depth": round(m["depth"], 5), "snr": round(c["snr"] * (1.0 - explained), 2),
                                 "snr_raw": round(c["snr"], 2), "registration_explained": round(explained, 3),
                                 "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2),
-                                "near_known": kb.get("id") if kb is not None else None})
+                                "near_known": near.get("id") if near is not None else None,
+                                "on_known": on_known})
         # CNN: one centred subframe per candidate, on the image of its own window; the 16 grid tiles of
         # today's difference (the ISR's view) in the same batch. Known blobs (and their dips) are masked
         # in the candidates' subframes, so that a catalogued blob sharing the subframe cannot vouch for one.
@@ -413,18 +503,26 @@ class Monitor:
                 sc, _ = scale_image(img, clip_factor=self.preprocessing["clip_factor"],
                                     border_rule=self.preprocessing["border_rule"])
             centres = [(members[n]["x"] + off, members[n]["y"] + off) for n in idx]
-            if idx and (len(self.known) or len(self.raised)):
+            rep = self.preprocessing["representation"]
+            # known blobs and raised alerts masked, except for a candidate judged ON one (deeper than it
+            # can be): the mask would hide the candidate itself
+            masked = ([j for j, n in enumerate(idx) if not members[n]["on_known"]]
+                      if len(self.known) or len(self.raised) else [])
+            plain = [j for j in range(len(idx)) if j not in set(masked)]
+            p_c = np.zeros(len(idx), np.float32)
+            X_c = np.zeros((len(idx), TILE, TILE), np.float32)
+            o_c: list = [None] * len(idx)
+            if masked:
                 mfull, mscaled = self._mask_known(img, sc, off)
-                p_c, X_c, o_c = verify(self.model, mfull, centres, self.preprocessing["representation"], mscaled)
+                p, X, o = verify(self.model, mfull, [centres[j] for j in masked], rep, mscaled)
+                for q, j in enumerate(masked):
+                    p_c[j], X_c[j], o_c[j] = p[q], X[q], o[q]
+            if plain or tiles_here:
+                p, X, o = verify(self.model, img, [centres[j] for j in plain], rep, sc, extra_tiles=tiles_here)
+                for q, j in enumerate(plain):
+                    p_c[j], X_c[j], o_c[j] = p[q], X[q], o[q]
                 if tiles_here:
-                    prob_t, _, _ = verify(self.model, img, [], self.preprocessing["representation"], sc,
-                                          extra_tiles=grid)
-            else:
-                p_all, X_all, o_all = verify(self.model, img, centres, self.preprocessing["representation"], sc,
-                                             extra_tiles=tiles_here)
-                p_c, X_c, o_c = p_all[:len(idx)], X_all[:len(idx)], o_all[:len(idx)]
-                if tiles_here:
-                    prob_t = p_all[len(idx):]
+                    prob_t = p[len(plain):]
             for j, n in enumerate(idx):
                 prob_m[n], X_m[n], orig_m[n] = p_c[j], X_c[j], o_c[j]
         for c, p in zip(members, prob_m):
@@ -492,14 +590,16 @@ class Monitor:
             "processed_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         span = tuple(self.ordered[k][1].isoformat(timespec="seconds") for k in (hist[0], hist[-1]))
-        return FrameResult(record, d if with_arrays else None, scaled if with_arrays else None, explain, span)
+        return FrameResult(record, d if with_arrays else None, scaled if with_arrays else None, explain, span,
+                           inp["key"])
 
     def _earlier_differences(self, i: int, n: int) -> list[np.ndarray]:
         """The one-day differences of the *n* usable frames before frame *i* (oldest first).
 
         Those of frames judged earlier in this run are kept; the others (the daily job's first run
-        of the day) are made now, exactly as on their own day. Frames without one (unreadable, or
-        too little history) are passed over.
+        of the day) are read from :attr:`products` when saved there by an earlier day's run with
+        the same :meth:`difference_key`, or made now, exactly as on their own day. Frames without
+        one (unreadable, or too little history) are passed over.
         """
         out: list[np.ndarray] = []
         j = i - 1
@@ -510,7 +610,8 @@ class Monitor:
                 except InputError:
                     self._no_difference.add(j)
                 else:
-                    self._recent[j] = self._difference(inp).data
+                    saved = self._saved_difference(inp)
+                    self._recent[j] = saved if saved is not None else self._difference(inp)[0].data
             if j in self._recent:
                 out.append(self._recent[j])
             j -= 1
@@ -546,6 +647,31 @@ class Monitor:
         return list(range(self.config.min_history, len(self.ordered)))
 
 
+def _depth_of(row: dict) -> float | None:
+    """A catalog row's depth, or None when it is not given (empty, NaN, not a number)."""
+    try:
+        v = float(row.get("depth"))
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _stem(path) -> str:
+    """The products' file stem of a frame (its name up to the first dot)."""
+    return Path(path).name.split(".")[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    """SHA-256 of the source of the modules that read frames and make the monitor's one-day
+    difference: a saved difference made by other code is not reused."""
+    h = hashlib.sha256()
+    for mod in (_accumulate_module, _fitsio_module, _frames_module, _wfc3_module, _difference_module,
+                sys.modules[__name__]):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()
+
+
 def _add_alerts(catalog: KnownCatalog, rec: dict) -> None:
     """Add the alerts of the log record *rec* to *catalog* (the alerts already raised)."""
     for c in rec.get("candidates", []):
@@ -570,7 +696,7 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
 
     out = Path(out)
     known = KnownCatalog.read(known_path) if known_path else KnownCatalog()
-    mon = Monitor(frames, model, config, known)
+    mon = Monitor(frames, model, config, known, products=out / "products" if save_products else None)
     records = []
     targets = mon.targets(all_frames)
     # The state the daily job keeps in OUT: the log. An alert raised on an EARLIER day is not raised
@@ -584,11 +710,11 @@ def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = N
                        total=len(targets), desc="monitor", disable=not progress):
         pngs = save_alert_pngs(res.record, res.explain, out / "saliency") if mon.config.saliency and res.explain else []
         res.record["saliency_pngs"] = pngs
-        stem = Path(res.record["frame"]).name.split(".")[0]
+        stem = _stem(res.record["frame"])
         if save_products:
             res.record["products"] = _save(out / "products", stem, record_image(res.diff, res.record["trimmed"]),
-                                           res.record, monitor_header(res.record, res.history_dates),
-                                           known=mon.known)
+                                           res.record, monitor_header(res.record, res.history_dates,
+                                                                      res.difference_key), known=mon.known)
         if html:
             write_text(out / "summary" / f"{stem}.html",
                        summary_html(res.record, res.diff, pngs, base=out / "summary"))
