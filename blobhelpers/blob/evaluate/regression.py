@@ -28,7 +28,7 @@ from blobhelpers.blob.sim.shapes import BlobShape, render
 from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, rate
 
 __all__ = ["RegressionResult", "run_regression", "summarize", "within_days", "latency", "tune_thresholds",
-           "tune_accumulated", "alerts_by_window", "ideal_snr",
+           "tune_accumulated", "alerts_by_window", "ideal_snr", "cnn_side_by_side",
            "ideal_limit"]
 
 
@@ -427,6 +427,67 @@ def within_days(events: list[dict], last_day: int, min_depth: float = 0.03, max_
     return {"detection_within_days": out,
             "latency_days": {"n_alerted": len(lats), "median": float(np.median(lats)) if lats else None,
                              "counts": counts}}
+
+
+def cnn_side_by_side(res: RegressionResult, snr_min: float, snr_acc: float, neg_veto: float,
+                     min_depth: float = 0.03, depth_floor: float = 0.0) -> dict:
+    """The same regression with the CNN verification and without it, side by side.
+
+    *With*: the records' verdicts. *Without*: every place the detection core and its tests pass
+    alerts -- a window ``k`` whose significance reaches ``snr_min`` (today) or ``snr_acc`` (a k-day
+    mean), with no residual below ``-neg_veto`` next to it and depth >= *depth_floor*: the CNN's
+    threshold at 0 -- re-derived from the same records (their candidates carry every window's
+    numbers, whatever the CNN said). Per verdict: first-day and within-3-days detection of new
+    blobs deeper than *min_depth*, false-alarm days per 100 quiet days and false alerts. The
+    re-derivation is exact for first-day detection and for false alarms on quiet days (neither
+    depends on which blobs were raised before), and a lower bound on the CNN-free run's later-day
+    detections (a blob the CNN run raised is not among later days' candidates).
+
+    >>> res = RegressionResult(
+    ...     events=[{"id": 1, "appear_index": 0, "depth": 0.05}],
+    ...     days=[{"day": 0, "quiet": False}, {"day": 1, "quiet": True}, {"day": 2, "quiet": True}],
+    ...     records=[{"candidates": [{"new": False, "truth": "new today", "truth_id": 1,
+    ...                               "windows": [{"k": 1, "snr": 7.0, "neg_snr": -2.0, "depth": 0.05}]}]},
+    ...              {"candidates": [{"new": False, "truth": "false",
+    ...                               "windows": [{"k": 1, "snr": 6.5, "neg_snr": -1.0, "depth": 0.02}]}]},
+    ...              {"candidates": []}])
+    >>> t = cnn_side_by_side(res, 6.0, 6.0, 8.0)
+    >>> [(v["day1"]["k"], v["false_alarm_days"]["k"]) for v in (t["with_cnn"], t["without_cnn"])]
+    [(0, 0), (1, 1)]
+    """
+    last_day = max((d["day"] for d in res.days), default=-1)
+    deep = [e for e in res.events if e["depth"] > min_depth]
+    quiet = [k for k, d in enumerate(res.days) if d["quiet"]]
+
+    def passes(c: dict) -> bool:
+        for w in c.get("windows") or [c]:
+            need = snr_min if int(w.get("k", 1)) == 1 else snr_acc
+            if w["snr"] >= need and w["neg_snr"] >= -neg_veto and w["depth"] >= depth_floor:
+                return True
+        return False
+
+    out = {}
+    for name, alerts in (("with_cnn", lambda c: bool(c.get("new"))), ("without_cnn", passes)):
+        first: dict[int, int] = {}
+        n_false, fa_days = 0, set()
+        for k, (d, rec) in enumerate(zip(res.days, res.records)):
+            for c in rec["candidates"]:
+                if not alerts(c):
+                    continue
+                if c.get("truth") in ("new today", "late"):
+                    first.setdefault(int(c["truth_id"]), d["day"])
+                elif c.get("truth") == "false":
+                    n_false += 1
+                    if d["quiet"]:
+                        fa_days.add(k)
+        day1 = [first.get(e["id"]) == e["appear_index"] for e in deep]
+        three = [e for e in deep if e["appear_index"] + 2 <= last_day]
+        within3 = [e["id"] in first and first[e["id"]] - e["appear_index"] <= 2 for e in three]
+        fa = _rate([k in fa_days for k in quiet])
+        out[name] = {"day1": _rate(day1), "within_3": _rate(within3), "false_alarm_days": fa,
+                     "false_alarm_days_per_100_quiet": round(100 * fa["rate"], 2) if quiet else None,
+                     "false_alerts": n_false}
+    return out
 
 
 def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_depth: float = 0.03,
