@@ -314,8 +314,10 @@ def deeper_than_known(seen: float, known_depth: float | None, history_dip: float
     depth *known_depth* minus the dip the history (median stack) already holds at the candidate,
     *history_dip*. A candidate of depth *seen* is new structure when it exceeds twice that by
     *nsigma* x *noise* (the noise of its depth; twice, because an alert's recorded depth may be
-    diluted when a day window raised it) and adds at least a tenth of the history's dip (a residual
-    of the history's own blob scales with it). With the depth unknown, the blob can leave nothing
+    diluted when a day window raised it) and is at least half as deep as the history's dip (what a
+    blob the history holds leaves centred on itself -- a sharper or slightly deeper copy today under
+    pointing jitter -- scales with its depth and stays well below half of it; a new blob shallower
+    than half of an old one it sits on is not found this way). With the depth unknown, the blob can leave nothing
     only when the history holds at least half of what is seen there; otherwise the candidate is the
     blob (False).
 
@@ -327,7 +329,7 @@ def deeper_than_known(seen: float, known_depth: float | None, history_dip: float
     True
     >>> deeper_than_known(0.03, None, 0.002, 0.003)  # a catalogued blob the history lacks: itself
     False
-    >>> deeper_than_known(0.012, None, 0.30, 0.002)  # 4 % of a 30 % blob's dip: its residual
+    >>> deeper_than_known(0.08, None, 0.30, 0.002)   # 8 % at the centre of a 30 % blob: its residual
     False
     """
     if not (np.isfinite(seen) and np.isfinite(history_dip)):
@@ -338,7 +340,7 @@ def deeper_than_known(seen: float, known_depth: float | None, history_dip: float
         expected = 0.0
     else:
         expected = max(0.0, float(known_depth) - history_dip)
-    return bool(seen > 2.0 * expected + nsigma * noise and seen > 0.1 * history_dip)
+    return bool(seen > 2.0 * expected + nsigma * noise and seen >= 0.5 * history_dip)
 
 
 #: The fields of a place in the log, in this order (then ``windows``, ``appeared_days_ago``).

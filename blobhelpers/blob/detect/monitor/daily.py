@@ -466,16 +466,16 @@ class Monitor:
                     def beyond(row) -> bool:
                         return deeper_than_known(m["depth"], _depth_of(row), hist_dip, sd, cfg.known_excess)
 
-                    if kb is not None and self.known.same_blob(kb, x_in, y_in, cfg.known_core):
-                        if not beyond(kb):
-                            n_known += k == 1
-                            continue
-                        on_known = True
-                    if rb is not None and not on_known:
-                        if not beyond(rb):
-                            n_raised += k == 1
-                            continue
-                        on_known = True
+                    # the blobs that may have left it: a known blob it is centred on, a raised alert around
+                    # it; it is theirs unless it is deeper than every one of them can leave
+                    owners = ([("known", kb)] if kb is not None and self.known.same_blob(kb, x_in, y_in, cfg.known_core)
+                              else []) + ([("raised", rb)] if rb is not None else [])
+                    owner = next((kind for kind, row in owners if not beyond(row)), None)
+                    if owner is not None:
+                        n_known += k == 1 and owner == "known"
+                        n_raised += k == 1 and owner == "raised"
+                        continue
+                    on_known = bool(owners)
                 if explained is None:
                     explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"],
                                                        cfg.residual_window, cfg.residual_gradient)
