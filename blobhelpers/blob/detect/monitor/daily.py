@@ -444,47 +444,37 @@ class Monitor:
                 on_known = False
                 kb = self.known.match(x_in, y_in, cfg.known_margin)
                 rb = self.raised.match(x_in, y_in, cfg.known_margin)
-                if kb is not None or rb is not None:
+                if kb is not None:
                     # A known blob is in the history: what it leaves in the difference is a residual
                     # of registration, centred on its rim, or the blob itself while the history does
                     # not hold it yet (confirmed lately), centred on it -- no deeper than the blob is
-                    # and the history lacks. A raised alert is in the difference in full until the
-                    # history holds it. A candidate that is neither (beside the blob, or deeper than
-                    # it can be: a new blob on top of it) is judged as any other.
+                    # and the history lacks. A candidate that is neither (beside the blob, or deeper
+                    # than it can be: a new blob on top of it) is judged as any other.
                     explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"],
                                                        cfg.residual_window, cfg.residual_gradient)
                     if explained >= cfg.known_residual:
-                        n_known += k == 1 and kb is not None
-                        n_raised += k == 1 and kb is None
+                        n_known += k == 1
                         continue
-                    if noise.get(k) is None:
-                        noise[k] = pixel_noise(img)
-                    core = max(1.5, 0.4 * c["scale"])
-                    hist_dip = core_mean(1.0 - diff.stack, m["x"], m["y"], core)
-                    sd = noise[k] / np.sqrt(max(1.0, np.pi * core * core))
-
-                    def beyond(row) -> bool:
-                        return deeper_than_known(m["depth"], _depth_of(row), hist_dip, sd, cfg.known_excess)
-
-                    # the blobs that may have left it: a known blob it is centred on, a raised alert around
-                    # it; it is theirs unless it is deeper than every one of them can leave
-                    owners = ([("known", kb)] if kb is not None and self.known.same_blob(kb, x_in, y_in, cfg.known_core)
-                              else []) + ([("raised", rb)] if rb is not None else [])
-                    owner = next((kind for kind, row in owners if not beyond(row)), None)
-                    if owner is not None:
-                        n_known += k == 1 and owner == "known"
-                        n_raised += k == 1 and owner == "raised"
-                        continue
-                    on_known = bool(owners)
+                    if self.known.same_blob(kb, x_in, y_in, cfg.known_core):
+                        if rb is not None or not self._beyond_known(kb, img, k, diff.stack, m, c["scale"], noise):
+                            n_known += k == 1
+                            continue
+                        on_known = True
+                # An alert already raised absorbs every candidate within its radius + margin: it is in
+                # the difference in full until the history holds it, and its recorded depth is that of
+                # the window that raised it (diluted when the blob was there on fewer of its days), so
+                # a depth test cannot tell it from a new blob on it.
+                if rb is not None:
+                    n_raised += k == 1
+                    continue
                 if explained is None:
                     explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"],
                                                        cfg.residual_window, cfg.residual_gradient)
-                near = kb if kb is not None else rb
                 members.append({"k": k, "x": round(x_in, 2), "y": round(y_in, 2), "radius": round(m["radius"], 2),
                                 "depth": round(m["depth"], 5), "snr": round(c["snr"] * (1.0 - explained), 2),
                                 "snr_raw": round(c["snr"], 2), "registration_explained": round(explained, 3),
                                 "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2),
-                                "near_known": near.get("id") if near is not None else None,
+                                "near_known": kb.get("id") if kb is not None else None,
                                 "on_known": on_known})
         # CNN: one centred subframe per candidate, on the image of its own window; the 16 grid tiles of
         # today's difference (the ISR's view) in the same batch. Known blobs (and their dips) are masked
@@ -592,6 +582,19 @@ class Monitor:
         span = tuple(self.ordered[k][1].isoformat(timespec="seconds") for k in (hist[0], hist[-1]))
         return FrameResult(record, d if with_arrays else None, scaled if with_arrays else None, explain, span,
                            inp["key"])
+
+    def _beyond_known(self, row: dict, img: np.ndarray, k: int, stack: np.ndarray, m: dict, scale: float,
+                      noise: dict) -> bool:
+        """Whether a candidate measured *m* (in the window-*k* image *img*) centred on the known blob
+        *row* is deeper than that blob can leave (:func:`~blobhelpers.blob.detect.monitor.accumulate.deeper_than_known`:
+        its depth against the dip the history *stack* holds there, to ``known_excess`` times the noise of
+        the depth; *noise* caches each window image's pixel noise)."""
+        if noise.get(k) is None:
+            noise[k] = pixel_noise(img)
+        core = max(1.5, 0.4 * scale)
+        hist_dip = 1.0 - core_mean(stack, m["x"], m["y"], core)   # the dip the history holds there
+        sd = noise[k] / np.sqrt(max(1.0, np.pi * core * core))
+        return deeper_than_known(m["depth"], _depth_of(row), hist_dip, sd, self.config.known_excess)
 
     def _earlier_differences(self, i: int, n: int) -> list[np.ndarray]:
         """The one-day differences of the *n* usable frames before frame *i* (oldest first).
