@@ -127,6 +127,7 @@ class TrainConfig:
     curriculum_epochs: int = 0  # ... to x1 at this epoch (0: no curriculum)
     representation: str = "isr"  # model input: "isr" (whole-image zscale clip + z-score) or "residual"
     nuisances: float = 0.0  # fraction of training subframes given domain randomisation (dataset.add_nuisances)
+    crescents: float = 0.0  # fraction of blob-free training subframes given a centred deep-blob residual (add_crescents)
     width: int | None = None  # blobnet: filters of its first conv block (None: the architecture's 16)
 
     def boost(self, epoch: int) -> float:

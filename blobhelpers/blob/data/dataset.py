@@ -30,6 +30,7 @@ __all__ = [
     "split_cutouts",
     "Subframes",
     "add_nuisances",
+    "add_crescents",
     "DiffInfo",
     "Recipe",
     "build_recipe",
@@ -438,7 +439,7 @@ class BlobDataset(Subframes):
     def batch(self, indices, augment_rng: np.random.Generator | None = None,
               hard_negatives: float = 0.0, noise_sigma: float | None = None,
               boost: float = 1.0, representation: str = "isr",
-              nuisances: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+              nuisances: float = 0.0, crescents: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Scaled (and, with *augment_rng*, augmented) subframes ``(n, 256, 256)`` and labels.
 
         *hard_negatives* (training only, needs *augment_rng*): this fraction of the blob-free
@@ -451,7 +452,10 @@ class BlobDataset(Subframes):
         whole-image scaling). *nuisances* (training only, needs *augment_rng*): this fraction of
         ALL subframes gets domain randomisation in difference units before the representation
         (:func:`add_nuisances`: mis-registration dipoles, offsets, low-order gradients,
-        heavy-tailed pixels, NaN columns, extra noise).
+        heavy-tailed pixels, NaN columns, extra noise). *crescents* (training only, needs
+        *augment_rng*): this fraction of the blob-free subframes gets, centred on it, the
+        registration residual of a deep existing blob under pointing jitter (:func:`add_crescents`):
+        what the monitor's verification sees on the rim of a deep blob.
         """
         indices = np.asarray(indices, dtype=np.int64)
         x = self.raw(indices, boost=boost)
@@ -459,6 +463,8 @@ class BlobDataset(Subframes):
             _add_hard_negatives(x, self.labels[indices], augment_rng, hard_negatives)
         if nuisances > 0 and augment_rng is not None:
             add_nuisances(x, augment_rng, nuisances, self._noise_of(indices))
+        if crescents > 0 and augment_rng is not None:
+            add_crescents(x, self.labels[indices], np.random.default_rng(augment_rng.integers(2 ** 63)), crescents)
         if representation == "residual":
             x = residual(x)
         elif representation == "isr":
@@ -500,6 +506,45 @@ def _add_hard_negatives(x: np.ndarray, labels: np.ndarray, rng: np.random.Genera
                 add_stamp(x[j], st, cx, cy, -float(rng.uniform(0.01, 0.08)))
 
 
+def add_crescents(x: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fraction: float) -> None:
+    """Give a *fraction* of the blob-free crops ``(n, 256, 256)`` (difference units, in place) the
+    registration residual of a deep existing blob, its positive crescent at the crop's centre.
+
+    Under pointing jitter the history's median holds each existing blob slightly blurred (the
+    frames sit 0.15-0.5 px apart), and today's frame holds it sharp and shifted by what the global
+    registration left (up to 0.5 px). The difference (history - today) is then
+    ``depth x (P_today(r - s) - P_history(r))``: a crescent on the rim, its negative partner
+    weaker than a pure shift's. The monitor verifies a candidate on a subframe centred on it, so
+    the crescent is put within 2 px of the crop's centre. Blob: disc or ring, radius 3-12 px,
+    depth 15-30 %; history blur 0.15-0.5 px (Gaussian sigma); residual shift 0.1-0.5 px.
+
+    >>> x = np.zeros((2, 256, 256), np.float32)
+    >>> add_crescents(x, np.array([0, 1]), np.random.default_rng(0), 1.0)
+    >>> bool(np.abs(x[1]).max() == 0), bool(x[0][118:139, 118:139].max() > 0.3 * np.abs(x[0]).max())
+    (True, True)
+    """
+    from scipy import ndimage
+
+    c = TILE / 2.0
+    for j in np.nonzero(labels == 0)[0]:
+        if rng.random() >= fraction:
+            continue
+        r = float(rng.uniform(3.0, 12.0))
+        shape = (r, int(rng.random() < 0.3), float(rng.uniform(0.8, 1.0)), float(rng.uniform(0, np.pi)),
+                 float(rng.uniform(0.45, 0.9)), 0.8, 1.0, 0, 0)
+        depth = float(rng.uniform(0.15, 0.30))
+        ang = float(rng.uniform(0, 2 * np.pi))
+        shift = float(rng.uniform(0.1, 0.5))
+        # today's blob rendered shifted by the sub-pixel residual, the history's blurred, both placed at
+        # the same pixel; the crescent's peak lies on the rim towards the shift: the centre one radius behind
+        today = make_stamp(0, None, *shape, shift * np.cos(ang), shift * np.sin(ang))
+        history = ndimage.gaussian_filter(make_stamp(0, None, *shape, 0.0, 0.0), float(rng.uniform(0.15, 0.5)))
+        off = rng.uniform(-2.0, 2.0, 2)
+        bx, by = c + off[0] - r * np.cos(ang), c + off[1] - r * np.sin(ang)
+        add_stamp(x[j], today, bx, by, depth)
+        add_stamp(x[j], history, bx, by, -depth)
+
+
 def add_nuisances(x: np.ndarray, rng: np.random.Generator, fraction: float, noise: np.ndarray) -> None:
     """Domain randomisation of crops ``(n, 256, 256)`` in difference units (in place).
 
@@ -522,15 +567,15 @@ def add_nuisances(x: np.ndarray, rng: np.random.Generator, fraction: float, nois
         if rng.random() < 0.6:
             for _ in range(int(rng.integers(1, 5))):
                 r = float(np.clip(6.0 * np.exp(0.4 * rng.standard_normal()), 2.5, 12))
-                st = make_stamp(0, None, r, int(rng.random() < 0.4), float(rng.uniform(0.7, 1.0)),
-                                float(rng.uniform(0, np.pi)), float(rng.uniform(0.45, 0.9)), 0.8, 1.0, 0, 0,
-                                0.0, 0.0)
+                shape = (r, int(rng.random() < 0.4), float(rng.uniform(0.7, 1.0)), float(rng.uniform(0, np.pi)),
+                         float(rng.uniform(0.45, 0.9)), 0.8, 1.0, 0, 0)
                 cx, cy = rng.uniform(-5, TILE + 5, 2)
                 depth = float(np.exp(rng.uniform(np.log(0.02), np.log(0.30))))
                 ang = rng.uniform(0, 2 * np.pi)
                 amp = float(rng.uniform(0.05, 0.6))
-                add_stamp(x[j], st, cx + amp * np.cos(ang), cy + amp * np.sin(ang), depth)
-                add_stamp(x[j], st, cx, cy, -depth)
+                # the sub-pixel shift goes into the stamp (add_stamp places stamps on whole pixels)
+                add_stamp(x[j], make_stamp(0, None, *shape, amp * np.cos(ang), amp * np.sin(ang)), cx, cy, depth)
+                add_stamp(x[j], make_stamp(0, None, *shape, 0.0, 0.0), cx, cy, -depth)
         if rng.random() < 0.5:
             c = rng.normal(0, 1, 6) * s * rng.uniform(0, 1)
             x[j] += (c[0] + c[1] * xx + c[2] * yy + c[3] * xx * xx + c[4] * yy * yy + c[5] * xx * yy).astype(np.float32)

@@ -236,7 +236,7 @@ class IsrRecipeDataset(Subframes):
 
     def batch(self, indices, augment_rng: np.random.Generator | None = None, hard_negatives: float = 0.0,
               noise_sigma: float | None = None, boost: float = 1.0, representation: str = "isr",
-              nuisances: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+              nuisances: float = 0.0, crescents: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Subframes and labels; the signature of :meth:`BlobDataset.batch`.
 
         The ISR recipe has no hard negatives, domain randomisation or curriculum: asking for
@@ -244,8 +244,9 @@ class IsrRecipeDataset(Subframes):
         recipe's own (re-z-scored crop); ``"residual"`` feeds the same crop to a model that
         takes this project's residual input.
         """
-        if hard_negatives or nuisances or boost != 1.0:
-            raise InputError("the ISR recipe has no hard negatives, nuisances or curriculum (set them to 0 / 1)")
+        if hard_negatives or nuisances or crescents or boost != 1.0:
+            raise InputError("the ISR recipe has no hard negatives, nuisances, crescents or curriculum "
+                             "(set them to 0 / 1)")
         indices = np.asarray(indices, np.int64)
         x = self.raw(indices)
         if representation == "residual":

@@ -52,10 +52,11 @@ class SubframeSequence(_sequence_base()):
     def __init__(self, dataset, batch_size: int = 100, seed: int = 0, augment: bool = True,
                  shuffle: bool = True, n: int | None = None, hard_negatives: float = 0.0,
                  noise_sigma: float | None = None, boost=None, representation: str = "isr",
-                 nuisances: float = 0.0, prefetch: bool = True):
+                 nuisances: float = 0.0, prefetch: bool = True, crescents: float = 0.0):
         super().__init__(workers=1, use_multiprocessing=False)
         self.representation = representation
         self.nuisances = float(nuisances)
+        self.crescents = float(crescents)
         self.boost = boost  # callable epoch -> depth multiplier of the injected blobs, or None
         self.dataset = dataset
         self.batch_size = int(batch_size)
@@ -86,8 +87,9 @@ class SubframeSequence(_sequence_base()):
         idx = order[i * self.batch_size:(i + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, epoch, int(i)]) if self.augment else None
         b = float(self.boost(epoch)) if self.boost is not None else 1.0
+        extra = {"crescents": self.crescents} if self.crescents else {}
         x, y = self.dataset.batch(idx, rng, self.hard_negatives, self.noise_sigma, boost=b,
-                                  representation=self.representation, nuisances=self.nuisances)
+                                  representation=self.representation, nuisances=self.nuisances, **extra)
         return x[..., None], y.astype(np.int32)
 
     def __getitem__(self, i):
@@ -186,7 +188,8 @@ def train_model(cfg: TrainConfig, train_ds, val_ds, seed: int, verbose: int = 2,
     model = build_model(cfg.architecture, seed=seed, width=cfg.width)
     train_seq = SubframeSequence(train_ds, cfg.batch_size, seed, augment=True, shuffle=True, n=cfg.n_train,
                                  hard_negatives=cfg.hard_negatives, noise_sigma=cfg.noise_sigma, boost=cfg.boost,
-                                 representation=cfg.representation, nuisances=cfg.nuisances)
+                                 representation=cfg.representation, nuisances=cfg.nuisances,
+                                 crescents=cfg.crescents)
     xv, yv = val_ds.arrays(representation=cfg.representation)
     val = (xv[..., None], yv.astype(np.int32))
     hist = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "optimizer": [], "seconds": []}

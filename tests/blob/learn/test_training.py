@@ -272,3 +272,23 @@ def test_training_with_and_without_prefetch_is_identical(easy_datasets, monkeypa
     m2, h2 = train_model(cfg, easy_datasets["train"], easy_datasets["val"], seed=4, verbose=0)
     assert h1["loss"] == h2["loss"] and h1["val_loss"] == h2["val_loss"]
     assert all(np.array_equal(w1, w2) for w1, w2 in zip(m1.get_weights(), m2.get_weights()))
+
+
+def test_crescents_go_to_blob_free_subframes_only_and_centred(easy_datasets):
+    """``crescents``: registration residuals of deep blobs on blob-free training subframes (every
+    one at fraction 1; the labels unchanged); the same seed gives the same batch. (Where they go
+    within a subframe -- centred, label-0 only -- is the doctest of ``add_crescents``.)"""
+    ds = easy_datasets["train"]
+    kw = dict(batch_size=32, seed=5, representation="residual", prefetch=False)
+    plain = SubframeSequence(ds, **kw)
+    with_c = SubframeSequence(ds, crescents=1.0, **kw)
+    again = SubframeSequence(ds, crescents=1.0, **kw)
+    idx = plain.order[:32]
+    raw_plain = ds.raw(idx)
+    x_c, y_c = ds.batch(idx, np.random.default_rng(0), representation="residual", crescents=1.0)
+    x_0, y_0 = ds.batch(idx, np.random.default_rng(0), representation="residual")
+    assert np.array_equal(y_c, y_0) and (y_c == 0).any() and (y_c == 1).any()
+    changed = np.array([not np.array_equal(a, b) for a, b in zip(x_c, x_0)])
+    assert changed[y_c == 0].all()
+    assert np.array_equal(raw_plain, ds.raw(idx))  # raw() is untouched by the augmentation
+    assert np.array_equal(with_c[0][0], again[0][0]) and not np.array_equal(with_c[0][0], plain[0][0])
