@@ -17,6 +17,40 @@ def test_median_stack_matches_numpy_and_ignores_nan(rng):
     assert np.isfinite(median_stack(list(cube))).all()
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 15, 29, 30, 31, 33, 64, 65])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_median_stack_network_is_the_exact_median(rng, n, threads):
+    """The selection network gives np.median's values bit for bit (ties, odd and even counts, more
+    frames than the network serves, several thread bands with a ragged last one), NaN as the fill."""
+    cube = rng.normal(1, 0.1, (n, 70, 13)).astype(np.float32)
+    cube[:, :5] = np.round(cube[:, :5], 1)            # many ties
+    ref = np.median(cube, axis=0).astype(np.float32)
+    np.testing.assert_array_equal(median_stack(list(cube), threads=threads), ref)
+    cube[0, 40, 3] = np.nan
+    filled = np.where(np.isfinite(cube), cube, np.float32(1.0))
+    np.testing.assert_array_equal(median_stack(list(cube), threads=threads),
+                                  np.median(filled, axis=0).astype(np.float32))
+
+
+def test_median_network_selects_every_middle_rank():
+    """For each count, on every 0/1 input (the 0-1 principle: a comparator network that selects a
+    rank on all 0/1 inputs selects it on all inputs) the outputs hold the middle rank(s)."""
+    import itertools
+
+    from blobhelpers.blob.preprocess.difference import median_network
+
+    for n in range(1, 13):
+        comps, outs = median_network(n)
+        for bits in itertools.product((0, 1), repeat=n):
+            v = list(bits)
+            for a, b in comps:
+                v[a], v[b] = min(v[a], v[b]), max(v[a], v[b])
+            ranks = sorted(bits)
+            want = [ranks[n // 2]] if n % 2 else [ranks[n // 2 - 1], ranks[n // 2]]
+            assert [v[o] for o in outs] == want, (n, bits)
+    assert len(median_network(30)[0]) < 160   # pruned: Batcher's full 32-wire sort has 191
+
+
 def test_normalize_removes_illumination_gradient(rng):
     yy, xx = np.mgrid[0:1024, 0:1024]
     img = (2000 * (1 + 0.3 * xx / 1024)).astype(np.float32)

@@ -31,11 +31,12 @@ from blobhelpers.blob.detect.monitor.records import MonitorLog
 from blobhelpers.blob.detect.monitor.render import summary_html
 from blobhelpers.blob.detect.monitor.tuning import thresholds_provenance
 from blobhelpers.blob.detect.products import monitor_header, product_paths, record_image, save_products as _save
-from blobhelpers.blob.io.fitsio import BORDER, expand_frame_paths, frame_time, read_frame, read_header
+from blobhelpers.blob.io.fitsio import BORDER, expand_frame_paths, frame_time, read_frame, read_header, to_full_frame
 from blobhelpers.blob.io.wfc3 import describe, history_summary, signature_differences
 from blobhelpers.blob.learn.cnn import load_model, load_preprocessing
 from blobhelpers.blob.learn.inference import saliency
-from blobhelpers.blob.preprocess.difference import _blob_pattern, difference_of_normalized, normalize_many
+from blobhelpers.blob.preprocess.difference import (_blob_pattern, difference_of_normalized, normalize,
+                                                     single_threaded_blas)
 from blobhelpers.blob.preprocess.scaling import TILE, scale_image, tile_origins
 from blobhelpers.core.errors import InputError
 from blobhelpers.core.parallel import default_workers
@@ -65,6 +66,15 @@ class _NoPool:
 
     def __exit__(self, *exc):
         return False
+
+
+class _Done:
+    """A finished result in the place of a future (no pool)."""
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
 
 
 class Monitor:
@@ -164,35 +174,55 @@ class Monitor:
             self.skipped.append({"file": str(path), "reason": reason, "kind": kind})
 
     def _load(self, indices) -> None:
-        """Read and normalise the frames *indices* not yet cached (bad ones cached as None)."""
+        """Read and normalise the frames *indices* not yet cached (bad ones cached as None).
+
+        The frames are read and checked here, one after the other (astropy's reader silences its
+        warnings, which is not thread-safe), and each is normalised in a thread pool as soon as it
+        is read; no more than a few raw frames are held at once.
+        """
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
         todo = [j for j in indices if j not in self._cache]
-        raw, ok = [], []
-        for j in todo:
-            path = self.ordered[j][0]
-            try:
-                fr = read_frame(path)
-            except InputError as exc:
-                self._skip(path, str(exc).replace(f"{path}: ", ""))
-                self._cache[j] = None
-                continue
-            diffs = signature_differences(fr.signature, self.reference) if self.reference else []
-            if diffs:
-                self._skip(path, f"inconsistent with the newest frame {self.reference['frame']}: " + ", ".join(diffs),
-                           kind="inconsistent")
-                self._cache[j] = None
-                continue
-            good = np.isfinite(fr.data).mean()
-            if good < 0.5:
-                self._skip(path, f"only {good:.0%} of the pixels are finite", kind="unusable")
-                self._cache[j] = None
-                continue
-            raw.append(fr.data)
-            ok.append(j)
-            self._crc[j] = zlib.crc32(np.ascontiguousarray(fr.data))
-            self._trimmed[j] = fr.trimmed
-            self._info[j] = fr.provenance()
-        for j, img in zip(ok, normalize_many(raw) if raw else []):
-            self._cache[j] = img
+        if not todo:
+            return
+        threads = min(4, os.cpu_count() or 1) if len(todo) > 1 else 1
+        pending: list = []   # (j, future of the normalised frame), in frame order
+
+        def collect(keep: int) -> None:
+            while len(pending) > keep:
+                j, fut = pending.pop(0)
+                self._cache[j] = fut.result()
+
+        with single_threaded_blas(), (ThreadPoolExecutor(threads) if threads > 1 else _NoPool()) as ex:
+            for j in todo:
+                path = self.ordered[j][0]
+                try:
+                    fr = read_frame(path)
+                except InputError as exc:
+                    self._skip(path, str(exc).replace(f"{path}: ", ""))
+                    self._cache[j] = None
+                    continue
+                diffs = signature_differences(fr.signature, self.reference) if self.reference else []
+                if diffs:
+                    self._skip(path, f"inconsistent with the newest frame {self.reference['frame']}: "
+                               + ", ".join(diffs), kind="inconsistent")
+                    self._cache[j] = None
+                    continue
+                good = np.isfinite(fr.data).mean()
+                if good < 0.5:
+                    self._skip(path, f"only {good:.0%} of the pixels are finite", kind="unusable")
+                    self._cache[j] = None
+                    continue
+                if self.products is not None:  # the pixels' CRC-32 enters the key of saved differences
+                    self._crc[j] = zlib.crc32(np.ascontiguousarray(fr.data))
+                self._trimmed[j] = fr.trimmed
+                self._info[j] = fr.provenance()
+                job = functools.partial(normalize, to_full_frame(fr.data))
+                pending.append((j, ex.submit(job) if ex is not None else _Done(job())))
+                del fr, job
+                collect(2 * threads)
+            collect(0)
 
     def input_provenance(self, i: int) -> dict:
         """Where frame *i*'s verdict comes from (the log record's ``input``): the reader path,
@@ -241,7 +271,10 @@ class Monitor:
         ``min_history`` usable frames before it.
         """
         inp = self._inputs(i)
-        return self._finish(inp, self._compute(inp), with_arrays)
+        # one frame alone: its day windows' images are at hand before its difference is made, so
+        # today's search and the windows' searches run side by side (the same results as in turn)
+        earlier = self._earlier_differences(i, max(self.config.accumulate, default=1) - 1)
+        return self._finish(inp, self._compute(inp, earlier), with_arrays)
 
     def process_many(self, indices, with_arrays: bool = False, workers: int | None = None,
                      skip_errors: bool = False):
@@ -306,7 +339,8 @@ class Monitor:
         self._evict(hist[0])
         return {"i": i, "path": path, "when": when, "current": cur, "history": [self._cache[j] for j in hist],
                 "hist": hist, "trimmed": bool(self._trimmed.get(i)), "input": self.input_provenance(i),
-                "skipped": [dict(s) for s in self.skipped], "key": self.difference_key(i, hist)}
+                "skipped": [dict(s) for s in self.skipped],
+                "key": self.difference_key(i, hist) if self.products is not None else ""}
 
     def difference_key(self, i: int, hist: list[int]) -> str:
         """SHA-256 (hex) of everything frame *i*'s one-day difference is made from: the names and
@@ -394,16 +428,29 @@ class Monitor:
             bg = strong_structure(img, self.config.renormalize_nsigma) if strong is False else strong
         return screen(detect_candidates(img, det.radii, snr_min, valid=valid_mask(img), background_mask=bg), det)
 
-    def _compute(self, inp: dict) -> dict:
-        """The part of a frame's processing that depends on its pixels alone (thread-safe)."""
+    def _compute(self, inp: dict, earlier: list[np.ndarray] | None = None) -> dict:
+        """The part of a frame's processing that depends on its pixels alone (thread-safe).
+
+        Given the *earlier* days' one-day differences (oldest first), the day windows' means are
+        made and searched here too, in parallel with today's search."""
         diff, strong = self._difference(inp)
         d = diff.data
         prep = self.preprocessing
-        cands_all = self._search(d, self.config.snr_min, strong)
+        cfg = self.config
         scaled = None
         if prep["representation"] == "isr":
             scaled, _ = scale_image(d, clip_factor=prep["clip_factor"], border_rule=prep["border_rule"])
-        return {"diff": diff, "candidates": cands_all, "scaled": scaled}
+        if earlier is None:
+            return {"diff": diff, "candidates": self._search(d, cfg.snr_min, strong), "scaled": scaled}
+        from concurrent.futures import ThreadPoolExecutor
+
+        means = window_means(earlier + [d], cfg.accumulate)
+        with single_threaded_blas(), ThreadPoolExecutor(min(2, 1 + len(means))) as ex:
+            today = ex.submit(self._search, d, cfg.snr_min, strong)
+            found = {k: ex.submit(self._search, img, min(cfg.watch_snr, cfg.snr_acc)) for k, img in means.items()}
+            windows = {k: (means[k], None, f.result()) for k, f in found.items()}
+            cands = today.result()
+        return {"diff": diff, "candidates": cands, "scaled": scaled, "windows": windows}
 
     def _finish(self, inp: dict, computed: dict, with_arrays: bool) -> FrameResult:
         """Known-catalog match, accumulated evidence, CNN verification, verdict and record of one frame (in order)."""
@@ -418,11 +465,13 @@ class Monitor:
         # centred subframes. Today's difference is window k = 1; the means of the last k one-day
         # differences (monitor.accumulate) are searched the same way (blobhelpers.blob.detect.monitor.accumulate).
         windows = {1: (d, scaled, cands_all)}
-        earlier = self._earlier_differences(inp["i"], max(cfg.accumulate, default=1) - 1)
+        if "windows" in computed:
+            windows.update(computed["windows"])
+        else:
+            earlier = self._earlier_differences(inp["i"], max(cfg.accumulate, default=1) - 1)
+            for k, img in window_means(earlier + [d], cfg.accumulate).items():
+                windows[k] = (img, None, self._search(img, min(cfg.watch_snr, cfg.snr_acc)))
         self._recent[inp["i"]] = d
-        for k, img in window_means(earlier + [d], cfg.accumulate).items():
-            found = self._search(img, min(cfg.watch_snr, cfg.snr_acc))
-            windows[k] = (img, None, found)
         members, rejected, n_known, n_raised = [], [], 0, 0
         noise: dict[int, float] = {}   # robust pixel noise of each window image (when needed)
         for k, (img, _, found) in windows.items():
