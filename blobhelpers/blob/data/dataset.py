@@ -25,6 +25,7 @@ from blobhelpers.blob.sections import InjectionConfig
 from blobhelpers.blob.sim.injection import add_stamp, make_stamp
 from blobhelpers.core.errors import InputError
 from blobhelpers.core.paths import atomic_path
+from blobhelpers.core.stats import median_mad
 
 __all__ = [
     "split_cutouts",
@@ -481,8 +482,7 @@ class BlobDataset(Subframes):
     def _noise_of(self, indices) -> np.ndarray:
         """Robust per-pixel noise (difference units) of the images the crops *indices* come from."""
         if not hasattr(self, "_noise"):
-            self._noise = np.array([float(np.median(np.abs(im[::4, ::4] - np.median(im[::4, ::4])))) * 1.4826
-                                    for im in self.images], np.float32)
+            self._noise = np.array([float(median_mad(im[::4, ::4])[1]) * 1.4826 for im in self.images], np.float32)
         return self._noise[self.recipe.crops["diff_index"][np.asarray(indices, np.int64)]]
 
 

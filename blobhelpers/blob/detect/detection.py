@@ -35,6 +35,7 @@ from blobhelpers.blob.learn.cnn import probabilities
 from blobhelpers.blob.learn.inference import predict_logits
 from blobhelpers.blob.preprocess.difference import illumination
 from blobhelpers.blob.preprocess.scaling import TILE, residual
+from blobhelpers.core.stats import median_mad
 
 __all__ = ["DetectionConfig", "valid_mask", "gaussian_bank", "detect_candidates", "screen", "select", "verify",
            "measure_blob", "centred_origin"]
@@ -178,7 +179,7 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
     for r, z in zip(radii, gaussian_bank(base, [0.6 * r for r in radii])):
         np.divide(z, sig_pix, out=z)
         zz = z[sub][ok]
-        mad = np.median(np.abs(zz - np.median(zz))) / 0.6745
+        mad = median_mad(zz)[1] / 0.6745
         np.divide(z, np.float32(max(float(mad), 1e-12)), out=z)   # the S/N map of this radius
         np.greater(z, best, out=upd)
         np.copyto(best, z, where=upd)

@@ -43,7 +43,7 @@ from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor
 from blobhelpers.blob.evaluate.truth import (SNR_TARGET, _located, auc, is_target,  # noqa: F401 (re-exported)
                                              tile_labels)
 from blobhelpers.blob.io.fitsio import BORDER, TRIMMED_SIZE
-from blobhelpers.core.stats import rate
+from blobhelpers.core.stats import median_mad, rate
 
 __all__ = ["SNR_TARGET", "is_target", "tile_labels", "score_difference", "score_series", "summarise_images",
            "summarise_series", "shortcut_aucs", "auc", "stress_cases", "DETECTORS", "score_days",
@@ -71,7 +71,7 @@ def score_difference(image: np.ndarray, new_blobs: list[dict], model, threshold:
         y0, x0 = t["y0"] + off, t["x0"] + off
         sub = full[max(0, y0 - off):y0 - off + t["size"], max(0, x0 - off):x0 - off + t["size"]]
         fin = sub[np.isfinite(sub)]
-        noise = float(np.median(np.abs(fin - np.median(fin)))) * 1.4826 if fin.size else 1.0
+        noise = float(median_mad(fin)[1]) * 1.4826 if fin.size else 1.0
         tiles.append({"case": case, "regime": regime, "row": t["row"], "col": t["col"], "label": lab,
                       "p_cnn": t["probability"], "alert": t["blob"], "mf_snr": t["max_snr"],
                       "mf_alert": t["n_candidates"] > 0, "p_tile_cnn": t["cnn_probability"],

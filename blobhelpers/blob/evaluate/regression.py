@@ -25,7 +25,7 @@ from scipy import ndimage
 from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor, MonitorConfig
 from blobhelpers.blob.io.frames import BORDER
 from blobhelpers.blob.sim.shapes import BlobShape, render
-from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, rate
+from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, median_mad, rate
 
 __all__ = ["RegressionResult", "run_regression", "summarize", "within_days", "latency", "tune_thresholds",
            "tune_accumulated", "alerts_by_window", "ideal_snr", "cnn_side_by_side",
@@ -232,7 +232,7 @@ def ideal_snr(diff: np.ndarray, x: float, y: float, shape: BlobShape, depth: flo
     if far.sum() < 100:
         return keys
     v = cut[far]
-    sigma_d = 1.4826 * float(np.median(np.abs(v - np.median(v))))
+    sigma_d = 1.4826 * float(median_mad(v)[1])
     if not sigma_d > 0:
         return keys
     energy = float(np.sqrt((prof[ok].astype(np.float64) ** 2).sum()))

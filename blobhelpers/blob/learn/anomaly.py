@@ -116,6 +116,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from blobhelpers.blob.preprocess.scaling import residual
+from blobhelpers.core.stats import median_mad
 
 __all__ = ["PatchPCAScorer"]
 
@@ -365,8 +366,8 @@ class PatchPCAScorer:
         self.center_, self.scale_ = 0.0, 1.0
         mu32 = mu.astype(np.float32)
         raw = np.concatenate([self._raw(x[r0:r0 + rows] - mu32) for r0 in range(0, m, rows)])
-        c = float(np.median(raw))
-        s = 1.4826 * float(np.median(np.abs(raw - c)))
+        c, s = (float(v) for v in median_mad(raw))
+        s *= 1.4826
         if not s > 0:
             s = float(raw.std()) or 1.0
         self.center_, self.scale_ = c, s

@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from blobhelpers.blob.io.fitsio import BORDER, Frame, frame_time, read_frame, read_header, to_full_frame
 from blobhelpers.core.errors import InputError
+from blobhelpers.core.stats import median_mad
 
 __all__ = [
     "illumination",
@@ -458,7 +459,7 @@ def estimate_shift(stack: np.ndarray, current: np.ndarray, sigma: float = 1.5, i
             break
         ds = np.array([c * rhs[0] - b_ * rhs[1], a * rhs[1] - b_ * rhs[0]]) / det
         s += ds
-        resid_sigma = 1.4826 * np.median(np.abs(r - np.median(r)))
+        resid_sigma = 1.4826 * median_mad(r)[1]
         if np.hypot(*ds) < 1e-3:
             break
     return float(s[0]), float(s[1])

@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from blobhelpers.blob.preprocess.difference import _blob_pattern  # the dip model's pattern, shared
 from blobhelpers.blob.preprocess.difference import block_medians, upsample_matrix
+from blobhelpers.core.stats import median_mad
 
 __all__ = ["window_means", "registration_explained", "merge_windows", "strong_structure", "illumination_fix",
            "pattern_scale", "pixel_noise", "core_mean", "deeper_than_known"]
@@ -150,15 +151,13 @@ def strong_structure(diff: np.ndarray, nsigma: float = 5.0, smooth: float = 2.0,
     d = np.where(np.isfinite(diff), diff, 0.0).astype(np.float32)
     # single hot, RTS or cosmic-ray pixels are winsorised first (as in the detection core): they are
     # not structure that biases a block median
-    pix = d[8::4, 8::4]
-    pmed = float(np.median(pix))
-    psig = float(np.median(np.abs(pix - pmed))) / 0.6745
+    pmed, psig = (float(v) for v in median_mad(d[8::4, 8::4]))
+    psig /= 0.6745
     if psig > 0:
         d = np.clip(d, pmed - 4 * psig, pmed + 4 * psig)
     s = ndimage.gaussian_filter(d, smooth, truncate=3.0)
-    sub = s[8::4, 8::4]
-    med = float(np.median(sub))
-    sig = float(np.median(np.abs(sub - med))) / 0.6745
+    med, sig = (float(v) for v in median_mad(s[8::4, 8::4]))
+    sig /= 0.6745
     if sig <= 0:
         return None
     hot = s - med > nsigma * sig
@@ -202,9 +201,8 @@ def pattern_scale(diff: np.ndarray, stack: np.ndarray, min_dip: float = 0.005, s
     """
     B = 1.0 - _blob_pattern(stack) if dips is None else dips   # dips: a precomputed 1 - P
     Bs = 1.0 - ndimage.gaussian_filter(1.0 - B, smooth)
-    sub = Bs[8::4, 8::4]
-    mid = float(np.median(sub))
-    spread = float(np.median(np.abs(sub - mid))) / 0.6745
+    mid, spread = (float(v) for v in median_mad(Bs[8::4, 8::4]))
+    spread /= 0.6745
     sel = np.isfinite(diff) & (Bs > max(min_dip, mid + 5.0 * spread))
     if sel.sum() < 200:
         return 0.0
@@ -215,7 +213,7 @@ def pattern_scale(diff: np.ndarray, stack: np.ndarray, min_dip: float = 0.005, s
     for _ in range(3):
         a = float((x[keep] * y[keep]).sum() / (x[keep] * x[keep]).sum())
         r = y - a * x
-        mad = float(np.median(np.abs(r[keep] - np.median(r[keep])))) / 0.6745
+        mad = float(median_mad(r[keep])[1]) / 0.6745
         if mad <= 0:
             break
         keep = np.abs(r) <= 4.0 * mad
@@ -281,7 +279,7 @@ def pixel_noise(img: np.ndarray) -> float:
     sub = sub[np.isfinite(sub)]
     if sub.size == 0:
         return float("nan")
-    return float(np.median(np.abs(sub - np.median(sub)))) * 1.4826
+    return float(median_mad(sub)[1]) * 1.4826
 
 
 def core_mean(img: np.ndarray, x: float, y: float, radius: float) -> float:
