@@ -412,12 +412,17 @@ display(Markdown(
     f"target >= 0.97). Of the {ideal['missed_within_3']} blobs not found within 3 days, {ideal['below_limit']} are "
     f"below the limit (ideal 3-day S/N under {cfg.snr_acc:g}) and {ideal['missed_by_ours']} were missed by this "
     f"monitor." if al["n"] else "No new blob has an ideal 3-day S/N above the threshold."))
+if ideal.get("missed_by_ours_why"):
+    display(Markdown(
+        "Why this monitor missed them (the furthest stage each reached in its first three days; `absorbed`: a "
+        "catalogued blob or an alert already raised within its radius accounts for what was seen there): "
+        + "; ".join(f"{why}: {n}" for why, n in ideal["missed_by_ours_why"].items()) + "."))
 missed_rows = pd.DataFrame([e for e in res.events if e.get("ideal_snr_3d") is not None
                             and not ((lt := latency(e)) is not None and lt <= 2)
                             and e["appear_index"] + 2 <= max(d["day"] for d in res.days)])
 if len(missed_rows):
     display(missed_rows[["id", "date", "x", "y", "radius", "depth", "category", "ideal_snr_day1", "ideal_snr_3d",
-                         "candidate"]].sort_values("ideal_snr_3d", ascending=False).head(15))
+                         "why_not_found"]].sort_values("ideal_snr_3d", ascending=False).head(15))
 
 # %% [markdown]
 # ## Localisation and the day-by-day record

@@ -157,16 +157,17 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
     finite = valid_mask(d) if valid is None else (np.asarray(valid, bool) & np.isfinite(d))
     if not finite.any():
         return []
-    d = np.where(finite, d, np.nan).astype(np.float32)
-    d0 = np.where(finite, d, 0.0).astype(np.float32)
+    d = np.where(finite, d, np.nan).astype(np.float32, copy=False)
+    d0 = np.where(finite, d, 0.0).astype(np.float32, copy=False)
     # robust local pixel scatter (blocks of 32 px, NaN ignored)
     bg = finite if background_mask is None else finite & ~np.asarray(background_mask, bool)
     med = _block_stat(np.where(bg, d, np.nan))
     sig_pix = _block_stat(np.where(bg, np.abs(d - med), np.nan)) / 0.6745
-    pos = sig_pix[np.isfinite(sig_pix) & (sig_pix > 0)]
-    if pos.size == 0:
+    good = np.isfinite(sig_pix) & (sig_pix > 0)
+    if not good.any():
         return []  # no noise at all: a blank or constant image holds no blob-like residual
-    sig_pix = np.where(np.isfinite(sig_pix) & (sig_pix > 0), sig_pix, np.median(pos))
+    if not good.all():   # blocks without a noise estimate take the median of the others
+        sig_pix = np.where(good, sig_pix, np.median(sig_pix[good]))
     # Winsorise at +-4 sigma: single hot/RTS/cosmic-ray pixels must not look like blobs, while
     # a blob (many pixels a few sigma high) keeps almost all of its matched-filter signal.
     base = np.clip(d0 - np.where(finite, med, 0.0), -4.0 * sig_pix, 4.0 * sig_pix)

@@ -29,7 +29,7 @@ from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, median_mad, rate
 
 __all__ = ["RegressionResult", "run_regression", "summarize", "within_days", "latency", "tune_thresholds",
            "tune_accumulated", "alerts_by_window", "ideal_snr", "cnn_side_by_side",
-           "ideal_limit"]
+           "ideal_limit", "miss_reason", "MISS_REASONS"]
 
 
 
@@ -83,7 +83,8 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
     event_rows = {int(r.id): {"id": int(r.id), "appear_index": int(r.appear_index), "date": r.appear_date,
                               "x": float(r.x), "y": float(r.y), "radius": float(r.radius), "depth": float(r.depth),
                               "category": r.category, "detected": False, "candidate": False, "first_alert_day": None,
-                              "loc_error": None, "probability": None, "snr": None, "processed": False}
+                              "loc_error": None, "probability": None, "snr": None, "processed": False,
+                              "why_not_found": MISS_REASONS[0]}
                   for r in new.itertuples()}
     n_kept = {"missed": 0, "false": 0}
     todo = [i for i in mon.targets(all_frames=True) if mon.ordered[i][0].name in index_of]
@@ -150,6 +151,13 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
             # a raised alert, as in the daily job (Monitor.raised): the blob itself, not yet in the history
             mon.raised.add(c["x"], c["y"], max(c["radius"], 3.0), c["depth"], rec["date_obs"][:10],
                            f"confirmed alert day {day}")
+        # why the blobs of the last three days not alerted yet were not (the stage of the monitor each reached)
+        for j, b in enumerate(lid):
+            ev = event_rows[int(b)]
+            if ev["first_alert_day"] is None and 0 <= day - ev["appear_index"] <= 2:
+                why = miss_reason(rec, float(lx[j]), float(ly[j]), float(lr[j]) + match_px, config)
+                if MISS_REASONS.index(why) > MISS_REASONS.index(ev["why_not_found"]):
+                    ev["why_not_found"] = why
         # baselines on the same day
         det_only = [c for c in rec["candidates"] if _window(c, 1) is not None and nearest(c)[0] is None]
         tiles_flag = [t for t in rec["tiles"] if t["blob"]]
@@ -180,11 +188,63 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
         rec.pop("config", None)
         res.records.append(rec)
     res.events = [e for e in event_rows.values() if e["processed"]]
+    for e in res.events:   # alerted within 3 days: nothing to explain
+        if (lat := latency(e)) is not None and lat <= 2:
+            e["why_not_found"] = ""
     res.known = KnownCatalog([dict(r) for r in mon.known.rows])  # existing + confirmed alerts, fresh ids
     for r in mon.raised.rows:
         res.known.add(r["x"], r["y"], r["radius"], r["depth"] if r["depth"] != "" else None, r["first_seen"],
                       r["source"], merge_px=0.0)
     return res
+
+
+#: Why a new blob was not alerted within 3 days, from the first stage to the last it reached in the
+#: monitor (the furthest one of its three days is kept; :func:`miss_reason`).
+MISS_REASONS = ("no candidate", "rejected: dipole", "rejected: bright transient", "rejected: over budget",
+                "absorbed: catalogued blob: registration residual", "absorbed: catalogued blob",
+                "absorbed: alert already raised", "vetoed: bright transient nearby", "below the significance threshold",
+                "shallower than min_depth", "CNN below threshold", "alerted")
+
+
+def miss_reason(rec: dict, x: float, y: float, reach: float, config: MonitorConfig | None = None) -> str:
+    """The furthest stage of the monitor that something within *reach* px of (*x*, *y*) reached in one
+    day's *rec* (:data:`MISS_REASONS`): an alert; a candidate judged and not alerted (and why: the CNN, the
+    depth, the significance, the bright-transient veto); a candidate set aside (``absorbed``: a catalogued
+    blob or an alert already raised accounts for it); one rejected by the detection core's tests (today's
+    difference only); or nothing at all.
+
+    >>> rec = {"candidates": [{"x": 10.0, "y": 10.0, "k": 1, "snr": 9.0, "new": False, "veto": "", "depth": 0.02,
+    ...                        "probability": 0.1}], "absorbed": [], "rejected": []}
+    >>> miss_reason(rec, 11.0, 10.0, 4.0), miss_reason(rec, 40.0, 10.0, 4.0)
+    ('CNN below threshold', 'no candidate')
+    """
+    cfg = config or MonitorConfig()
+    best = 0
+
+    def near(c) -> bool:
+        return float(np.hypot(c["x"] - x, c["y"] - y)) <= reach
+
+    for c in rec.get("candidates", []):
+        if not near(c):
+            continue
+        if c.get("new"):
+            why = "alerted"
+        elif c.get("veto"):
+            why = "vetoed: bright transient nearby"
+        elif c["snr"] < (cfg.snr_min if c.get("k", 1) == 1 else cfg.snr_acc):
+            why = "below the significance threshold"
+        elif c.get("depth", 1.0) < cfg.min_depth:
+            why = "shallower than min_depth"
+        else:
+            why = "CNN below threshold"
+        best = max(best, MISS_REASONS.index(why))
+    for a in rec.get("absorbed", []):
+        if near(a):
+            best = max(best, MISS_REASONS.index("absorbed: " + a["by"]))
+    for r in rec.get("rejected", []):
+        if near(r) and ("rejected: " + r["reason"]) in MISS_REASONS:
+            best = max(best, MISS_REASONS.index("rejected: " + r["reason"]))
+    return MISS_REASONS[best]
 
 
 def _shape_of(row) -> BlobShape:
@@ -366,10 +426,16 @@ def ideal_limit(events: list[dict], last_day: int, snr_day1: float, snr_k: float
     hit3 = [(lat := latency(e)) is not None and lat <= 2 for e in three]
     above = [h for h, e in zip(hit3, three) if e["ideal_snr_3d"] >= snr_k + margin]
     missed = [e for h, e in zip(hit3, three) if not h]
+    ours = [e for e in missed if e["ideal_snr_3d"] >= snr_k]
+    why: dict = {}
+    for e in ours:
+        r = e.get("why_not_found") or "unknown"
+        why[r] = why.get(r, 0) + 1
     return {"curves": curves, "margin": margin,
             "above_limit": _rate(above),
             "below_limit": sum(1 for e in missed if e["ideal_snr_3d"] < snr_k),
-            "missed_by_ours": sum(1 for e in missed if e["ideal_snr_3d"] >= snr_k),
+            "missed_by_ours": len(ours),
+            "missed_by_ours_why": dict(sorted(why.items(), key=lambda kv: (-kv[1], kv[0]))),
             "missed_within_3": len(missed)}
 
 

@@ -256,6 +256,12 @@ def test_a_new_blob_on_top_of_a_known_blob_is_found_and_a_raised_alert_is_not_ra
     rec = run_monitor(paths[:APPEAR + 1], trained_tiny[2], tmp_path / "out_off", _cfg(known_excess=1e9),
                       known_path=known, html=False)[0]
     assert not any(c["new"] for c in _near(rec, *new[:2], 4.0)), rec["candidates"]
+    # ... and the record says what it set aside there, and why
+    from blobhelpers.blob.evaluate.regression import miss_reason
+
+    assert any(a["by"] == "catalogued blob" and np.hypot(a["x"] - new[0], a["y"] - new[1]) < 4.0
+               for a in rec["absorbed"]), rec["absorbed"]
+    assert miss_reason(rec, new[0], new[1], new[2] + 2.0, _cfg(known_excess=1e9)) == "absorbed: catalogued blob"
     # a fresh blob alerted on its first day is not raised again the day after
     fresh = (200.0, 700.0, 8.0, 0.03)
     paths = _series(tmp_path / "frames2", seed=8, new=fresh)
@@ -264,3 +270,6 @@ def test_a_new_blob_on_top_of_a_known_blob_is_found_and_a_raised_alert_is_not_ra
     assert any(c["new"] for c in _near(first, *fresh[:2])), first["candidates"]
     again = run_monitor(paths[:APPEAR + 2], trained_tiny[2], out, _cfg(), html=False)[0]
     assert not any(c["new"] for c in _near(again, *fresh[:2], 12.0)) and again["n_already_alerted"] >= 1
+    assert any(a["by"] == "alert already raised" and np.hypot(a["x"] - fresh[0], a["y"] - fresh[1]) < fresh[2]
+               for a in again["absorbed"]), again["absorbed"]
+    assert miss_reason(first, *fresh[:2], fresh[2] + 2.0, _cfg()) == "alerted"

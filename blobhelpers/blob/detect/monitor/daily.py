@@ -68,6 +68,12 @@ class _NoPool:
         return False
 
 
+def _absorbed(k: int, x: float, y: float, cand: dict, by: str) -> dict:
+    """A candidate that a catalogued blob or an alert already raised accounts for (the record's
+    ``absorbed``: what the monitor saw there and set aside, strongest first)."""
+    return {"k": k, "x": round(x, 2), "y": round(y, 2), "snr": round(cand["snr"], 2), "by": by}
+
+
 class _Done:
     """A finished result in the place of a future (no pool)."""
     def __init__(self, value):
@@ -473,6 +479,7 @@ class Monitor:
                 windows[k] = (img, None, self._search(img, min(cfg.watch_snr, cfg.snr_acc)))
         self._recent[inp["i"]] = d
         members, rejected, n_known, n_raised = [], [], 0, 0
+        absorbed: list[dict] = []   # candidates a catalogued blob or an alert already raised accounts for
         noise: dict[int, float] = {}   # robust pixel noise of each window image (when needed)
         for k, (img, _, found) in windows.items():
             kept = 0
@@ -503,10 +510,12 @@ class Monitor:
                                                        cfg.residual_window, cfg.residual_gradient)
                     if explained >= cfg.known_residual:
                         n_known += k == 1
+                        absorbed.append(_absorbed(k, x_in, y_in, c, "catalogued blob: registration residual"))
                         continue
                     if self.known.same_blob(kb, x_in, y_in, cfg.known_core):
                         if rb is not None or not self._beyond_known(kb, img, k, diff.stack, m, c["scale"], noise):
                             n_known += k == 1
+                            absorbed.append(_absorbed(k, x_in, y_in, c, "catalogued blob"))
                             continue
                         on_known = True
                 # An alert already raised absorbs every candidate within its radius + margin: it is in
@@ -515,6 +524,7 @@ class Monitor:
                 # a depth test cannot tell it from a new blob on it.
                 if rb is not None:
                     n_raised += k == 1
+                    absorbed.append(_absorbed(k, x_in, y_in, c, "alert already raised"))
                     continue
                 if explained is None:
                     explained = registration_explained(img, diff.stack, c["x"], c["y"], c["scale"],
@@ -607,6 +617,7 @@ class Monitor:
             "candidates": cands,
             "n_known_matched": n_known,
             "n_already_alerted": n_raised,
+            "absorbed": sorted(absorbed, key=lambda a: -a["snr"])[:40],
             "watch": [k for k, c in enumerate(cands) if c["watch"]],
             "windows": sorted(windows),
             "rejected": [{"x": round(c["x"] - off, 2), "y": round(c["y"] - off, 2), "snr": round(c["snr"], 2),
