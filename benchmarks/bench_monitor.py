@@ -122,6 +122,20 @@ def main() -> None:
         tmp.cleanup()
 
 
+# The command's own peak resident memory: VmHWM of its process when it exits (getrusage's ru_maxrss of a
+# child forked from this large process would count the fork's copy of it).
+_PEAK_WRAPPER = """
+import atexit, sys
+def _peak(path=sys.argv[1]):
+    hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+    open(path, "w").write(hwm.split()[1])
+atexit.register(_peak)
+sys.argv = ["blobhelpers"] + sys.argv[2:]
+from blobhelpers.cli import main
+sys.exit(main())
+"""
+
+
 def daily_command(frames, model) -> dict | None:
     """Run ``python -m blobhelpers monitor`` on the last three days of *frames* (a fresh process each
     day, the same OUT, as cron runs it); the third day's wall and CPU time and the peak resident memory
@@ -135,7 +149,8 @@ def daily_command(frames, model) -> dict | None:
     res = None
     for n in (len(frames) - 2, len(frames) - 1, len(frames)):
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "blobhelpers", "monitor", *map(str, frames[:n]),
+        peak_file = Path(out.name) / "peak_kb"
+        proc = subprocess.Popen([sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), "monitor", *map(str, frames[:n]),
                                  "--model", str(model), "-o", out.name, "-q"],
                                 stdout=subprocess.DEVNULL, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -143,7 +158,7 @@ def daily_command(frames, model) -> dict | None:
         if code not in (0, 3):
             raise SystemExit(f"blobhelpers monitor exited {code} on day {n}")
         res = {"wall_s": round(time.perf_counter() - t0, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-               "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": code}
+               "peak_rss_mb": round(int(peak_file.read_text()) / 1024, 1), "exit": code}
     out.cleanup()
     return res
 
