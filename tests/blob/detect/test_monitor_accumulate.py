@@ -21,10 +21,11 @@ from blobhelpers.blob.sim.shapes import BlobShape, render
 N_FRAMES, APPEAR = 15, 11
 
 
-def _series(out, seed, new=None, deep=None, deep_jitter=0.0, shift_sigma=0.02):
+def _series(out, seed, new=None, deep=None, deep_jitter=0.0, shift_sigma=0.02, later=None):
     """Frames 0..14 of a quiet campaign; *new* (x, y, r, depth) appears on frame 11 and stays;
     *deep* (x, y, r, depth) is an existing blob that also moves by its own N(0, deep_jitter) px
-    each frame (a registration error the global shift cannot remove)."""
+    each frame (a registration error the global shift cannot remove); *later* (x, y, r, depth,
+    frame) appears on that frame and stays."""
     cfg = CampaignConfig(n_frames=N_FRAMES, n_existing=12, new_blob_rate=0.0, persistence_prob=0.0,
                          snowballs_per_frame=0.0, shift_sigma=shift_sigma, jump_fraction=0.0,
                          start_date="2024-05-01T01:00:00")
@@ -41,6 +42,8 @@ def _series(out, seed, new=None, deep=None, deep_jitter=0.0, shift_sigma=0.02):
             render(occ, deep[0] + sx + ex, deep[1] + sy + ey, BlobShape(deep[2]), deep[3])
         if new is not None and i >= APPEAR:
             render(occ, new[0] + sx, new[1] + sy, BlobShape(new[2]), new[3])
+        if later is not None and i >= later[4]:
+            render(occ, later[0] + sx, later[1] + sy, BlobShape(later[2]), later[3])
         p = out / f"f{i:02d}.fits"
         write_image(p, img * (1 - occ), hdr)
         paths.append(p)
@@ -273,3 +276,26 @@ def test_a_new_blob_on_top_of_a_known_blob_is_found_and_a_raised_alert_is_not_ra
     assert any(a["by"] == "alert already raised" and np.hypot(a["x"] - fresh[0], a["y"] - fresh[1]) < fresh[2]
                for a in again["absorbed"]), again["absorbed"]
     assert miss_reason(first, *fresh[:2], fresh[2] + 2.0, _cfg()) == "alerted"
+
+
+def test_a_new_blob_on_an_alert_already_raised_is_found_from_the_day_over_day_change(trained_tiny, tmp_path):
+    """A blob alerted on frame 11 absorbs what is seen on it later (it is in every difference until the
+    history holds it); a new blob appearing on it two days later is found from what changed since the
+    day before (``on_raised``), once; without it, nothing is raised after the first alert."""
+    first = (300.0, 640.0, 9.0, 0.08)
+    on_top = (304.0, 642.0, 4.0, 0.06, APPEAR + 2)
+    cfg = _cfg()
+    # without a blob on top: a small 30 % deep alerted blob, the pointing jittering by 0.5 px each frame:
+    # the change holds the alerted blob's crescent (S/N ~16, a dipole), which its fitted motion explains
+    for later, blob, jitter in ((on_top, first, 0.02), (None, (300.0, 640.0, 4.0, 0.3), 0.5)):
+        first = blob
+        paths = _series(tmp_path / f"frames_{later is None}", seed=12, new=first, later=later, shift_sigma=jitter)
+        recs = _daily(paths, trained_tiny[2], tmp_path / f"out_{later is None}", cfg, days=range(APPEAR, N_FRAMES))
+        assert any(c["new"] for c in _near(recs[APPEAR], *first[:2], first[2])), recs[APPEAR]["candidates"]
+        assert not any(c["new"] for c in _near(recs[APPEAR + 1], *first[:2], 16.0)), recs[APPEAR + 1]["candidates"]
+        late = [c for c in _near(recs[APPEAR + 2], *first[:2], 16.0) if c["new"]]
+        if later is None:
+            assert not late and not any(c["new"] for c in _near(recs[APPEAR + 3], *first[:2], 16.0))
+            continue
+        assert late and late[0]["on_raised"] and np.hypot(late[0]["x"] - on_top[0], late[0]["y"] - on_top[1]) < 2.5, late
+        assert not any(c["new"] for c in _near(recs[APPEAR + 3], *first[:2], 16.0)), recs[APPEAR + 3]["candidates"]

@@ -282,6 +282,112 @@ def pixel_noise(img: np.ndarray) -> float:
     return float(median_mad(sub)[1]) * 1.4826
 
 
+def change_on_raised(change: np.ndarray, before: np.ndarray, found: list[dict], x: float, y: float,
+                     scale: float) -> tuple[float, dict | None]:
+    """``(snr, candidate)``: what appeared near (*x*, *y*) since the day before -- a new blob on a blob
+    the monitor has already alerted on -- and its significance.
+
+    An alert already raised is in both days' differences in full (the history holds it only ~15
+    days later), so *change* = today's difference minus the day *before*'s cancels it and keeps what
+    appeared since. *found*: the detection core's candidates of *change*; the one nearest (*x*, *y*)
+    within ``max(3, 0.5 scale)`` px is the new blob, its significance lowered by what the alerted blob
+    explains by moving (the two days' pointings differ) or fading (:func:`change_explained`, fitted
+    within ``max(12, 3 scale)`` px of (*x*, *y*), the alerted blob's peak today).
+    ``(0, None)`` when nothing is there.
+
+    >>> from blobhelpers.blob.sim.shapes import BlobShape, render
+    >>> rng = np.random.default_rng(0)
+    >>> old = np.zeros((128, 128), np.float32); render(old, 64.0, 64.0, BlobShape(8.0), 0.12)
+    >>> before = old + rng.normal(0, 0.01, old.shape).astype(np.float32)
+    >>> new = old + rng.normal(0, 0.01, old.shape).astype(np.float32); render(new, 66.0, 64.0, BlobShape(5.0), 0.03)
+    >>> snr, q = change_on_raised(new - before, before, [{"x": 66.0, "y": 64.0, "snr": 9.0, "scale": 5.5}],
+    ...                           64.5, 64.0, 8.0)
+    >>> snr > 8.0, q["x"]
+    (True, 66.0)
+    >>> change_on_raised(new - before, before, [], 64.5, 64.0, 5.5)
+    (0.0, None)
+    """
+    reach = max(3.0, 0.5 * float(scale))
+    near = [q for q in found if np.hypot(q["x"] - x, q["y"] - y) <= reach]
+    if not near:
+        return 0.0, None
+    q = min(near, key=lambda q: np.hypot(q["x"] - x, q["y"] - y))
+    # the alerted blob's motion is fitted on a window around it (today's candidate is its peak)
+    half = int(max(12.0, 3.0 * float(scale)))
+    return float(q["snr"]) * (1.0 - change_explained(change, before, q["x"], q["y"], q["scale"], half,
+                                                     centre=(x, y))), q
+
+
+def change_explained(change: np.ndarray, before: np.ndarray, x: float, y: float, scale: float, half: int = 24,
+                     max_shift: float = 3.0, iterations: int = 8, centre: tuple | None = None) -> float:
+    """The fraction (0..1) of the matched-filter signal of a candidate at (*x*, *y*) in the day-over-day
+    *change* that the alerted blob of the day *before* explains by moving or fading.
+
+    Over the ``(2 half + 1)`` px window around *centre* (default: the candidate), today's difference (``before + change``) is fitted as
+    ``c + (1 + a) B(x - s)`` with ``B`` the day before's difference (smoothed by 0.7 px): a shift *s*
+    of the pointing between the two days (Gauss-Newton on the whole shifted blob, not a linearised
+    crescent: the pointing may move by more than a pixel; at most *max_shift* px) and a fading
+    ``a <= 0`` (the history median takes one more frame of the alerted blob each day); pixels off the
+    fit by more than 3 robust sigma (a new blob) are left out of the next iteration. A new blob is
+    neither, so what the fit explains is ``sum(w fit) / sum(w (change - c))`` with
+    ``fit = (1 + a) B(x - s) - B`` and ``w`` the candidate's matched filter (a Gaussian of sigma
+    ``0.6 scale``), clipped to 0..1.
+
+    >>> from blobhelpers.blob.sim.shapes import BlobShape, render
+    >>> old = np.zeros((96, 96), np.float32); render(old, 48.0, 48.0, BlobShape(4.0), 0.3)
+    >>> moved = np.zeros_like(old); render(moved, 48.0, 46.6, BlobShape(4.0), 0.3)
+    >>> crescent = moved - old                    # the same alerted blob, the pointing 1.4 px apart
+    >>> change_explained(crescent, old, 48.0, 43.0, 3.5) > 0.8
+    True
+    >>> new = np.zeros_like(old); render(new, 50.0, 48.0, BlobShape(3.0), 0.05)   # a new blob on it
+    >>> change_explained(new, old, 50.0, 48.0, 3.5) < 0.3
+    True
+    """
+    ny, nx = change.shape
+    xi, yi = (int(round(x)), int(round(y))) if centre is None else (int(round(centre[0])), int(round(centre[1])))
+    x0, x1 = max(0, xi - half), min(nx, xi + half + 1)
+    y0, y1 = max(0, yi - half), min(ny, yi + half + 1)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return 0.0
+    B = ndimage.gaussian_filter(np.where(np.isfinite(before[y0:y1, x0:x1]), before[y0:y1, x0:x1],
+                                         0.0).astype(np.float64), 0.7)
+    today = (before[y0:y1, x0:x1].astype(np.float64) + change[y0:y1, x0:x1].astype(np.float64))
+    ok = np.isfinite(today)
+    if ok.sum() < 50:
+        return 0.0
+    coef = ndimage.spline_filter(B, order=3, mode="nearest")
+    yy, xx = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float64)
+    s = np.zeros(2)
+    use = ok.copy()
+    floor = 0.01 * float(np.abs(B).max()) + 1e-9   # noiseless input: a residual this small is a fit
+    c, amp, Bs = 0.0, 1.0, B
+    for _ in range(iterations):
+        Bs = ndimage.map_coordinates(coef, [yy - s[1], xx - s[0]], order=3, mode="nearest", prefilter=False)
+        gy, gx = np.gradient(Bs)
+        # today ~ c + amp Bs - amp (gx dsx + gy dsy)
+        A = np.stack([np.ones(use.sum()), Bs[use], -gx[use], -gy[use]], axis=1)
+        sol, *_ = np.linalg.lstsq(A, today[use], rcond=None)
+        c, amp = float(sol[0]), float(sol[1])
+        if amp <= 0:
+            return 0.0
+        ds = sol[2:] / amp
+        s = np.clip(s + ds, -max_shift, max_shift)
+        resid = today - (c + amp * Bs)
+        _, mad = median_mad(resid[ok])
+        use = ok & (np.abs(resid) <= max(3.0 * 1.4826 * float(mad), floor))
+        if np.hypot(*ds) < 1e-3 or use.sum() < 50:
+            break
+    a = min(amp - 1.0, 0.0)     # it cannot deepen: that would be a new blob
+    fit = (1.0 + a) * Bs - B
+    d = np.where(ok, change[y0:y1, x0:x1].astype(np.float64), 0.0)
+    sig = 0.6 * max(float(scale), 1.0)
+    w = np.exp(-((xx + x0 - x) ** 2 + (yy + y0 - y) ** 2) / (2 * sig * sig)) * ok
+    signal = float((w * (d - c)).sum())   # the fit's constant: the change's background there
+    if signal <= 0:
+        return 0.0
+    return float(np.clip((w * np.where(ok, fit, 0.0)).sum() / signal, 0.0, 1.0))
+
+
 def core_mean(img: np.ndarray, x: float, y: float, radius: float) -> float:
     """Mean of the finite pixels of *img* within *radius* px of (*x*, *y*) (NaN if none): the
     depth of :func:`~blobhelpers.blob.detect.detection.measure_blob` when *img* is a difference
@@ -343,7 +449,7 @@ def deeper_than_known(seen: float, known_depth: float | None, history_dip: float
 
 #: The fields of a place in the log, in this order (then ``windows``, ``appeared_days_ago``).
 PLACE_KEYS = ("x", "y", "radius", "depth", "snr", "snr_raw", "neg_snr", "dip", "probability", "veto", "new", "k",
-              "registration_explained", "near_known", "on_known")
+              "registration_explained", "near_known", "on_known", "on_raised")
 
 
 def merge_windows(members: list[dict], px: float = 5.0) -> tuple[list[dict], list[int]]:

@@ -17,9 +17,9 @@ import numpy as np
 
 from blobhelpers.blob.detect.alertfigures import save_alert_pngs
 from blobhelpers.blob.detect.detection import detect_candidates, measure_blob, screen, valid_mask, verify
-from blobhelpers.blob.detect.monitor.accumulate import (core_mean, deeper_than_known, illumination_fix, merge_windows,
-                                                         pattern_scale, pixel_noise, registration_explained,
-                                                         strong_structure, window_means)
+from blobhelpers.blob.detect.monitor.accumulate import (change_on_raised, core_mean, deeper_than_known,
+                                                         illumination_fix, merge_windows, pattern_scale, pixel_noise,
+                                                         registration_explained, strong_structure, window_means)
 import blobhelpers.blob.detect.monitor.accumulate as _accumulate_module
 import blobhelpers.blob.io.fitsio as _fitsio_module
 import blobhelpers.blob.io.frames as _frames_module
@@ -456,7 +456,7 @@ class Monitor:
             found = {k: ex.submit(self._search, img, min(cfg.watch_snr, cfg.snr_acc)) for k, img in means.items()}
             windows = {k: (means[k], None, f.result()) for k, f in found.items()}
             cands = today.result()
-        return {"diff": diff, "candidates": cands, "scaled": scaled, "windows": windows}
+        return {"diff": diff, "candidates": cands, "scaled": scaled, "windows": windows, "earlier": earlier}
 
     def _finish(self, inp: dict, computed: dict, with_arrays: bool) -> FrameResult:
         """Known-catalog match, accumulated evidence, CNN verification, verdict and record of one frame (in order)."""
@@ -473,6 +473,7 @@ class Monitor:
         windows = {1: (d, scaled, cands_all)}
         if "windows" in computed:
             windows.update(computed["windows"])
+            earlier = computed["earlier"]
         else:
             earlier = self._earlier_differences(inp["i"], max(cfg.accumulate, default=1) - 1)
             for k, img in window_means(earlier + [d], cfg.accumulate).items():
@@ -480,6 +481,7 @@ class Monitor:
         self._recent[inp["i"]] = d
         members, rejected, n_known, n_raised = [], [], 0, 0
         absorbed: list[dict] = []   # candidates a catalogued blob or an alert already raised accounts for
+        change, change_found = None, []   # today's minus yesterday's difference, and its candidates (when needed)
         noise: dict[int, float] = {}   # robust pixel noise of each window image (when needed)
         for k, (img, _, found) in windows.items():
             kept = 0
@@ -518,6 +520,25 @@ class Monitor:
                             absorbed.append(_absorbed(k, x_in, y_in, c, "catalogued blob"))
                             continue
                         on_known = True
+                # A new blob on an alert already raised: the raised blob is in yesterday's difference as in
+                # today's, so what changed since yesterday is judged (change_on_raised), today's window only.
+                if rb is not None and k == 1 and earlier and kb is None:
+                    if change is None:   # the detection core on the day-over-day change, once per frame
+                        change = (d - earlier[-1]).astype(np.float32)
+                        # the raised blob fades a little from one day to the next (the history median takes
+                        # one more frame of it each day), so the change has a negative lobe there: the
+                        # dipole test does not apply; a shift of the day before is fitted instead
+                        change_found = [q for q in self._search(change, cfg.snr_min) if q["reject"] in ("", "dipole")]
+                    ch_snr, q = change_on_raised(change, earlier[-1], change_found, c["x"], c["y"], c["scale"])
+                    mq = measure_blob(change, q["x"], q["y"], q["scale"]) if q is not None else None
+                    if mq is not None and ch_snr >= cfg.snr_min and mq["depth"] >= cfg.min_depth:
+                        members.append({"k": k, "x": round(mq["x"] - off, 2), "y": round(mq["y"] - off, 2),
+                                        "radius": round(mq["radius"], 2), "depth": round(mq["depth"], 5),
+                                        "snr": round(ch_snr, 2), "snr_raw": round(q["snr"], 2),
+                                        "registration_explained": 0.0, "neg_snr": round(c["neg_snr"], 2),
+                                        "dip": round(c["dip"], 2), "near_known": None, "on_known": False,
+                                        "on_raised": True})
+                        continue
                 # An alert already raised absorbs every candidate within its radius + margin: it is in
                 # the difference in full until the history holds it, and its recorded depth is that of
                 # the window that raised it (diluted when the blob was there on fewer of its days), so
@@ -534,7 +555,7 @@ class Monitor:
                                 "snr_raw": round(c["snr"], 2), "registration_explained": round(explained, 3),
                                 "neg_snr": round(c["neg_snr"], 2), "dip": round(c["dip"], 2),
                                 "near_known": kb.get("id") if kb is not None else None,
-                                "on_known": on_known})
+                                "on_known": on_known, "on_raised": False})
         # CNN: one centred subframe per candidate, on the image of its own window; the 16 grid tiles of
         # today's difference (the ISR's view) in the same batch. Known blobs (and their dips) are masked
         # in the candidates' subframes, so that a catalogued blob sharing the subframe cannot vouch for one.
@@ -555,7 +576,7 @@ class Monitor:
             rep = self.preprocessing["representation"]
             # known blobs and raised alerts masked, except for a candidate judged ON one (deeper than it
             # can be): the mask would hide the candidate itself
-            masked = ([j for j, n in enumerate(idx) if not members[n]["on_known"]]
+            masked = ([j for j, n in enumerate(idx) if not (members[n]["on_known"] or members[n]["on_raised"])]
                       if len(self.known) or len(self.raised) else [])
             plain = [j for j in range(len(idx)) if j not in set(masked)]
             p_c = np.zeros(len(idx), np.float32)
