@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor, MonitorConfig
+from blobhelpers.blob.detect.monitor.config import deep_enough
 from blobhelpers.blob.io.frames import BORDER
 from blobhelpers.blob.sim.shapes import BlobShape, render
 from blobhelpers.core.stats import DEPTH_BINS, RADIUS_BINS, median_mad, rate
@@ -233,7 +234,7 @@ def miss_reason(rec: dict, x: float, y: float, reach: float, config: MonitorConf
             why = "vetoed: bright transient nearby"
         elif c["snr"] < (cfg.snr_min if c.get("k", 1) == 1 else cfg.snr_acc):
             why = "below the significance threshold"
-        elif c.get("depth", 1.0) < cfg.min_depth:
+        elif not deep_enough(c.get("depth", 1.0), cfg.min_depth):
             why = "shallower than min_depth"
         else:
             why = "CNN below threshold"
@@ -528,7 +529,7 @@ def cnn_side_by_side(res: RegressionResult, snr_min: float, snr_acc: float, neg_
     def passes(c: dict) -> bool:
         for w in c.get("windows") or [c]:
             need = snr_min if int(w.get("k", 1)) == 1 else snr_acc
-            if w["snr"] >= need and w["neg_snr"] >= -neg_veto and w["depth"] >= depth_floor:
+            if w["snr"] >= need and w["neg_snr"] >= -neg_veto and deep_enough(w["depth"], depth_floor):
                 return True
         return False
 
@@ -603,7 +604,7 @@ def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_dept
     for s in snr_grid:
         for p in p_grid:
             for v in veto_grid:
-                alert = (snr >= s) & (prob >= p) & (neg >= -v) & (depth >= depth_floor)
+                alert = (snr >= s) & (prob >= p) & (neg >= -v) & ((depth >= depth_floor) | (depth_floor <= 0))
                 fa_days = len(set(pos[alert & quiet_set & (truth == "false")].tolist()))
                 hit = alert & (truth == "new today")
                 found = {int(t) for t, dd in zip(tid[hit], day[hit]) if int(t) in day_of and day_of[int(t)] == dd}
@@ -652,7 +653,7 @@ def tune_accumulated(res: RegressionResult, chosen: dict, snr_grid, fa_target: f
     p, v = float(chosen["threshold"]), float(chosen["neg_veto"])
 
     def alerts(w, s):
-        return w["snr"] >= s and w["probability"] >= p and w["neg_snr"] >= -v and w["depth"] >= depth_floor
+        return w["snr"] >= s and w["probability"] >= p and w["neg_snr"] >= -v and deep_enough(w["depth"], depth_floor)
 
     today_fa, acc_best = set(), {}  # quiet days with a false one-day alert; per day the best false k >= 2 S/N
     for k in quiet:

@@ -9,7 +9,7 @@ from blobhelpers.blob.sections import DifferenceConfig, MonitorCampaignConfig, M
 from blobhelpers.core.config import dataclass_from_params
 from blobhelpers.core.errors import InputError
 
-__all__ = ["MonitorConfig", "EXIT_NOTHING_NEW", "EXIT_NEW_BLOB", "TUNED"]
+__all__ = ["MonitorConfig", "EXIT_NOTHING_NEW", "EXIT_NEW_BLOB", "TUNED", "deep_enough"]
 
 #: Exit codes of ``blobhelpers monitor`` (2 = bad input, 1 = internal error, as every command).
 EXIT_NOTHING_NEW = 0
@@ -37,7 +37,7 @@ class MonitorConfig:
     known_residual: float = 0.5  # ... or a registration residual explains this share of it; else it is judged
     known_excess: float = 3.0    # ... unless deeper than the blob can leave by this many sigma (a new blob on it)
     neg_veto: float = 8.0        # no alert next to a residual more negative than -neg_veto sigma
-    min_depth: float = 0.0       # optional floor on the estimated central depth
+    min_depth: float = 0.0       # optional floor on the estimated central depth (0: none; deep_enough)
     saliency: bool = True        # saliency PNG per alert
     dipole_ratio: float = 0.5    # dipole test of the detection core (blobhelpers.blob.detect.detection.screen)
     dipole_min: float = 4.0
@@ -91,3 +91,17 @@ class MonitorConfig:
             raise InputError(f"monitor.accumulate: day windows must be 2 or more (1 is today's difference), got "
                              f"{list(cfg.accumulate)}")
         return cfg
+
+
+def deep_enough(depth: float, floor: float) -> bool:
+    """Whether a candidate's estimated central depth passes the optional *floor* (``min_depth``).
+
+    A floor of 0 (the default) is no floor: the central depth is the mean over a few pixels
+    (``measure_blob``), and for a faint blob it is as noisy as the blob is deep, so a blob found at
+    its significance threshold can measure below 0; rejecting it for that would be a second,
+    noisier significance test.
+
+    >>> deep_enough(-0.004, 0.0), deep_enough(0.012, 0.01), deep_enough(0.008, 0.01)
+    (True, True, False)
+    """
+    return floor <= 0 or depth >= floor

@@ -26,7 +26,7 @@ import blobhelpers.blob.io.frames as _frames_module
 import blobhelpers.blob.io.wfc3 as _wfc3_module
 import blobhelpers.blob.preprocess.difference as _difference_module
 from blobhelpers.blob.detect.monitor.catalog import KnownCatalog
-from blobhelpers.blob.detect.monitor.config import MonitorConfig
+from blobhelpers.blob.detect.monitor.config import MonitorConfig, deep_enough
 from blobhelpers.blob.detect.monitor.records import MonitorLog
 from blobhelpers.blob.detect.monitor.render import summary_html
 from blobhelpers.blob.detect.monitor.tuning import thresholds_provenance
@@ -531,7 +531,7 @@ class Monitor:
                         change_found = [q for q in self._search(change, cfg.snr_min) if q["reject"] in ("", "dipole")]
                     ch_snr, q = change_on_raised(change, earlier[-1], change_found, c["x"], c["y"], c["scale"])
                     mq = measure_blob(change, q["x"], q["y"], q["scale"]) if q is not None else None
-                    if mq is not None and ch_snr >= cfg.snr_min and mq["depth"] >= cfg.min_depth:
+                    if mq is not None and ch_snr >= cfg.snr_min and deep_enough(mq["depth"], cfg.min_depth):
                         members.append({"k": k, "x": round(mq["x"] - off, 2), "y": round(mq["y"] - off, 2),
                                         "radius": round(mq["radius"], 2), "depth": round(mq["depth"], 5),
                                         "snr": round(ch_snr, 2), "snr_raw": round(q["snr"], 2),
@@ -599,7 +599,7 @@ class Monitor:
             c["probability"] = round(float(p), 6)
             c["veto"] = "bright transient nearby" if c["neg_snr"] < -cfg.neg_veto else ""
             c["margin"] = c["snr"] - (cfg.snr_min if c["k"] == 1 else cfg.snr_acc)
-            c["new"] = bool(p >= cfg.threshold and c["margin"] >= 0 and c["depth"] >= cfg.min_depth
+            c["new"] = bool(p >= cfg.threshold and c["margin"] >= 0 and deep_enough(c["depth"], cfg.min_depth)
                             and not c["veto"])
         # one candidate per place: the member that alerts (or comes closest to its threshold) speaks for it
         cands, rep_of = merge_windows(members)
