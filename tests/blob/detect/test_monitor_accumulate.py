@@ -298,4 +298,9 @@ def test_a_new_blob_on_an_alert_already_raised_is_found_from_the_day_over_day_ch
             assert not late and not any(c["new"] for c in _near(recs[APPEAR + 3], *first[:2], 16.0))
             continue
         assert late and late[0]["on_raised"] and np.hypot(late[0]["x"] - on_top[0], late[0]["y"] - on_top[1]) < 2.5, late
+        # the daily HTML says where the alert sits, and what was set aside that day
+        from blobhelpers.blob.detect.monitor.render import summary_html
+
+        page = summary_html(recs[APPEAR + 2], None, [])
+        assert "on an earlier alert" in page and "Set aside" in page and "alert already raised" in page
         assert not any(c["new"] for c in _near(recs[APPEAR + 3], *first[:2], 16.0)), recs[APPEAR + 3]["candidates"]

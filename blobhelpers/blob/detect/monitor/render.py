@@ -11,7 +11,7 @@ from blobhelpers.blob.io.fitsio import BORDER
 from blobhelpers.blob.preprocess.scaling import zscale
 from blobhelpers.core.plotting import figure_png
 
-__all__ = ["summary_html", "products_html", "candidates_table"]
+__all__ = ["summary_html", "products_html", "candidates_table", "absorbed_html"]
 
 
 def _href(path: str, base: str | Path | None) -> str:
@@ -63,12 +63,15 @@ def candidates_table(rec: dict, idx: list[int], title: str) -> str:
     >>> html = candidates_table({"candidates": [c]}, [0], "Alerts")
     >>> "k=1: 5.1, k=2: 7.2" in html and "<td>1</td>" in html
     True
+    >>> c.update(on_raised=True)
+    >>> "on an earlier alert" in candidates_table({"candidates": [c]}, [0], "Alerts")
+    True
     """
     import html as _html
 
     rows = [f"<h3>{_html.escape(title)}</h3><table><tr><th>#</th><th>x</th><th>y</th><th>radius px</th>"
             "<th>depth %</th><th>S/N</th><th>window k</th><th>appeared (days ago)</th><th>S/N by window</th>"
-            "<th>residual explained</th><th>P(blob)</th><th>alert</th></tr>"]
+            "<th>residual explained</th><th>P(blob)</th><th>on</th><th>alert</th></tr>"]
     for k in idx:
         c = rec["candidates"][k]
         by_k = ", ".join(f"k={w['k']}: {w['snr']:g}" for w in c.get("windows", []))
@@ -76,9 +79,49 @@ def candidates_table(rec: dict, idx: list[int], title: str) -> str:
                     f"<td>{c['radius']:.1f}</td><td>{100 * c['depth']:.2f}</td><td>{c['snr']:.1f}</td>"
                     f"<td>{c.get('k', 1)}</td><td>{c.get('appeared_days_ago', 0)}</td><td>{_html.escape(by_k)}</td>"
                     f"<td>{100 * c.get('registration_explained', 0.0):.0f} %</td><td>{c['probability']:.3f}</td>"
-                    f"<td>{'yes' if c['new'] else ''}</td></tr>")
+                    f"<td>{_html.escape(_where(c))}</td><td>{'yes' if c['new'] else ''}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
+
+
+def _where(c: dict) -> str:
+    """What a candidate sits on: a catalogued blob (centred on it, or beside it) or an earlier alert."""
+    if c.get("on_raised"):
+        return "on an earlier alert (judged on the change since the day before)"
+    if c.get("on_known"):
+        return f"on catalogued blob {c.get('near_known')} (deeper than it can leave)"
+    if c.get("near_known") is not None:
+        return f"beside catalogued blob {c.get('near_known')}"
+    return ""
+
+
+def absorbed_html(rec: dict, limit: int = 12) -> str:
+    """What the day set aside: candidates a catalogued blob or an alert already raised accounts for
+    (the record's ``absorbed``), counted by reason, the strongest listed.
+
+    >>> rec = {"absorbed": [{"k": 1, "x": 10.0, "y": 20.0, "snr": 31.5, "by": "alert already raised"}]}
+    >>> "alert already raised: 1" in absorbed_html(rec) and "31.5" in absorbed_html(rec)
+    True
+    >>> absorbed_html({"absorbed": []})
+    ''
+    """
+    import html as _html
+
+    rows = rec.get("absorbed") or []
+    if not rows:
+        return ""
+    counts: dict = {}
+    for a in rows:
+        counts[a["by"]] = counts.get(a["by"], 0) + 1
+    head = "; ".join(f"{_html.escape(by)}: {n}" for by, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    out = [f"<h3>Set aside ({len(rows)} detections)</h3><p>What the detection core saw that a catalogued blob or "
+           f"an alert of an earlier day accounts for: {head}.</p><table><tr><th>window k</th><th>x</th><th>y</th>"
+           "<th>S/N</th><th>why</th></tr>"]
+    for a in rows[:limit]:
+        out.append(f"<tr><td>{a['k']}</td><td>{a['x']:.1f}</td><td>{a['y']:.1f}</td><td>{a['snr']:.1f}</td>"
+                   f"<td>{_html.escape(a['by'])}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
 
 
 def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str | Path | None = None) -> str:
@@ -157,6 +200,8 @@ def summary_html(rec: dict, diff: np.ndarray | None, pngs: list[str], base: str 
     for title, idx in groups:
         if idx:
             parts.append(candidates_table(rec, idx, title))
+    if rec.get("absorbed"):
+        parts.append(absorbed_html(rec))
     for p in pngs:
         b64 = base64.b64encode(Path(p).read_bytes()).decode()
         parts.append(f"<div><img src='data:image/png;base64,{b64}'/></div>")
