@@ -323,8 +323,9 @@ def change_explained(change: np.ndarray, before: np.ndarray, x: float, y: float,
     """The fraction (0..1) of the matched-filter signal of a candidate at (*x*, *y*) in the day-over-day
     *change* that the alerted blob of the day *before* explains by moving or fading.
 
-    Over the ``(2 half + 1)`` px window around *centre* (default: the candidate), today's difference (``before + change``) is fitted as
-    ``c + (1 + a) B(x - s)`` with ``B`` the day before's difference (smoothed by 0.7 px): a shift *s*
+    Over the ``(2 half + 1)`` px window around *centre* (default: the candidate), today's difference
+    (``before + change``) is fitted as ``c + (1 + a) B(x - s)`` with ``B`` the day before's difference
+    (smoothed by 0.7 px): a shift *s*
     of the pointing between the two days (Gauss-Newton on the whole shifted blob, not a linearised
     crescent: the pointing may move by more than a pixel; at most *max_shift* px) and a fading
     ``a <= 0`` (the history median takes one more frame of the alerted blob each day); pixels off the

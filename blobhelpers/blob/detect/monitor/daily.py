@@ -35,7 +35,7 @@ from blobhelpers.blob.io.fitsio import BORDER, expand_frame_paths, frame_time, r
 from blobhelpers.blob.io.wfc3 import describe, history_summary, signature_differences
 from blobhelpers.blob.learn.cnn import load_model, load_preprocessing
 from blobhelpers.blob.learn.inference import saliency
-from blobhelpers.blob.preprocess.difference import (_blob_pattern, difference_of_normalized, normalize,
+from blobhelpers.blob.preprocess.difference import (_blob_pattern, _now, difference_of_normalized, normalize,
                                                      single_threaded_blas)
 from blobhelpers.blob.preprocess.scaling import TILE, scale_image, tile_origins
 from blobhelpers.core.errors import InputError
@@ -72,15 +72,6 @@ def _absorbed(k: int, x: float, y: float, cand: dict, by: str) -> dict:
     """A candidate that a catalogued blob or an alert already raised accounts for (the record's
     ``absorbed``: what the monitor saw there and set aside, strongest first)."""
     return {"k": k, "x": round(x, 2), "y": round(y, 2), "snr": round(cand["snr"], 2), "by": by}
-
-
-class _Done:
-    """A finished result in the place of a future (no pool)."""
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
 
 
 class Monitor:
@@ -225,7 +216,7 @@ class Monitor:
                 self._trimmed[j] = fr.trimmed
                 self._info[j] = fr.provenance()
                 job = functools.partial(normalize, to_full_frame(fr.data))
-                pending.append((j, ex.submit(job) if ex is not None else _Done(job())))
+                pending.append((j, ex.submit(job) if ex is not None else _now(job)))
                 del fr, job
                 collect(2 * threads)
             collect(0)
@@ -539,10 +530,10 @@ class Monitor:
                                         "dip": round(c["dip"], 2), "near_known": None, "on_known": False,
                                         "on_raised": True})
                         continue
-                # An alert already raised absorbs every candidate within its radius + margin: it is in
-                # the difference in full until the history holds it, and its recorded depth is that of
-                # the window that raised it (diluted when the blob was there on fewer of its days), so
-                # a depth test cannot tell it from a new blob on it.
+                # Anything else within an alert's radius + margin is that alert: it is in the difference in
+                # full until the history holds it, and its recorded depth is that of the window that raised
+                # it (diluted when the blob was there on fewer of its days), so a depth test cannot tell it
+                # from a new blob on it -- the day-over-day change above does.
                 if rb is not None:
                     n_raised += k == 1
                     absorbed.append(_absorbed(k, x_in, y_in, c, "alert already raised"))
