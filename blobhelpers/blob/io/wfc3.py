@@ -191,9 +191,10 @@ def _identify(hdul, path: Path) -> _Product:
     return _Product(path, layout, primary, meta, shape, bunit, unit, sci=sci)
 
 
-def describe(path) -> dict:
+def describe(path, with_header: bool = False):
     """Header-only summary of a frame: its history-consistency signature (FILTER, DETECTOR,
-    shape of the data :func:`read_product` returns, unit) plus ``layout``.
+    shape of the data :func:`read_product` returns, unit) plus ``layout``; with *with_header*,
+    ``(summary, primary header)`` from the same reading of the file.
 
     Raises :class:`InputError` as :func:`read_product` would for the same header problems.
     """
@@ -201,7 +202,8 @@ def describe(path) -> dict:
     hdul = open_fits(path)
     try:
         prod = _identify(hdul, path)
-        return {**prod.signature(), "layout": prod.layout}
+        summary = {**prod.signature(), "layout": prod.layout}
+        return (summary, hdul[0].header.copy()) if with_header else summary
     finally:
         hdul.close()
 

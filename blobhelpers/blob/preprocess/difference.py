@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from blobhelpers.blob.io.fitsio import BORDER, Frame, frame_time, read_frame, read_header, to_full_frame
 from blobhelpers.core.errors import InputError
+from blobhelpers.core.parallel import default_workers
 from blobhelpers.core.stats import median_mad
 
 __all__ = [
@@ -42,37 +43,59 @@ __all__ = [
     "Difference",
     "blob_difference",
     "difference_of_normalized",
+    "difference_from_stack",
+    "shift_cubic",
     "order_frames",
     "difference_from_files",
 ]
 
 
 def block_medians(image: np.ndarray, block: int = 32) -> np.ndarray:
-    """Medians of the *block* x *block* blocks of *image*, NaN/inf ignored (NaN for an empty block)."""
+    """Medians of the *block* x *block* blocks of *image*, NaN/inf ignored (NaN for an empty block).
+
+    >>> import numpy as np
+    >>> a = np.arange(16, dtype=np.float32).reshape(4, 4)
+    >>> a[0, 1] = np.nan
+    >>> block_medians(a, 2).tolist()     # top left: 0, 4, 5 and one bad value -> (4 + 5) / 2
+    [[4.5, 4.5], [10.5, 12.5]]
+    """
     ny, nx = image.shape
     if ny % block or nx % block:
         raise ValueError(f"image shape {image.shape} is not a multiple of block={block}")
     work = np.asarray(image, np.float32).reshape(ny // block, block, nx // block, block)
-    work = np.ascontiguousarray(work.transpose(0, 2, 1, 3)).reshape(ny // block, nx // block, block * block)
-    bad = ~np.isfinite(work)
-    if bad.any():
-        # NaN-aware median without nanmedian's slow per-block loop: the bad values of each
-        # block become alternately +inf and -inf, which drops equal numbers from both ends of
-        # the sorted block -- the median of the good values (exact for an even count of bad
-        # values, within half a rank otherwise). An all-bad block gives NaN. Only the blocks
-        # holding bad values are touched.
-        sel = bad.any(axis=-1)
-        wb, bb = work[sel], bad[sel]
-        rank = np.cumsum(bb, axis=-1, dtype=np.int32)
-        work[sel] = np.where(bb, np.where(rank % 2 == 1, np.float32(np.inf), np.float32(-np.inf)), wb)
-    # The median as np.median computes it (mean of the two middle values for an even count),
-    # from ONE partition: the upper middle value at k, the lower one the maximum left of it.
+    # a copy, always (partitioned in place below; the caller's image is left as it was)
+    work = np.array(work.transpose(0, 2, 1, 3), order="C").reshape(ny // block, nx // block, block * block)
     n = work.shape[-1]
     k = n // 2
-    part = np.partition(work, k, axis=-1)
+    # The median as np.median computes it (mean of the two middle values for an even count),
+    # from ONE partition: the upper middle value at rank k, the lower one the maximum left of it.
+    # NaN-aware without nanmedian's slow per-block loop: a block's b bad values count as
+    # floor(b/2) values below all others and the rest above (the median of its good values: exact
+    # for an even b, within half a rank otherwise); they are set to +inf, which puts the wanted
+    # values at rank k - floor(b/2) of the block: the few blocks with two or more bad values are
+    # partitioned again there. An all-bad block gives NaN.
+    bad = ~np.isfinite(work)
+    half = None
+    if bad.any():
+        half = bad.sum(axis=-1) // 2
+        np.copyto(work, np.float32(np.inf), where=bad)
+    work.partition(k, axis=-1)
+
+    def middle(part: np.ndarray, r: int) -> np.ndarray:
+        return part[..., r] if n % 2 else (part[..., :r].max(axis=-1) + part[..., r]) / np.float32(2)
+
     with np.errstate(invalid="ignore"):
-        med = part[..., k] if n % 2 else (part[..., :k].max(axis=-1) + part[..., k]) / np.float32(2)
-    med = np.asarray(med, np.float32)
+        med = np.asarray(middle(work, k), np.float32)
+        if half is not None:
+            for m in np.unique(half[half > 0]):
+                sel = half == m
+                r = k - int(m)
+                if r < (0 if n % 2 else 1):   # (nearly) every value bad
+                    med[sel] = np.nan
+                    continue
+                part = work[sel]
+                part.partition(r, axis=-1)
+                med[sel] = middle(part, r)
     med[~np.isfinite(med)] = np.nan
     return med
 
@@ -160,7 +183,7 @@ def normalize(image: np.ndarray, block: int = 32, mask: np.ndarray | None = None
     ill = illumination(lit, block)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = img / np.where(ill > 0, ill, np.nan)
-    return out.astype(np.float32)
+    return out.astype(np.float32, copy=False)
 
 
 def _batcher_pairs(m: int) -> list[tuple[int, int]]:
@@ -246,7 +269,6 @@ def median_stack(frames, fill: float = 1.0, threads: int | None = None) -> np.nd
     >>> bool(np.array_equal(median_stack(f), np.median(np.stack(f), axis=0).astype(np.float32)))
     True
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     frames = list(frames)
@@ -258,7 +280,7 @@ def median_stack(frames, fill: float = 1.0, threads: int | None = None) -> np.nd
     out = np.empty(shape, np.float32)
     rows = shape[0]
     network = median_network(n) if n <= 64 else None
-    threads = threads or min(4, os.cpu_count() or 1)
+    threads = threads or default_workers(4)
     # bands of the network: 16 rows stay in one core's cache; threads need longer calls (the GIL)
     band = (16 if threads == 1 else 64) if network is not None else max(8, rows // 16)
 
@@ -304,11 +326,11 @@ def normalize_many(images, block: int = 32, threads: int | None = None) -> list[
 
 
 def _pool_map(fn, items, threads: int | None = None):
-    """``map(fn, items)`` in *threads* threads (default: the CPU count, at most 4), in order."""
-    import os
+    """``map(fn, items)`` in *threads* threads (default: the CPU count, at most 4; ``BLOBHELPERS_WORKERS``
+    overrides), in order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    threads = threads or min(4, os.cpu_count() or 1)
+    threads = threads or default_workers(4)
     if threads <= 1:
         return map(fn, items)
     with ThreadPoolExecutor(threads) as ex:
@@ -478,8 +500,67 @@ def dip_model(stack: np.ndarray, shift: tuple[float, float], sigma: float = 0.7,
     else:
         filled = _blob_pattern(stack) if stack_pattern is None else stack_pattern
         P = ndimage.gaussian_filter(filled, sigma) if sigma > 0 else filled
-    sx, sy = shift
-    return (P - ndimage.shift(P, (sy, sx), order=3, mode="nearest")).astype(np.float32)
+    return (P - shift_cubic(P, shift)).astype(np.float32)
+
+
+#: Rows of padding of scipy's cubic-spline prefilter in mode "nearest" (``ndimage.shift`` pads by this
+#: much before the prefilter; :func:`shift_cubic` repeats it).
+_SPLINE_PAD = 12
+
+
+def shift_cubic(image: np.ndarray, shift: tuple[float, float], threads: int | None = None) -> np.ndarray:
+    """*image* shifted by *shift* = (sx, sy) px by cubic-spline interpolation, edges "nearest":
+    ``scipy.ndimage.shift(image, (sy, sx), order=3, mode="nearest")`` to the last bit, in *threads*
+    threads (default :func:`~blobhelpers.core.parallel.default_workers`).
+
+    scipy pads the image by 12 edge values, runs the spline prefilter along each axis (float64)
+    and interpolates; all three run on one thread. Here the prefilter along the rows runs on bands
+    of columns and along the columns on bands of rows (each line is filtered alone: the same
+    numbers), and the interpolation on bands of output rows, each from its rows of coefficients
+    plus a margin wider than the shift (every value it reads is the one scipy reads).
+
+    >>> import numpy as np
+    >>> from scipy import ndimage
+    >>> a = np.random.default_rng(2).normal(size=(70, 45)).astype("f4")
+    >>> bool(np.array_equal(shift_cubic(a, (0.4, -1.3), threads=3), ndimage.shift(a, (-1.3, 0.4), order=3, mode="nearest")))
+    True
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    img = np.asarray(image)
+    sx, sy = float(shift[0]), float(shift[1])
+    threads = threads or default_workers()
+    ny, nx = img.shape
+    far = max(abs(sx), abs(sy))
+    if threads <= 1 or ny < 64 or not np.isfinite(far) or far > _SPLINE_PAD - 3:
+        return ndimage.shift(img, (sy, sx), order=3, mode="nearest")
+    npad = _SPLINE_PAD
+    coef = np.pad(img, npad, mode="edge").astype(np.float64)
+    cols = np.linspace(0, coef.shape[1], threads + 1).astype(int)
+    rows = np.linspace(0, coef.shape[0], threads + 1).astype(int)
+    edges = np.linspace(0, ny, threads + 1).astype(int)
+    out = np.empty(img.shape, img.dtype)
+    margin = int(np.ceil(far)) + 3
+
+    def along_rows(b):   # the prefilter along axis 0 (down each column)
+        band = coef[:, cols[b]:cols[b + 1]]
+        ndimage.spline_filter1d(band, 3, axis=0, output=band, mode="nearest")
+
+    def along_cols(b):
+        band = coef[rows[b]:rows[b + 1]]
+        ndimage.spline_filter1d(band, 3, axis=1, output=band, mode="nearest")
+
+    def interpolate(b):
+        r0, r1 = edges[b], edges[b + 1]
+        a0, a1 = max(0, r0 - margin), min(ny, r1 + margin)
+        part = ndimage.shift(coef[a0:a1 + 2 * npad], (sy, sx), order=3, mode="nearest", prefilter=False,
+                             output=img.dtype)
+        out[r0:r1] = part[npad + r0 - a0:npad + r1 - a0, npad:npad + nx]
+
+    with ThreadPoolExecutor(threads) as ex:
+        for step in (along_rows, along_cols, interpolate):
+            list(ex.map(step, range(threads)))
+    return out
 
 
 @dataclass
@@ -562,7 +643,13 @@ def blob_difference(history, current: np.ndarray, register: bool = True, sigma: 
 def difference_of_normalized(history, current: np.ndarray, register: bool = True,
                              sigma: float = 0.7) -> Difference:
     """:func:`blob_difference` for frames already passed through :func:`normalize`."""
-    stack = median_stack(history)
+    return difference_from_stack(median_stack(history), current, register, sigma, len(history))
+
+
+def difference_from_stack(stack: np.ndarray, current: np.ndarray, register: bool = True, sigma: float = 0.7,
+                          n_history: int = 0) -> Difference:
+    """:func:`difference_of_normalized` given the median *stack* of the *n_history* frames (a caller
+    may let the frames go once their median is made)."""
     diff = stack - current
     shift = (0.0, 0.0)
     pattern = None
@@ -576,7 +663,7 @@ def difference_of_normalized(history, current: np.ndarray, register: bool = True
             shift = estimate_shift(stack, current, stack_pattern=pattern, pool=ex)
             P = smooth.result()
         diff = diff - dip_model(stack, shift, sigma, smoothed=P)
-    return Difference(diff.astype(np.float32), stack, shift, register, len(history), pattern=pattern)
+    return Difference(diff.astype(np.float32), stack, shift, register, int(n_history), pattern=pattern)
 
 
 def order_frames(paths) -> list[tuple[Path, object]]:

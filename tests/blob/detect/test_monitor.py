@@ -277,6 +277,16 @@ def test_process_many_in_threads_equals_one_by_one(frames, trained_tiny, tmp_pat
         if n == 1:
             mon.known.add(BLOB[0], BLOB[1], BLOB[2], BLOB[3], rec["date_obs"][:10], "test")
     assert by_hand == serial
+    # one frame alone (the daily job): what process() gives, and the frames read are let go after its difference
+    last = len(paths) - 1
+    one, alone = (Monitor(paths, trained_tiny[2], _cfg(min_history=3), KnownCatalog.read(known_csv))
+                  for _ in range(2))
+    want = one.process(last, with_arrays=True)
+    assert any(a is not None for a in one._cache.values())
+    [(i, got)] = list(alone.process_many([last], with_arrays=True))
+    assert i == last and not any(a is not None for a in alone._cache.values())
+    assert {**got.record, "processed_utc": 0} == {**want.record, "processed_utc": 0}
+    assert np.array_equal(got.diff, want.diff, equal_nan=True)
 
     # an unusable frame (all NaN) in the middle: raised in its turn, or skipped with a warning
     from astropy.io import fits
@@ -297,6 +307,10 @@ def test_process_many_in_threads_equals_one_by_one(frames, trained_tiny, tmp_pat
         assert got == [3, 4]
         mon = Monitor([bad], trained_tiny[2], _cfg(min_history=3), KnownCatalog.read(known_csv))
         assert [i for i, _ in mon.process_many(range(3, len(paths)), workers=workers, skip_errors=True)] == [3, 4, 6, 7]
+    mon = Monitor([bad], trained_tiny[2], _cfg(min_history=3), KnownCatalog.read(known_csv))
+    assert list(mon.process_many([5], skip_errors=True)) == []
+    with pytest.raises(InputError, match=victim.name):
+        list(mon.process_many([5]))
 
 
 def test_known_catalog_match_uses_each_blobs_own_radius_plus_the_margin():

@@ -32,6 +32,24 @@ def test_median_stack_network_is_the_exact_median(rng, n, threads):
                                   np.median(filled, axis=0).astype(np.float32))
 
 
+@pytest.mark.parametrize("shape", [(1024, 1024), (1014, 1014), (70, 33)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_shift_cubic_is_scipys_shift_bit_for_bit(rng, shape, threads):
+    """The banded, threaded cubic shift of the dip model gives ndimage.shift's values to the last bit:
+    sub-pixel, whole-pixel, zero and large shifts (beyond the bands' margin: scipy's own call), with a
+    blob pattern and NaN-free edges that "nearest" extends."""
+    from scipy import ndimage
+
+    from blobhelpers.blob.preprocess.difference import shift_cubic
+
+    img = np.minimum(1.0, rng.normal(1.0, 0.01, shape)).astype(np.float32)
+    render(img, shape[1] * 0.3, shape[0] * 0.6, BlobShape(6.0), -0.2)
+    for sx, sy in [(0.37, -0.81), (-1.6, 2.25), (1.0, 0.0), (0.0, 0.0), (-8.4, 3.3), (15.5, -0.2)]:
+        got = shift_cubic(img, (sx, sy), threads=threads)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, ndimage.shift(img, (sy, sx), order=3, mode="nearest"))
+
+
 def test_median_network_selects_every_middle_rank():
     """For each count, on every 0/1 input (the 0-1 principle: a comparator network that selects a
     rank on all 0/1 inputs selects it on all inputs) the outputs hold the middle rank(s)."""
@@ -207,6 +225,43 @@ def test_block_medians_equal_numpy_medians(rng):
     med = block_medians(img)
     np.testing.assert_array_equal(med[0, 0], np.nanmedian(img[:32, :32]))
     assert np.isnan(med[2, 1]) and np.isfinite(np.delete(med.ravel(), 2 * 3 + 1)).all()
+
+
+def _block_medians_by_sorting(img, block):
+    """The rule block_medians implements, spelled out: a block's b bad values (NaN, +-inf) count as
+    floor(b/2) values below its good ones and ceil(b/2) above; the median of the result."""
+    ny, nx = img.shape
+    out = np.empty((ny // block, nx // block), np.float32)
+    for i in range(ny // block):
+        for j in range(nx // block):
+            v = img[i * block:(i + 1) * block, j * block:(j + 1) * block].ravel()
+            good = np.sort(v[np.isfinite(v)])
+            b = v.size - good.size
+            full = np.concatenate([np.full(b // 2, -np.inf, np.float32), good, np.full(b - b // 2, np.inf, np.float32)])
+            k = v.size // 2
+            with np.errstate(invalid="ignore"):
+                m = full[k] if v.size % 2 else (full[k - 1] + full[k]) / np.float32(2)
+            out[i, j] = m if np.isfinite(m) else np.nan
+    return out
+
+
+def test_block_medians_bad_values_rule_and_the_input_untouched(rng):
+    """Every count of bad values per block (0 .. all), odd and even block sizes, ties, one block
+    column (where the blocks are a view of the input): the rule to the last bit, the input unchanged."""
+    from blobhelpers.blob.preprocess.difference import block_medians
+
+    for trial in range(150):
+        block = int(rng.choice([1, 2, 3, 4, 5, 8]))
+        shape = (block * int(rng.integers(1, 5)), block * int(rng.integers(1, 5)))
+        img = rng.normal(size=shape).astype(np.float32)
+        if trial % 3 == 0:
+            img = np.round(img, 1)
+        img[rng.random(shape) < rng.random() * rng.choice([0.0, 0.1, 0.5, 0.9, 1.0])] = np.nan
+        if trial % 5 == 0:
+            img[rng.random(shape) < 0.1] = rng.choice([np.inf, -np.inf])
+        before = img.copy()
+        np.testing.assert_array_equal(block_medians(img, block), _block_medians_by_sorting(img, block))
+        np.testing.assert_array_equal(img, before)
 
 
 def test_median3x3_equals_scipy_median_filter(rng):

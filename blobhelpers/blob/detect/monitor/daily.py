@@ -35,7 +35,7 @@ from blobhelpers.blob.io.fitsio import BORDER, expand_frame_paths, frame_time, r
 from blobhelpers.blob.io.wfc3 import describe, history_summary, signature_differences
 from blobhelpers.blob.learn.cnn import load_model, load_preprocessing
 from blobhelpers.blob.learn.inference import saliency
-from blobhelpers.blob.preprocess.difference import (_blob_pattern, _now, difference_of_normalized, normalize,
+from blobhelpers.blob.preprocess.difference import (_blob_pattern, _now, difference_from_stack, median_stack, normalize,
                                                      single_threaded_blas)
 from blobhelpers.blob.preprocess.scaling import TILE, scale_image, tile_origins
 from blobhelpers.core.errors import InputError
@@ -102,27 +102,29 @@ class Monitor:
         if not paths:
             raise InputError(f"no FITS frames found in {[str(f) for f in frames]}")
         self.skipped: list[dict] = []
-        ordered = []
+        # Each frame's header is read once here: its date orders the frames, its signature (FILTER,
+        # DETECTOR, size, unit) checks the history's consistency below.
+        found = []
         for p in paths:
             try:
-                ordered.append((p, frame_time(read_header(p), p)))
+                try:
+                    sig, header = describe(p, with_header=True)
+                except InputError:
+                    sig, header = None, read_header(p)  # the frame's own error (named) surfaces when it is read
+                found.append((p, frame_time(header, p), sig))
             except InputError as exc:
                 self._skip(p, str(exc))
-        if not ordered:
+        if not found:
             raise InputError("none of the frames given could be read: " + "; ".join(s["reason"] for s in self.skipped))
-        ordered.sort(key=lambda t: (t[1], str(t[0])))
-        self.ordered = ordered
+        found.sort(key=lambda t: (t[1], str(t[0])))
+        self.ordered = [(p, when) for p, when, _ in found]
+        ordered = self.ordered
         # History consistency (headers only): frames must share FILTER, DETECTOR, size and unit
         # with the newest readable frame. Those that differ are skipped (warned, named in the
         # log) when they are loaded; too few matching frames is a clear error now.
 
         self._info: dict[int, dict] = {}
-        sigs: dict[int, dict | None] = {}
-        for j, (p, _) in enumerate(ordered):
-            try:
-                sigs[j] = describe(p)
-            except InputError:
-                sigs[j] = None  # the frame's own error (named) surfaces when it is read
+        sigs: dict[int, dict | None] = {j: sig for j, (_, _, sig) in enumerate(found)}
         ref_j = next((j for j in range(len(ordered) - 1, -1, -1) if sigs[j] is not None), None)
         self.reference: dict | None = None
         if ref_j is not None:
@@ -177,13 +179,12 @@ class Monitor:
         warnings, which is not thread-safe), and each is normalised in a thread pool as soon as it
         is read; no more than a few raw frames are held at once.
         """
-        import os
         from concurrent.futures import ThreadPoolExecutor
 
         todo = [j for j in indices if j not in self._cache]
         if not todo:
             return
-        threads = min(4, os.cpu_count() or 1) if len(todo) > 1 else 1
+        threads = default_workers(4) if len(todo) > 1 else 1
         pending: list = []   # (j, future of the normalised frame), in frame order
 
         def collect(keep: int) -> None:
@@ -267,11 +268,21 @@ class Monitor:
         Raises :class:`InputError` when the frame itself is unreadable or has fewer than
         ``min_history`` usable frames before it.
         """
-        inp = self._inputs(i)
-        # one frame alone: its day windows' images are at hand before its difference is made, so
-        # today's search and the windows' searches run side by side (the same results as in turn)
-        earlier = self._earlier_differences(i, max(self.config.accumulate, default=1) - 1)
-        return self._finish(inp, self._compute(inp, earlier), with_arrays)
+        return self._one(self._inputs(i), with_arrays)
+
+    def _one(self, inp: dict, with_arrays: bool, release: bool = False) -> FrameResult:
+        """:meth:`process` of a frame whose inputs are loaded. One frame alone: its day windows'
+        images are at hand before its difference is made, so today's search and the windows'
+        searches run side by side (the same results as in turn). With *release* (a run that judges
+        this frame only), the frames read are let go as soon as the difference is made."""
+        earlier = self._earlier_differences(inp["i"], max(self.config.accumulate, default=1) - 1)
+        return self._finish(inp, self._compute(inp, earlier, release), with_arrays)
+
+    def release_frames(self) -> None:
+        """Let go of the frames read so far (a later call reads again what it needs); unreadable
+        frames stay known as such."""
+        for j in [j for j, a in self._cache.items() if a is not None]:
+            del self._cache[j]
 
     def process_many(self, indices, with_arrays: bool = False, workers: int | None = None,
                      skip_errors: bool = False):
@@ -286,11 +297,25 @@ class Monitor:
         before. *workers* defaults to :func:`~blobhelpers.core.parallel.default_workers` (the CPU
         count, at most 2; ~40 MB per frame in flight); 1 runs them one by one. A frame that cannot be processed raises
         :class:`InputError` in its turn, or with *skip_errors* is logged as a warning and skipped.
+        One frame alone (the daily job) is judged as :meth:`process` judges it (its day windows
+        searched beside today's difference) and the frames read are let go once its difference is
+        made (:meth:`release_frames`: the CNN, the products and the HTML need none of them).
         """
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         workers = default_workers() if workers is None else max(1, int(workers))
+        indices = list(indices)
+        if len(indices) == 1:   # the daily job: one frame, judged as :meth:`process` does, its frames let go early
+            try:
+                inp = self._inputs(indices[0])
+            except InputError as exc:
+                if not skip_errors:
+                    raise
+                log.warning("%s", exc)
+                return
+            yield indices[0], self._one(inp, with_arrays, release=True)
+            return
         todo = iter(indices)
         queue: deque = deque()  # (i, inputs or None, future or InputError)
 
@@ -378,9 +403,10 @@ class Monitor:
         self.reused.append(path.name)
         return img
 
-    def _difference(self, inp: dict):
+    def _difference(self, inp: dict, release: bool = False):
         """The one-day difference of a frame against its history (thread-safe), and the mask of
-        its strong structure (None: none, or ``renormalize`` off).
+        its strong structure (None: none, or ``renormalize`` off). With *release* (one frame alone,
+        not thread-safe), the history frames are let go once their median is made.
 
         With ``renormalize``, strong structure in the difference (a deep new blob, a bright
         transient: :func:`~blobhelpers.blob.detect.monitor.accumulate.strong_structure`) is left
@@ -393,7 +419,11 @@ class Monitor:
         """
         cfg = self.config
         cur = inp["current"]
-        diff = difference_of_normalized(inp["history"], cur, cfg.register)
+        stack, n_history = median_stack(inp["history"]), len(inp["history"])
+        if release:
+            inp["history"] = []
+            self.release_frames()
+        diff = difference_from_stack(stack, cur, cfg.register, n_history=n_history)
         scale = 0.0
         if cfg.pattern_fit:
             # an additive level the history lacks scales every existing blob's dip alike: fit and remove it
@@ -425,12 +455,16 @@ class Monitor:
             bg = strong_structure(img, self.config.renormalize_nsigma) if strong is False else strong
         return screen(detect_candidates(img, det.radii, snr_min, valid=valid_mask(img), background_mask=bg), det)
 
-    def _compute(self, inp: dict, earlier: list[np.ndarray] | None = None) -> dict:
+    def _compute(self, inp: dict, earlier: list[np.ndarray] | None = None, release: bool = False) -> dict:
         """The part of a frame's processing that depends on its pixels alone (thread-safe).
 
         Given the *earlier* days' one-day differences (oldest first), the day windows' means are
-        made and searched here too, in parallel with today's search."""
-        diff, strong = self._difference(inp)
+        made and searched here too, in parallel with today's search. With *release*, the frames
+        (*inp*'s and the cache's) are let go once the difference is made (not thread-safe: one
+        frame alone)."""
+        diff, strong = self._difference(inp, release)
+        if release:
+            inp["current"] = None
         d = diff.data
         prep = self.preprocessing
         cfg = self.config
