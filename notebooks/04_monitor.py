@@ -146,7 +146,8 @@ acc_tuned = None
 if tuned is not None:
     ch = tuned["chosen"]
     # the accumulated windows' threshold, tuned after today's (the same false-alarm budget for all windows together)
-    acc_tuned = tune_accumulated(dev, ch, cfg.snr_acc_grid, fa_target=tune.fa_target, depth_floor=cfg.min_depth)
+    acc_tuned = tune_accumulated(dev, ch, cfg.snr_acc_grid, fa_target=tune.fa_target, depth_floor=cfg.min_depth,
+                                 p_grid=grids["p_grid"])
     # the same tuning without the CNN (its threshold at 0): what the detection core alone can do within the budget
     t_free = tune_thresholds(dev, grids["snr_grid"], [0.0], grids["veto_grid"], min_depth=regression.min_depth,
                              fa_target=tune.fa_target, depth_floor=cfg.min_depth)
@@ -155,14 +156,15 @@ if tuned is not None:
     cnn_free = {"snr_min": t_free["chosen"]["snr_min"], "neg_veto": t_free["chosen"]["neg_veto"],
                 "snr_acc": a_free["snr_acc"], "target_met": bool(t_free["target_met"] and a_free["target_met"]),
                 "detection_deeper_development": t_free["chosen"]["detection_deeper"]}
-    ch = {**ch, "snr_acc": acc_tuned["snr_acc"]}  # a copy: the grid table keeps its own columns
+    ch = {**ch, "snr_acc": acc_tuned["snr_acc"], "threshold_acc": acc_tuned["threshold_acc"]}  # a copy
     for k in TUNED:
-        if k not in fixed:
+        if k not in fixed and not (k == "threshold_acc" and "threshold" in fixed):  # a CNN threshold set by hand holds for every window
             setattr(cfg, k, float(ch[k]))
     dev_summary = {"seed": tune.seed, "n_frames": dev_cfg.n_frames, "n_quiet_days": tuned["n_quiet_days"],
                    "n_events_deeper": tuned["n_events_deeper"], "detection_deeper": ch["detection_deeper"],
                    "fa_days_per_100_quiet": ch["fa_days_per_100_quiet"], "fa_target": tuned["fa_target"],
-                   "snr_acc": acc_tuned["snr_acc"], "fa_days_per_100_quiet_with_accumulation":
+                   "snr_acc": acc_tuned["snr_acc"], "threshold_acc": acc_tuned["threshold_acc"],
+                   "fa_days_per_100_quiet_with_accumulation":
                        acc_tuned["chosen"]["fa_days_per_100_quiet"], "accumulated_target_met": acc_tuned["target_met"],
                    "grids": {**grids, "snr_acc_grid": list(cfg.snr_acc_grid)}}
     write_tuned(tuned_thresholds_path(paths.root), {k: getattr(cfg, k) for k in TUNED}, MODEL, dev_summary)
@@ -193,10 +195,15 @@ if tuned is not None:
                          f"best detection; expect more false alarms elsewhere."))
     display(Markdown(f"**Accumulated evidence** (the means of the last {', '.join(map(str, cfg.accumulate))} one-day "
                      f"differences): `snr_acc` {cfg.snr_acc:g}, the lowest value of the grid whose false-alarm days, "
-                     f"counted with today's alerts, stay within the same budget "
+                     f"counted with today's alerts, stay within the same budget at today's CNN threshold; then "
+                     f"`threshold_acc` {cfg.cnn_threshold(2):g}, the lowest CNN threshold of the grid (not above "
+                     f"today's) that still does: a faint blob is several days' evidence in a k-day mean, and the CNN, "
+                     f"trained on one-day differences, is less sure of it there "
                      f"({acc_tuned['chosen']['fa_days']} false-alarm days in {acc_tuned['n_quiet_days']} quiet days"
                      f"{'' if acc_tuned['target_met'] else '; **no value meets the budget**'})."))
     display(pd.DataFrame(acc_tuned["table"]))
+    if acc_tuned["p_table"]:
+        display(pd.DataFrame(acc_tuned["p_table"]).assign(snr_acc=acc_tuned["snr_acc"]))
 else:
     dev_summary = None
     cnn_free = None
@@ -273,8 +280,11 @@ if cnn_free is not None:
 cnn_table, cnn_side = [], {}
 for label, s_min, s_acc, veto, thr, key in side_rows:
     sb = cnn_side_by_side(res, s_min, s_acc, veto, min_depth=regression.min_depth, depth_floor=cfg.min_depth)[key]
-    cnn_side[label] = {"snr_min": s_min, "snr_acc": s_acc, "neg_veto": veto, "threshold": thr, **sb}
-    cnn_table.append({"verdict": label, "snr_min / snr_acc / veto / CNN": f"{s_min:g} / {s_acc:g} / {veto:g} / {thr:g}",
+    thr_acc = cfg.cnn_threshold(2) if key == "with_cnn" else thr   # the day windows' CNN threshold
+    cnn_side[label] = {"snr_min": s_min, "snr_acc": s_acc, "neg_veto": veto, "threshold": thr, "threshold_acc": thr_acc,
+                       **sb}
+    cnn_txt = f"{thr:g}" if thr_acc == thr else f"{thr:g} (windows {thr_acc:g})"
+    cnn_table.append({"verdict": label, "snr_min / snr_acc / veto / CNN": f"{s_min:g} / {s_acc:g} / {veto:g} / {cnn_txt}",
                       f"first day, deeper than {regression.min_depth:.0%}": fmt_rate(sb["day1"]),
                       "within 3 days": fmt_rate(sb["within_3"]),
                       "false-alarm days per 100 quiet": f"{sb['false_alarm_days_per_100_quiet']} "
@@ -558,6 +568,7 @@ metrics = {
                  "n_events": summary["n_events"], "n_events_deeper": summary["n_events_deeper"]},
     "model": best_info["name"],
     "threshold": cfg.threshold,
+    "threshold_acc": cfg.cnn_threshold(2),
     "snr_min": cfg.snr_min,
     "neg_veto": cfg.neg_veto,
     "thresholds_tuned_on_development_campaign": dev_summary,

@@ -623,55 +623,77 @@ def tune_thresholds(res: RegressionResult, snr_grid, p_grid, veto_grid, min_dept
 
 
 def tune_accumulated(res: RegressionResult, chosen: dict, snr_grid, fa_target: float = 2.0,
-                     depth_floor: float = 0.0) -> dict:
-    """Choose ``snr_acc``, the significance an accumulated candidate (day window k >= 2) needs, on the
-    DEVELOPMENT campaign, after today's thresholds (*chosen*: ``snr_min``, ``threshold``, ``neg_veto``).
+                     depth_floor: float = 0.0, p_grid=None) -> dict:
+    """Choose ``snr_acc`` and ``threshold_acc``, the significance and the CNN probability an
+    accumulated candidate (day window k >= 2) needs, on the DEVELOPMENT campaign, after today's
+    thresholds (*chosen*: ``snr_min``, ``threshold``, ``neg_veto``).
 
     *res* must come from the permissive development run of :func:`tune_thresholds` (accumulated
-    candidates down to ``min(snr_grid)``). A quiet day is a false-alarm day for a value ``s`` when a
-    candidate matching no real blob alerts in today's difference at *chosen*, or in any window
-    k >= 2 with significance >= ``s`` and the same CNN threshold and veto. The K windows are
-    tested together: their false alarms are counted as one daily rate, held to the same
-    conservative ``100 (k + 1) / n_quiet <= fa_target`` as today's thresholds. The chosen value
-    is the LOWEST that meets it (detection only grows as ``s`` falls); when none does, the value
-    with the fewest false-alarm days (the highest among those) and ``target_met`` False.
+    candidates down to ``min(snr_grid)``, every one verified by the CNN). A quiet day is a
+    false-alarm day for a pair ``(s, p)`` when a candidate matching no real blob alerts in today's
+    difference at *chosen*, or in any window k >= 2 with significance >= ``s``, CNN probability
+    >= ``p`` and the same veto. The K windows are tested together: their false alarms are counted
+    as one daily rate, held to the same conservative ``100 (k + 1) / n_quiet <= fa_target`` as
+    today's thresholds. Detection only grows as either threshold falls, so each is the lowest that
+    meets the budget, the significance first (at today's CNN threshold): ``snr_acc`` from
+    *snr_grid*; then, at that ``snr_acc``, ``threshold_acc`` from the values of *p_grid* not above
+    today's threshold (None: today's threshold, untuned). When no ``snr_acc`` meets the budget,
+    the one with the fewest false-alarm days (the highest among those), today's CNN threshold, and
+    ``target_met`` False.
 
     >>> from types import SimpleNamespace
-    >>> w = lambda k, snr: {"k": k, "snr": snr, "probability": 0.9, "neg_snr": -1.0, "depth": 0.05}
+    >>> w = lambda k, snr, p=0.9: {"k": k, "snr": snr, "probability": p, "neg_snr": -1.0, "depth": 0.05}
     >>> days = [{"day": d, "quiet": True} for d in range(100)]
     >>> recs = [{"candidates": []} for _ in days]
     >>> recs[3]["candidates"] = [{"truth": "false", "windows": [w(2, 6.2)]}]
     >>> recs[9]["candidates"] = [{"truth": "false", "windows": [w(3, 7.4)]}]
+    >>> recs[20]["candidates"] = [{"truth": "false", "windows": [w(2, 9.5, 0.35)]}]
     >>> out = tune_accumulated(SimpleNamespace(days=days, records=recs),
-    ...                        {"snr_min": 6.5, "threshold": 0.5, "neg_veto": 8.0}, [6.0, 7.0, 8.0])
+    ...                        {"snr_min": 6.5, "threshold": 0.5, "neg_veto": 8.0}, [6.0, 7.0, 8.0], p_grid=[0.3, 0.4, 0.5, 0.9])
     >>> [(r["snr_acc"], r["fa_days"]) for r in out["table"]], out["snr_acc"], out["target_met"]
     ([(6.0, 2), (7.0, 1), (8.0, 0)], 7.0, True)
+    >>> [(r["threshold_acc"], r["fa_days"]) for r in out["p_table"]], out["threshold_acc"]
+    ([(0.3, 2), (0.4, 1), (0.5, 1)], 0.4)
     """
     quiet = [k for k, d in enumerate(res.days) if d["quiet"]]
     if not quiet:
         raise ValueError("tune_accumulated: the development campaign has no quiet days")
     p, v = float(chosen["threshold"]), float(chosen["neg_veto"])
 
-    def alerts(w, s):
-        return w["snr"] >= s and w["probability"] >= p and w["neg_snr"] >= -v and deep_enough(w["depth"], depth_floor)
+    def alerts(w, s, q):
+        return w["snr"] >= s and w["probability"] >= q and w["neg_snr"] >= -v and deep_enough(w["depth"], depth_floor)
 
-    today_fa, acc_best = set(), {}  # quiet days with a false one-day alert; per day the best false k >= 2 S/N
+    today_fa, acc = set(), {}  # quiet days with a false one-day alert; per day the false k >= 2 windows (S/N, P)
     for k in quiet:
         for c in res.records[k]["candidates"]:
             if c.get("truth", "false") != "false":
                 continue
             w1 = _window(c, 1)
-            if w1 is not None and alerts(w1, float(chosen["snr_min"])):
+            if w1 is not None and alerts(w1, float(chosen["snr_min"]), p):
                 today_fa.add(k)
             for w in c.get("windows", []):
-                if w["k"] >= 2 and alerts(w, -np.inf):
-                    acc_best[k] = max(acc_best.get(k, -np.inf), w["snr"])
+                if w["k"] >= 2 and alerts(w, -np.inf, -np.inf):
+                    acc.setdefault(k, []).append((float(w["snr"]), float(w["probability"])))
+
+    def fa_days(s: float, q: float) -> int:
+        return len(today_fa | {k for k, ws in acc.items() if any(a >= s and b >= q for a, b in ws)})
+
+    def within(n: int) -> bool:
+        return 100.0 * (n + 1) / len(quiet) <= fa_target
+
     rows = []
     for s in sorted(float(x) for x in snr_grid):
-        fa = today_fa | {k for k, best in acc_best.items() if best >= s}
-        rows.append({"snr_acc": s, "fa_days": len(fa), "fa_days_per_100_quiet": 100.0 * len(fa) / len(quiet)})
-    ok = [r for r in rows if 100.0 * (r["fa_days"] + 1) / len(quiet) <= fa_target]
+        n = fa_days(s, p)
+        rows.append({"snr_acc": s, "fa_days": n, "fa_days_per_100_quiet": 100.0 * n / len(quiet)})
+    ok = [r for r in rows if within(r["fa_days"])]
     met = bool(ok)
     pick = ok[0] if met else max(rows, key=lambda r: (-r["fa_days"], r["snr_acc"]))
-    return {"snr_acc": pick["snr_acc"], "chosen": pick, "table": rows, "n_quiet_days": len(quiet),
-            "today_fa_days": len(today_fa), "fa_target": fa_target, "target_met": met}
+    p_rows = []
+    if met and p_grid is not None:
+        for q in sorted({float(x) for x in p_grid if float(x) <= p} | {p}):
+            n = fa_days(pick["snr_acc"], q)
+            p_rows.append({"threshold_acc": q, "fa_days": n, "fa_days_per_100_quiet": 100.0 * n / len(quiet)})
+    p_pick = next((r for r in p_rows if within(r["fa_days"])), None)
+    return {"snr_acc": pick["snr_acc"], "chosen": p_pick or pick, "table": rows, "n_quiet_days": len(quiet),
+            "today_fa_days": len(today_fa), "fa_target": fa_target, "target_met": met,
+            "threshold_acc": p_pick["threshold_acc"] if p_pick else p, "p_table": p_rows}

@@ -243,6 +243,33 @@ def test_tuned_thresholds_apply_only_to_their_model(tmp_path):
     assert MonitorConfig.from_dict({"snr_min": None, "threshold": None, "neg_veto": None, "tune": {}}).snr_min == 5.5
 
 
+def test_the_day_windows_cnn_threshold_is_tuned_applied_and_follows_a_hand_set_threshold(tmp_path):
+    """A tuned threshold_acc applies to the k >= 2 windows only; a CNN threshold set by hand (kept) holds for
+    every window unless threshold_acc is set too; a file without it (older) leaves the windows at threshold."""
+    from blobhelpers.blob.detect.monitor import apply_tuned, write_tuned
+
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"model A")
+    f = write_tuned(tmp_path / "t.json", {"snr_min": 6.0, "threshold": 0.6, "neg_veto": 8.0, "snr_acc": 5.5,
+                                          "threshold_acc": 0.5}, model, {"seed": 1})
+    cfg = MonitorConfig()
+    apply_tuned(cfg, f, model)
+    assert (cfg.cnn_threshold(1), cfg.cnn_threshold(2), cfg.cnn_threshold(3)) == (0.6, 0.5, 0.5)
+    by_hand = MonitorConfig(threshold=0.8)
+    assert "threshold_acc=0.5" not in apply_tuned(by_hand, f, model, keep=("threshold",))
+    assert (by_hand.cnn_threshold(1), by_hand.cnn_threshold(2)) == (0.8, 0.8)
+    both = MonitorConfig(threshold=0.8, threshold_acc=0.7)
+    apply_tuned(both, f, model, keep=("threshold", "threshold_acc"))
+    assert (both.cnn_threshold(1), both.cnn_threshold(2)) == (0.8, 0.7)
+    old = write_tuned(tmp_path / "old.json", {"snr_min": 6.0, "threshold": 0.6, "neg_veto": 8.0}, model, {"seed": 1})
+    cfg = MonitorConfig()
+    apply_tuned(cfg, old, model)
+    assert cfg.threshold_acc is None and cfg.cnn_threshold(2) == 0.6
+    # params.yaml: null means tuned; a number is fixed there
+    assert MonitorConfig.resolve({"monitor": {"threshold_acc": None}})[1] == set()
+    assert MonitorConfig.resolve({"monitor": {"threshold_acc": 0.4}})[1] == {"threshold_acc"}
+
+
 def test_process_many_in_threads_equals_one_by_one(frames, trained_tiny, tmp_path):
     """Frames differenced two at a time give exactly the records of process() in turn, including
     a known-catalog entry added by the caller between two days, and an unreadable frame is raised

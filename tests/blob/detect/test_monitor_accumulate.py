@@ -93,6 +93,19 @@ def test_a_faint_blob_is_found_by_the_accumulated_test_and_not_raised_again(fain
     assert not one_day_alerts or one_day_alerts[0] > APPEAR + 1, one_day_alerts
 
 
+def test_the_day_windows_have_their_own_cnn_threshold(faint_series, trained_tiny, tmp_path):
+    """threshold_acc judges the k >= 2 windows and threshold today's difference: with today's CNN threshold
+    out of reach (above 1) the faint blob is still raised by a window; with the windows' out of reach it is not."""
+    days = [APPEAR + 1]
+    windows_only = _daily(faint_series, trained_tiny[2], tmp_path / "a", _cfg(threshold=1.01, threshold_acc=0.0), days)
+    alerts = [c for c in _near(windows_only[APPEAR + 1], *FAINT[:2]) if c["new"]]
+    assert alerts and all(c["k"] >= 2 for c in alerts)
+    assert not any(c["new"] and c["k"] == 1 for c in windows_only[APPEAR + 1]["candidates"])
+    today_only = _daily(faint_series, trained_tiny[2], tmp_path / "b", _cfg(threshold=0.0, threshold_acc=1.01), days)
+    assert not any(c["new"] and c["k"] >= 2 for c in today_only[APPEAR + 1]["candidates"])
+    assert not [c for c in _near(today_only[APPEAR + 1], *FAINT[:2]) if c["new"]]
+
+
 def test_rerunning_a_day_gives_the_same_verdict(faint_series, trained_tiny, tmp_path):
     cfg = _cfg()
     out = tmp_path / "out"

@@ -196,9 +196,11 @@ def test_provenance_in_the_record_and_the_daily_html(scene, model, tmp_path):
     th = inp["thresholds"]
     assert th["source"] == "tuned" and th["description"].startswith(
         "tuned on simulated development campaign, seed 20211300, 150 frames")
-    assert th["applied"] == ["snr_min", "neg_veto"] and th["kept"] == ["threshold"] and th["file"] == str(tuned)
-    # a file written without snr_acc leaves it as configured (here the default, 7)
-    assert th["values"] == {"snr_min": 6.0, "threshold": 0.5, "neg_veto": 9.0, "snr_acc": 7.0}
+    assert th["applied"] == ["snr_min", "neg_veto"] and th["kept"] == ["threshold", "threshold_acc"]
+    assert th["file"] == str(tuned)
+    # a file written without snr_acc leaves it as configured (here the default, 7); the day windows' CNN
+    # threshold follows today's
+    assert th["values"] == {"snr_min": 6.0, "threshold": 0.5, "neg_veto": 9.0, "snr_acc": 7.0, "threshold_acc": 0.5}
     assert "grids" not in th["tuned_provenance"]
     html = summary_html(rec, None, [])
     assert "final read minus zero read" in html and "reference border 20380" in html

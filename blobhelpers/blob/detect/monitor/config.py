@@ -17,7 +17,7 @@ EXIT_NEW_BLOB = 3
 
 #: Alert thresholds chosen on a development campaign (stage 04 writes them with
 #: :func:`write_tuned`); ``null`` in params.yaml means "use the tuned value".
-TUNED = ("snr_min", "threshold", "neg_veto", "snr_acc")
+TUNED = ("snr_min", "threshold", "neg_veto", "snr_acc", "threshold_acc")
 
 
 @dataclass
@@ -44,6 +44,7 @@ class MonitorConfig:
     # evidence accumulated over days (blobhelpers.blob.detect.monitor.accumulate)
     accumulate: tuple = (2, 3)   # besides today's difference, the means of the last k one-day differences
     snr_acc: float = 7.0         # significance an accumulated (k >= 2) candidate needs (tuned with the others)
+    threshold_acc: float | None = None   # CNN P(blob) an accumulated candidate needs (None: ``threshold``)
     snr_acc_grid: tuple = (5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0)   # what stage 04 tunes snr_acc on
     watch_snr: float = 4.5       # below the alert threshold but above this: watched (logged, shown apart)
     residual_window: int = 32    # half-size (px) of the local fit of a registration residual
@@ -71,6 +72,19 @@ class MonitorConfig:
         if mon.get("threshold") is None and fallback_threshold is not None:
             cfg.threshold = float(fallback_threshold)
         return cfg, {k for k in TUNED if mon.get(k) is not None}
+
+    def cnn_threshold(self, k: int = 1) -> float:
+        """The CNN probability a candidate of day window *k* needs: ``threshold`` for today's
+        difference (k = 1), ``threshold_acc`` for the means of k >= 2 days (``threshold`` when unset).
+
+        >>> cfg = MonitorConfig(threshold=0.6)
+        >>> cfg.cnn_threshold(1), cfg.cnn_threshold(3)
+        (0.6, 0.6)
+        >>> cfg.threshold_acc = 0.5
+        >>> cfg.cnn_threshold(1), cfg.cnn_threshold(2)
+        (0.6, 0.5)
+        """
+        return float(self.threshold if k == 1 or self.threshold_acc is None else self.threshold_acc)
 
     def detection(self):
         """The :class:`~blobhelpers.blob.detect.detection.DetectionConfig` of these settings."""

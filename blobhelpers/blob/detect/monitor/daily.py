@@ -624,7 +624,7 @@ class Monitor:
             c["probability"] = round(float(p), 6)
             c["veto"] = "bright transient nearby" if c["neg_snr"] < -cfg.neg_veto else ""
             c["margin"] = c["snr"] - (cfg.snr_min if c["k"] == 1 else cfg.snr_acc)
-            c["new"] = bool(p >= cfg.threshold and c["margin"] >= 0 and deep_enough(c["depth"], cfg.min_depth)
+            c["new"] = bool(p >= cfg.cnn_threshold(c["k"]) and c["margin"] >= 0 and deep_enough(c["depth"], cfg.min_depth)
                             and not c["veto"])
         # one candidate per place: the member that alerts (or comes closest to its threshold) speaks for it
         cands, rep_of = merge_windows(members)

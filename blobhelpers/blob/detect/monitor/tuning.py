@@ -24,7 +24,7 @@ __all__ = ["tuned_thresholds_path", "write_tuned", "read_tuned", "apply_tuned", 
            "set_thresholds_provenance"]
 
 #: Tuned names a thresholds file may lack (written before they were tuned): left as configured.
-OPTIONAL = ("snr_acc",)
+OPTIONAL = ("snr_acc", "threshold_acc")
 
 _ATTR = "_thresholds_provenance"  # an instance attribute, not a dataclass field (not in asdict)
 
@@ -38,7 +38,7 @@ def tuned_thresholds_path(root: str | Path | None = None) -> Path:
 
 
 def write_tuned(path: str | Path, chosen: dict, model_path: str | Path, provenance: dict | None = None) -> Path:
-    """Write the tuned alert thresholds (``snr_min``, ``threshold``, ``neg_veto``) for *model_path*.
+    """Write the tuned alert thresholds (:data:`~blobhelpers.blob.detect.monitor.config.TUNED`) for *model_path*.
 
     *provenance* says what they were tuned on: ``{"seed": ..., "n_frames": ...}`` for a simulated
     development campaign (stage 04), ``{"tuned_on": "our confirmed history 2023-2024", ...}`` for
@@ -46,7 +46,7 @@ def write_tuned(path: str | Path, chosen: dict, model_path: str | Path, provenan
     """
 
     model_path = Path(model_path)
-    doc = {k: float(chosen[k]) for k in TUNED if k in chosen}
+    doc = {k: float(chosen[k]) for k in TUNED if chosen.get(k) is not None}
     doc.update(model=model_path.name, model_sha256=sha256_file(model_path), provenance=provenance or {})
     write_json(path, doc)
     return Path(path)
@@ -103,7 +103,8 @@ def thresholds_provenance(cfg: MonitorConfig) -> dict:
     ``applied``, ``kept``), ``untuned`` (a tuned file was looked for but not used, and why), or
     ``config`` (nothing recorded: the values were set directly in the configuration).
     """
-    values = {k: float(getattr(cfg, k)) for k in TUNED}
+    values = {k: float(getattr(cfg, k)) for k in TUNED if k != "threshold_acc"}
+    values["threshold_acc"] = cfg.cnn_threshold(2)
     prov = getattr(cfg, _ATTR, None)
     if not prov:
         prov = {"source": "config", "description": "as given in the monitor configuration (no tuned-thresholds "
@@ -113,7 +114,8 @@ def thresholds_provenance(cfg: MonitorConfig) -> dict:
 
 def apply_tuned(cfg: MonitorConfig, tuned_path: str | Path | None, model_path: str | Path,
                 keep: tuple = ()) -> list[str]:
-    """Set ``cfg``'s alert thresholds from *tuned_path* (keys in *keep* stay as they are).
+    """Set ``cfg``'s alert thresholds from *tuned_path* (keys in *keep* stay as they are; a CNN
+    ``threshold`` kept as given also holds for the day windows unless ``threshold_acc`` is given too).
 
     The file applies only to the model it was tuned for (same SHA-256); otherwise, or when the
     file does not exist, nothing changes and the reason is returned. Returns what was applied.
@@ -134,6 +136,8 @@ def apply_tuned(cfg: MonitorConfig, tuned_path: str | Path | None, model_path: s
         set_thresholds_provenance(cfg, "untuned", f"{tuned_path} was tuned for another model "
                                   f"({doc.get('model', '?')}): untuned or given values", file=str(tuned_path))
         return []
+    if "threshold" in keep:
+        keep = (*keep, "threshold_acc")
     done = []
     have = [k for k in TUNED if k in doc]
     for k in have:
