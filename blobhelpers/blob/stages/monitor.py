@@ -23,8 +23,7 @@ CARD = StageCard(
     data="own",
     headlines=("model", "detection_deeper_3pct.rate", "detection_within_days.3.deeper.rate", "detection_all.rate",
                "false_alarm_days_per_100_quiet",
-               "false_alerts_per_100_days", "median_loc_error_px", "snr_min", "snr_acc", "threshold", "threshold_acc", "neg_veto",
-               "campaign.n_days"),
+               "false_alerts_per_100_days", "median_loc_error_px", "snr_min", "snr_acc", "threshold", "neg_veto", "campaign.n_days"),
     checks=(
         Check("new blobs deeper than 3 % alerted on day 1", "detection_deeper_3pct.rate", ">=", 0.80),
         Check("all new blobs alerted on day 1", "detection_all.rate"),
