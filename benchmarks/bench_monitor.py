@@ -22,7 +22,7 @@ as a cron job does); the model is loaded once (imports and model loading are not
 the regression campaign of stage 04 (build/monitor_campaign) or the data stage's campaign, else a
 freshly simulated one. Peak memory: the process's maximum resident set size (includes TensorFlow).
 
-    python benchmarks/bench_monitor.py [--repeats 7]
+    python benchmarks/bench_monitor.py [--repeats 7] [--end N]
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--end", type=int, default=None,
+                    help="use the 33 campaign frames ending before this index (default: the last 33); e.g. 34 makes "
+                         "day 3 of the daily command a day with alerts on stage 04's regression campaign")
     args = ap.parse_args()
 
     from blobhelpers.blob.learn.cnn import build_model, load_model, load_preprocessing
@@ -53,7 +56,10 @@ def main() -> None:
     for d in (ROOT / "build" / "monitor_campaign" / "frames", ROOT / "build" / "campaign" / "frames"):
         fs = sorted(d.glob("*.fits"))
         if len(fs) >= 33:
-            frames = fs[-33:]
+            end = len(fs) if args.end is None else args.end
+            if not 33 <= end <= len(fs):
+                raise SystemExit(f"--end {end}: needs 33 <= end <= {len(fs)} (frames in {d})")
+            frames = fs[end - 33:end]
             break
     tmp = None
     if frames is None:

@@ -514,14 +514,15 @@ def shift_cubic(image: np.ndarray, shift: tuple[float, float], threads: int | No
     threads (default :func:`~blobhelpers.core.parallel.default_workers`).
 
     scipy pads the image by 12 edge values, runs the spline prefilter along each axis (float64)
-    and interpolates; all three run on one thread. Here the prefilter along the rows runs on bands
-    of columns and along the columns on bands of rows (each line is filtered alone: the same
-    numbers), and the interpolation on bands of output rows, each from its rows of coefficients
-    plus a margin wider than the shift (every value it reads is the one scipy reads).
+    and interpolates; all three run on one thread. Here the prefilter down the columns (axis 0)
+    runs on bands of columns and the one along the rows (axis 1) on bands of rows (each line is
+    filtered alone: the same numbers), and the interpolation on bands of output rows, each from
+    its rows of coefficients plus a margin wider than the shift (every value it reads is the one
+    scipy reads). Shifts beyond 9 px, small images and one thread: scipy's own call.
 
     >>> import numpy as np
     >>> from scipy import ndimage
-    >>> a = np.random.default_rng(2).normal(size=(70, 45)).astype("f4")
+    >>> a = np.random.default_rng(2).normal(size=(90, 70)).astype("f4")
     >>> bool(np.array_equal(shift_cubic(a, (0.4, -1.3), threads=3), ndimage.shift(a, (-1.3, 0.4), order=3, mode="nearest")))
     True
     """
@@ -532,7 +533,7 @@ def shift_cubic(image: np.ndarray, shift: tuple[float, float], threads: int | No
     threads = threads or default_workers()
     ny, nx = img.shape
     far = max(abs(sx), abs(sy))
-    if threads <= 1 or ny < 64 or not np.isfinite(far) or far > _SPLINE_PAD - 3:
+    if threads <= 1 or min(ny, nx) < 64 or not np.isfinite(far) or far > _SPLINE_PAD - 3:
         return ndimage.shift(img, (sy, sx), order=3, mode="nearest")
     npad = _SPLINE_PAD
     coef = np.pad(img, npad, mode="edge").astype(np.float64)
@@ -542,11 +543,11 @@ def shift_cubic(image: np.ndarray, shift: tuple[float, float], threads: int | No
     out = np.empty(img.shape, img.dtype)
     margin = int(np.ceil(far)) + 3
 
-    def along_rows(b):   # the prefilter along axis 0 (down each column)
+    def down_columns(b):   # the prefilter along axis 0, on a band of columns
         band = coef[:, cols[b]:cols[b + 1]]
         ndimage.spline_filter1d(band, 3, axis=0, output=band, mode="nearest")
 
-    def along_cols(b):
+    def along_rows(b):     # the prefilter along axis 1, on a band of rows
         band = coef[rows[b]:rows[b + 1]]
         ndimage.spline_filter1d(band, 3, axis=1, output=band, mode="nearest")
 
@@ -558,7 +559,7 @@ def shift_cubic(image: np.ndarray, shift: tuple[float, float], threads: int | No
         out[r0:r1] = part[npad + r0 - a0:npad + r1 - a0, npad:npad + nx]
 
     with ThreadPoolExecutor(threads) as ex:
-        for step in (along_rows, along_cols, interpolate):
+        for step in (down_columns, along_rows, interpolate):
             list(ex.map(step, range(threads)))
     return out
 

@@ -32,7 +32,7 @@ def test_median_stack_network_is_the_exact_median(rng, n, threads):
                                   np.median(filled, axis=0).astype(np.float32))
 
 
-@pytest.mark.parametrize("shape", [(1024, 1024), (1014, 1014), (70, 33)])
+@pytest.mark.parametrize("shape", [(1024, 1024), (1014, 1014), (90, 70), (70, 33)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_shift_cubic_is_scipys_shift_bit_for_bit(rng, shape, threads):
     """The banded, threaded cubic shift of the dip model gives ndimage.shift's values to the last bit:
