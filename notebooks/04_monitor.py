@@ -158,7 +158,7 @@ if tuned is not None:
                 "detection_deeper_development": t_free["chosen"]["detection_deeper"]}
     ch = {**ch, "snr_acc": acc_tuned["snr_acc"], "threshold_acc": acc_tuned["threshold_acc"]}  # a copy
     for k in TUNED:
-        if k not in fixed and not (k == "threshold_acc" and "threshold" in fixed):  # a CNN threshold set by hand holds for every window
+        if k not in fixed:   # (MonitorConfig.resolve: a CNN threshold set by hand holds for every window)
             setattr(cfg, k, float(ch[k]))
     dev_summary = {"seed": tune.seed, "n_frames": dev_cfg.n_frames, "n_quiet_days": tuned["n_quiet_days"],
                    "n_events_deeper": tuned["n_events_deeper"], "detection_deeper": ch["detection_deeper"],

@@ -232,7 +232,7 @@ def miss_reason(rec: dict, x: float, y: float, reach: float, config: MonitorConf
             why = "alerted"
         elif c.get("veto"):
             why = "vetoed: bright transient nearby"
-        elif c["snr"] < (cfg.snr_min if c.get("k", 1) == 1 else cfg.snr_acc):
+        elif c["snr"] < cfg.snr_threshold(c.get("k", 1)):
             why = "below the significance threshold"
         elif not deep_enough(c.get("depth", 1.0), cfg.min_depth):
             why = "shallower than min_depth"

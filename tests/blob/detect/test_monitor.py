@@ -268,6 +268,8 @@ def test_the_day_windows_cnn_threshold_is_tuned_applied_and_follows_a_hand_set_t
     # params.yaml: null means tuned; a number is fixed there
     assert MonitorConfig.resolve({"monitor": {"threshold_acc": None}})[1] == set()
     assert MonitorConfig.resolve({"monitor": {"threshold_acc": 0.4}})[1] == {"threshold_acc"}
+    # a CNN threshold fixed in params.yaml holds for the day windows too: neither takes the tuned value
+    assert MonitorConfig.resolve({"monitor": {"threshold": 0.7}})[1] == {"threshold", "threshold_acc"}
 
 
 def test_process_many_in_threads_equals_one_by_one(frames, trained_tiny, tmp_path):

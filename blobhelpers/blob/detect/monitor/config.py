@@ -9,7 +9,7 @@ from blobhelpers.blob.sections import DifferenceConfig, MonitorCampaignConfig, M
 from blobhelpers.core.config import dataclass_from_params
 from blobhelpers.core.errors import InputError
 
-__all__ = ["MonitorConfig", "EXIT_NOTHING_NEW", "EXIT_NEW_BLOB", "TUNED", "deep_enough"]
+__all__ = ["MonitorConfig", "EXIT_NOTHING_NEW", "EXIT_NEW_BLOB", "TUNED", "deep_enough", "held"]
 
 #: Exit codes of ``blobhelpers monitor`` (2 = bad input, 1 = internal error, as every command).
 EXIT_NOTHING_NEW = 0
@@ -71,7 +71,16 @@ class MonitorConfig:
         cfg.clip_factor, cfg.border_rule = dif.clip_factor, dif.border_rule
         if mon.get("threshold") is None and fallback_threshold is not None:
             cfg.threshold = float(fallback_threshold)
-        return cfg, {k for k in TUNED if mon.get(k) is not None}
+        return cfg, held({k for k in TUNED if mon.get(k) is not None})
+
+    def snr_threshold(self, k: int = 1) -> float:
+        """The significance a candidate of day window *k* needs: ``snr_min`` for today's difference
+        (k = 1), ``snr_acc`` for the means of k >= 2 days.
+
+        >>> MonitorConfig(snr_min=6.0, snr_acc=5.5).snr_threshold(2)
+        5.5
+        """
+        return float(self.snr_min if k == 1 else self.snr_acc)
 
     def cnn_threshold(self, k: int = 1) -> float:
         """The CNN probability a candidate of day window *k* needs: ``threshold`` for today's
@@ -105,6 +114,18 @@ class MonitorConfig:
             raise InputError(f"monitor.accumulate: day windows must be 2 or more (1 is today's difference), got "
                              f"{list(cfg.accumulate)}")
         return cfg
+
+
+def held(fixed) -> set:
+    """The tuned names that values given by hand (*fixed*: in params.yaml or on the command line)
+    keep from the tuned file: *fixed*, and ``threshold_acc`` with ``threshold`` (a CNN threshold
+    given by hand holds for every day window unless ``threshold_acc`` is given too).
+
+    >>> sorted(held({"threshold"})), sorted(held({"snr_min"}))
+    (['threshold', 'threshold_acc'], ['snr_min'])
+    """
+    fixed = set(fixed)
+    return fixed | {"threshold_acc"} if "threshold" in fixed else fixed
 
 
 def deep_enough(depth: float, floor: float) -> bool:

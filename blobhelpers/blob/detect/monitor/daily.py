@@ -406,7 +406,8 @@ class Monitor:
     def _difference(self, inp: dict, release: bool = False):
         """The one-day difference of a frame against its history (thread-safe), and the mask of
         its strong structure (None: none, or ``renormalize`` off). With *release* (one frame alone,
-        not thread-safe), the history frames are let go once their median is made.
+        not thread-safe), the history frames are let go once their median is made, the current one
+        once the difference is made.
 
         With ``renormalize``, strong structure in the difference (a deep new blob, a bright
         transient: :func:`~blobhelpers.blob.detect.monitor.accumulate.strong_structure`) is left
@@ -439,6 +440,8 @@ class Monitor:
                 # history - current/corr - dip model: only where the factor is not 1
                 diff = dataclasses.replace(diff, data=(diff.data + cur * (np.float32(1) - np.float32(1) / corr)
                                                        ).astype(np.float32))
+        if release:
+            inp["current"] = None
         # the strong-structure mask goes on to today's search (its S/N map's block background)
         return dataclasses.replace(diff, meta={**diff.meta, "pattern_scale": scale}, pattern=None), mask
 
@@ -459,12 +462,8 @@ class Monitor:
         """The part of a frame's processing that depends on its pixels alone (thread-safe).
 
         Given the *earlier* days' one-day differences (oldest first), the day windows' means are
-        made and searched here too, in parallel with today's search. With *release*, the frames
-        (*inp*'s and the cache's) are let go once the difference is made (not thread-safe: one
-        frame alone)."""
+        made and searched here too, in parallel with today's search. *release*: see :meth:`_difference`."""
         diff, strong = self._difference(inp, release)
-        if release:
-            inp["current"] = None
         d = diff.data
         prep = self.preprocessing
         cfg = self.config
@@ -623,7 +622,7 @@ class Monitor:
         for c, p in zip(members, prob_m):
             c["probability"] = round(float(p), 6)
             c["veto"] = "bright transient nearby" if c["neg_snr"] < -cfg.neg_veto else ""
-            c["margin"] = c["snr"] - (cfg.snr_min if c["k"] == 1 else cfg.snr_acc)
+            c["margin"] = c["snr"] - cfg.snr_threshold(c["k"])
             c["new"] = bool(p >= cfg.cnn_threshold(c["k"]) and c["margin"] >= 0 and deep_enough(c["depth"], cfg.min_depth)
                             and not c["veto"])
         # one candidate per place: the member that alerts (or comes closest to its threshold) speaks for it

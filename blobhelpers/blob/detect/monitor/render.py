@@ -102,6 +102,9 @@ def absorbed_html(rec: dict, limit: int = 12) -> str:
     >>> rec = {"absorbed": [{"k": 1, "x": 10.0, "y": 20.0, "snr": 31.5, "by": "alert already raised"}]}
     >>> "alert already raised: 1" in absorbed_html(rec) and "31.5" in absorbed_html(rec)
     True
+    >>> many = {"absorbed": [{"k": 2, "x": 1.0, "y": 1.0, "snr": s, "by": "catalogued blob"} for s in range(20)]}
+    >>> "<td>19.0</td>" in absorbed_html(many, limit=3) and "<td>0.0</td>" not in absorbed_html(many, limit=3)
+    True
     >>> absorbed_html({"absorbed": []})
     ''
     """
@@ -117,7 +120,7 @@ def absorbed_html(rec: dict, limit: int = 12) -> str:
     out = [f"<h3>Set aside ({len(rows)} detections)</h3><p>What the detection core saw that a catalogued blob or "
            f"an alert of an earlier day accounts for: {head}.</p><table><tr><th>window k</th><th>x</th><th>y</th>"
            "<th>S/N</th><th>why</th></tr>"]
-    for a in rows[:limit]:
+    for a in sorted(rows, key=lambda a: -a["snr"])[:limit]:
         out.append(f"<tr><td>{a['k']}</td><td>{a['x']:.1f}</td><td>{a['y']:.1f}</td><td>{a['snr']:.1f}</td>"
                    f"<td>{_html.escape(a['by'])}</td></tr>")
     out.append("</table>")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blobhelpers.blob.detect.monitor.config import TUNED, MonitorConfig
+from blobhelpers.blob.detect.monitor.config import TUNED, MonitorConfig, held
 from blobhelpers.core.errors import InputError
 from blobhelpers.core.paths import project_root, sha256_file, write_json
 
@@ -136,8 +136,7 @@ def apply_tuned(cfg: MonitorConfig, tuned_path: str | Path | None, model_path: s
         set_thresholds_provenance(cfg, "untuned", f"{tuned_path} was tuned for another model "
                                   f"({doc.get('model', '?')}): untuned or given values", file=str(tuned_path))
         return []
-    if "threshold" in keep:
-        keep = (*keep, "threshold_acc")
+    keep = held(keep)
     done = []
     have = [k for k in TUNED if k in doc]
     for k in have:
