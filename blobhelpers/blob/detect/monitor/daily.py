@@ -503,6 +503,7 @@ class Monitor:
             for k, img in window_means(earlier + [d], cfg.accumulate).items():
                 windows[k] = (img, None, self._search(img, min(cfg.watch_snr, cfg.snr_acc)))
         self._recent[inp["i"]] = d
+        known, raised = self.catalogs_for(hist)
         members, rejected, n_known, n_raised = [], [], 0, 0
         absorbed: list[dict] = []   # candidates a catalogued blob or an alert already raised accounts for
         change, change_found = None, []   # today's minus yesterday's difference, and its candidates (when needed)
@@ -524,8 +525,8 @@ class Monitor:
                 x_in, y_in = m["x"] - off, m["y"] - off
                 explained = None
                 on_known = False
-                kb = self.known.match(x_in, y_in, cfg.known_margin)
-                rb = self.raised.match(x_in, y_in, cfg.known_margin)
+                kb = known.match(x_in, y_in, cfg.known_margin)
+                rb = raised.match(x_in, y_in, cfg.known_margin)
                 if kb is not None:
                     # A known blob is in the history: what it leaves in the difference is a residual
                     # of registration, centred on its rim, or the blob itself while the history does
@@ -538,7 +539,7 @@ class Monitor:
                         n_known += k == 1
                         absorbed.append(_absorbed(k, x_in, y_in, c, "catalogued blob: registration residual"))
                         continue
-                    if self.known.same_blob(kb, x_in, y_in, cfg.known_core):
+                    if known.same_blob(kb, x_in, y_in, cfg.known_core):
                         if rb is not None or not self._beyond_known(kb, img, k, diff.stack, m, c["scale"], noise):
                             n_known += k == 1
                             absorbed.append(_absorbed(k, x_in, y_in, c, "catalogued blob"))
@@ -607,7 +608,11 @@ class Monitor:
             X_c = np.zeros((len(idx), TILE, TILE), np.float32)
             o_c: list = [None] * len(idx)
             if masked:
-                mfull, mscaled = self._mask_known(img, sc, off)
+                # the candidate's own neighbourhood stays visible (a candidate beside a known blob lies
+                # inside that blob's disc + margin, and would otherwise be hidden from its own subframe)
+                keep = [(centres[j][0], centres[j][1], members[idx[j]]["radius"] + cfg.known_margin)
+                        for j in masked]
+                mfull, mscaled = self._mask_known(img, sc, off, keep)
                 p, X, o = verify(self.model, mfull, [centres[j] for j in masked], rep, mscaled)
                 for q, j in enumerate(masked):
                     p_c[j], X_c[j], o_c[j] = p[q], X[q], o[q]
@@ -701,6 +706,28 @@ class Monitor:
         sd = noise[k] / np.sqrt(max(1.0, np.pi * core * core))
         return deeper_than_known(m["depth"], _depth_of(row), hist_dip, sd, self.config.known_excess)
 
+    def catalogs_for(self, hist: list[int]) -> tuple[KnownCatalog, KnownCatalog]:
+        """``(known, raised)`` as a frame with history *hist* sees them: an alert already raised that
+        this history holds (more than half of its frames were taken on or after the alert's day, so
+        the median stack carries the blob) is no longer news in the difference: it joins the known
+        blobs and is judged as one (registration residual, the blob itself, or something deeper on
+        it). Only the alerts the history does not hold yet absorb every candidate on them."""
+        if not len(self.raised):
+            return self.known, self.raised
+        dates = sorted(self.ordered[j][1].date().isoformat() for j in hist)
+        need = len(dates) // 2 + 1
+        cutoff = dates[len(dates) - need] if need <= len(dates) else ""
+        held, pending = [], []
+        for r in self.raised.rows:
+            seen = str(r.get("first_seen", "") or "")[:10]
+            if seen and cutoff and seen <= cutoff:
+                held.append({**r, "id": f"alert of {seen}"})
+            else:
+                pending.append(r)
+        if not held:
+            return self.known, self.raised
+        return KnownCatalog(self.known.rows + held, self.known.path), KnownCatalog(pending)
+
     def _earlier_differences(self, i: int, n: int) -> list[np.ndarray]:
         """The one-day differences of the *n* usable frames before frame *i* (oldest first).
 
@@ -728,12 +755,14 @@ class Monitor:
             del self._recent[q]
         return out[::-1]
 
-    def _mask_known(self, full: np.ndarray, scaled: np.ndarray | None, off: int):
+    def _mask_known(self, full: np.ndarray, scaled: np.ndarray | None, off: int, keep=()):
         """*full* with every known blob's and raised alert's disc (radius + margin) set to NaN,
-        *scaled* with it set to 0."""
+        *scaled* with it set to 0, except within the discs *keep* ``(x, y, r)`` (full-frame pixels:
+        the candidates' own neighbourhoods, which the known blobs' discs must not hide)."""
         k = np.concatenate([self.known.xyr(), self.raised.xyr()])
         out = full.copy()
         outs = scaled.copy() if scaled is not None else None
+        keep = np.asarray(keep, float).reshape(-1, 3)
         n = out.shape[0]
         for x, y, r in k:
             R = r + self.config.known_margin
@@ -743,6 +772,9 @@ class Monitor:
                 continue
             yy, xx = np.ogrid[y0:y1, x0:x1]
             disc = (xx - x - off) ** 2 + (yy - y - off) ** 2 <= R * R
+            for kx, ky, kr in keep:
+                if abs(kx - x - off) <= kr + R and abs(ky - y - off) <= kr + R:
+                    disc &= (xx - kx) ** 2 + (yy - ky) ** 2 > kr * kr
             out[y0:y1, x0:x1][disc] = np.nan
             if outs is not None:
                 outs[y0:y1, x0:x1][disc] = 0.0

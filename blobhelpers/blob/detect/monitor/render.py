@@ -85,13 +85,24 @@ def candidates_table(rec: dict, idx: list[int], title: str) -> str:
 
 
 def _where(c: dict) -> str:
-    """What a candidate sits on: a catalogued blob (centred on it, or beside it) or an earlier alert."""
+    """What a candidate sits on: a catalogued blob (centred on it, or beside it) or an earlier alert.
+
+    >>> _where({"near_known": 23})
+    'beside catalogued blob 23'
+    >>> _where({"near_known": "alert of 2024-03-08", "on_known": True})
+    'on alert of 2024-03-08 (deeper than it can leave)'
+    >>> _where({"near_known": None})
+    ''
+    """
     if c.get("on_raised"):
         return "on an earlier alert (judged on the change since the day before)"
+    near = c.get("near_known")
+    # an earlier alert the history holds is judged as a catalogued blob (Monitor.catalogs_for): "alert of DATE"
+    name = near if str(near).startswith("alert of ") else f"catalogued blob {near}"
     if c.get("on_known"):
-        return f"on catalogued blob {c.get('near_known')} (deeper than it can leave)"
-    if c.get("near_known") is not None:
-        return f"beside catalogued blob {c.get('near_known')}"
+        return f"on {name} (deeper than it can leave)"
+    if near is not None:
+        return f"beside {name}"
     return ""
 
 
