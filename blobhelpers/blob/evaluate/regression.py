@@ -151,7 +151,7 @@ def run_regression(campaign_dir: str | Path, model, config: MonitorConfig | None
             confirmed.add(b)
             # a raised alert, as in the daily job (Monitor.raised): the blob itself, not yet in the history
             mon.raised.add(c["x"], c["y"], max(c["radius"], 3.0), c["depth"], rec["date_obs"][:10],
-                           f"confirmed alert day {day}")
+                           f"confirmed alert day {day}", merge_px=0.0)
         # why the blobs of the last three days not alerted yet were not (the stage of the monitor each reached)
         for j, b in enumerate(lid):
             ev = event_rows[int(b)]

@@ -406,3 +406,48 @@ def _no_lock():
     import contextlib
 
     MonitorLog.locked = lambda self: contextlib.nullcontext()
+
+
+def test_known_blobs_are_masked_from_a_candidates_subframe_but_not_the_candidate_itself(frames, trained_tiny):
+    """The CNN sees a candidate's subframe with the known blobs masked (so that none can vouch for
+    it), but a candidate beside a known blob lies inside that blob's disc + margin: its own
+    neighbourhood must stay visible, or the CNN judges a subframe without it."""
+    out, paths, _ = frames
+    known = KnownCatalog([{"id": 0, "x": 500.0, "y": 500.0, "radius": 6.0},
+                          {"id": 1, "x": 200.0, "y": 800.0, "radius": 5.0}])
+    mon = Monitor(paths, trained_tiny[2], _cfg(known_margin=4.0), known)
+    img = np.arange(1024 * 1024, dtype=np.float32).reshape(1024, 1024)
+    plain, _ = mon._mask_known(img, None, 0)
+    assert np.isnan(plain[500, 509]) and np.isnan(plain[800, 200]) and np.isfinite(plain[500, 511])
+    # a candidate 8 px from blob 0's centre (inside 6 + 4), radius 3: its disc of 3 + 4 px stays
+    kept, _ = mon._mask_known(img, None, 0, keep=[(508.0, 500.0, 7.0)])
+    assert kept[500, 508] == img[500, 508] and kept[500, 502] == img[500, 502]   # within 7 px of it
+    assert np.isnan(kept[500, 500])                                                # 8 px from it: outside
+    assert np.isnan(kept[500, 494]) and np.isnan(kept[494, 500])                  # the rest of blob 0's disc
+    assert np.isnan(kept[800, 200])                                                # blob 1 untouched
+    assert np.isnan(img).sum() == 0                                               # the caller's image intact
+    # the scaled image (ISR representation) follows the same rule, with 0 for masked
+    sc = np.ones_like(img)
+    _, ks = mon._mask_known(img, sc, 0, keep=[(508.0, 500.0, 7.0)])
+    assert ks[500, 508] == 1.0 and ks[500, 494] == 0.0 and sc.min() == 1.0
+
+
+def test_an_alert_the_history_holds_is_judged_as_a_catalogued_blob(frames, trained_tiny):
+    """Alerts already raised absorb what lies on them while the history lacks them; once more than
+    half of a frame's history was taken on or after the alert's day, the median stack holds the
+    blob, and the alert joins the known blobs for that frame (judged as one: registration residual,
+    the blob itself, or something deeper on it)."""
+    out, paths, _ = frames
+    mon = Monitor(paths, trained_tiny[2], _cfg(), KnownCatalog([{"id": 7, "x": 10.0, "y": 10.0, "radius": 3.0}]))
+    days = [mon.ordered[j][1].date().isoformat() for j in range(len(mon.ordered))]
+    assert days == sorted(days) and len(set(days)) == len(days) == 8
+    hist = list(range(1, 7))                         # 6 frames: held when 4 of them are on or after the day
+    mon.raised.add(100.0, 100.0, 5.0, 0.03, days[3], "alert")   # frames 3..6 of 1..6: 4 -> held
+    mon.raised.add(300.0, 300.0, 5.0, 0.03, days[4], "alert")   # frames 4..6: 3 -> not yet
+    mon.raised.add(500.0, 500.0, 5.0, 0.03, "", "alert")         # no date: never held
+    known, raised = mon.catalogs_for(hist)
+    assert [(r["x"], r["id"]) for r in known.rows] == [(10.0, 7), (100.0, f"alert of {days[3]}")]
+    assert [r["x"] for r in raised.rows] == [300.0, 500.0]
+    assert len(mon.known) == 1 and len(mon.raised) == 3             # the monitor's own catalogs untouched
+    known, raised = mon.catalogs_for(list(range(2, 8)))              # a day later: the second is held too
+    assert [r["x"] for r in known.rows] == [10.0, 100.0, 300.0] and [r["x"] for r in raised.rows] == [500.0]

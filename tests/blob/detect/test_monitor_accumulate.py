@@ -21,19 +21,19 @@ from blobhelpers.blob.sim.shapes import BlobShape, render
 N_FRAMES, APPEAR = 15, 11
 
 
-def _series(out, seed, new=None, deep=None, deep_jitter=0.0, shift_sigma=0.02, later=None):
-    """Frames 0..14 of a quiet campaign; *new* (x, y, r, depth) appears on frame 11 and stays;
+def _series(out, seed, new=None, deep=None, deep_jitter=0.0, shift_sigma=0.02, later=None, n_frames=N_FRAMES):
+    """Frames 0..n_frames-1 (default 14) of a quiet campaign; *new* (x, y, r, depth) appears on frame 11 and stays;
     *deep* (x, y, r, depth) is an existing blob that also moves by its own N(0, deep_jitter) px
     each frame (a registration error the global shift cannot remove); *later* (x, y, r, depth,
     frame) appears on that frame and stays."""
-    cfg = CampaignConfig(n_frames=N_FRAMES, n_existing=12, new_blob_rate=0.0, persistence_prob=0.0,
+    cfg = CampaignConfig(n_frames=n_frames, n_existing=12, new_blob_rate=0.0, persistence_prob=0.0,
                          snowballs_per_frame=0.0, shift_sigma=shift_sigma, jump_fraction=0.0,
                          start_date="2024-05-01T01:00:00")
     camp = Campaign(cfg, seed=seed)
     rng = np.random.default_rng(seed + 100)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(N_FRAMES):
+    for i in range(n_frames):
         img, hdr, _ = camp.frame(i)
         occ = np.zeros_like(img)
         sx, sy = camp.shifts[i]
@@ -317,3 +317,27 @@ def test_a_new_blob_on_an_alert_already_raised_is_found_from_the_day_over_day_ch
         page = summary_html(recs[APPEAR + 2], None, [])
         assert "on an earlier alert" in page and "Set aside" in page and "alert already raised" in page
         assert not any(c["new"] for c in _near(recs[APPEAR + 3], *first[:2], 16.0)), recs[APPEAR + 3]["candidates"]
+
+
+def test_a_new_blob_on_an_alert_the_history_holds_is_judged_as_on_a_catalogued_blob(trained_tiny, tmp_path):
+    """An alert raised on frame 11 is held by the history (8 frames) from frame 16 on: from then it is
+    judged as a catalogued blob, not as an alert that absorbs everything on it. A new blob appearing on
+    it that day is found as a blob on it (``on_known``, beside "alert of DATE"), not through the
+    day-over-day change; without one, the held alert's own residuals raise nothing."""
+    first = (300.0, 640.0, 7.0, 0.06)
+    on_top = (301.0, 641.0, 5.0, 0.08, APPEAR + 5)
+    for later in (on_top, None):
+        paths = _series(tmp_path / f"frames_{later is None}", seed=13, new=first, later=later, n_frames=APPEAR + 7)
+        recs = _daily(paths, trained_tiny[2], tmp_path / f"out_{later is None}", _cfg(),
+                      days=range(APPEAR, APPEAR + 7))
+        assert any(c["new"] for c in _near(recs[APPEAR], *first[:2], first[2])), recs[APPEAR]["candidates"]
+        for day in range(APPEAR + 1, APPEAR + 5):   # the history lacks it: what lies on it is absorbed
+            assert not any(c["new"] for c in _near(recs[day], *first[:2], 16.0)), (day, recs[day]["candidates"])
+        late = [c for day in (APPEAR + 5, APPEAR + 6) for c in _near(recs[day], *first[:2], 16.0) if c["new"]]
+        if later is None:
+            assert not late, late
+            continue
+        hit = [c for c in _near(recs[APPEAR + 5], *on_top[:2], 4.0) if c["new"]]
+        assert hit and hit[0]["on_known"] and not hit[0]["on_raised"], recs[APPEAR + 5]["candidates"]
+        assert str(hit[0]["near_known"]).startswith("alert of 2024-05-"), hit[0]
+        assert not any(c["new"] for c in _near(recs[APPEAR + 6], *first[:2], 16.0)), str(_near(recs[APPEAR + 6], *first[:2], 16.0)) + str(recs[APPEAR + 6]["absorbed"][:6]) + recs[APPEAR + 6]["frame"] + recs[APPEAR + 5]["frame"]

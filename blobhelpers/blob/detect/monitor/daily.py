@@ -813,10 +813,14 @@ def _code_fingerprint() -> str:
 
 
 def _add_alerts(catalog: KnownCatalog, rec: dict) -> None:
-    """Add the alerts of the log record *rec* to *catalog* (the alerts already raised)."""
+    """Add the alerts of the log record *rec* to *catalog* (the alerts already raised). Each alert is
+    kept, even one within a few px of an earlier one (a new blob raised on an older alert must
+    absorb what lies on it once the older one is judged as a catalogued blob:
+    :meth:`Monitor.catalogs_for`); only the same place twice is one entry."""
     for c in rec.get("candidates", []):
         if c.get("new"):
-            catalog.add(c["x"], c["y"], c["radius"], c.get("depth"), rec["date_obs"][:10], f"alert {rec['frame']}")
+            catalog.add(c["x"], c["y"], c["radius"], c.get("depth"), rec["date_obs"][:10], f"alert {rec['frame']}",
+                        merge_px=0.0)
 
 
 def run_monitor(frames, model, out: str | Path, config: MonitorConfig | None = None,
