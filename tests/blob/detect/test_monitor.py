@@ -3,6 +3,7 @@ exit codes, corrupt history frames, too little history."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -433,21 +434,25 @@ def test_known_blobs_are_masked_from_a_candidates_subframe_but_not_the_candidate
 
 
 def test_an_alert_the_history_holds_is_judged_as_a_catalogued_blob(frames, trained_tiny):
-    """Alerts already raised absorb what lies on them while the history lacks them; once more than
-    half of a frame's history was taken on or after the alert's day, the median stack holds the
-    blob, and the alert joins the known blobs for that frame (judged as one: registration residual,
-    the blob itself, or something deeper on it)."""
+    """Alerts already raised absorb what lies on them while the differences may carry them; once every
+    frame of the history of the oldest day in the day windows was taken on or after the alert's day,
+    the alert joins the known blobs for that frame (judged as one: registration residual, the blob
+    itself, or something deeper on it)."""
     out, paths, _ = frames
-    mon = Monitor(paths, trained_tiny[2], _cfg(), KnownCatalog([{"id": 7, "x": 10.0, "y": 10.0, "radius": 3.0}]))
+    mon = Monitor(paths, trained_tiny[2], _cfg(accumulate=(2, 3)), KnownCatalog([{"id": 7, "x": 10.0, "y": 10.0, "radius": 3.0}]))
     days = [mon.ordered[j][1].date().isoformat() for j in range(len(mon.ordered))]
     assert days == sorted(days) and len(set(days)) == len(days) == 8
-    hist = list(range(1, 7))                         # 6 frames: held when 4 of them are on or after the day
-    mon.raised.add(100.0, 100.0, 5.0, 0.03, days[3], "alert")   # frames 3..6 of 1..6: 4 -> held
-    mon.raised.add(300.0, 300.0, 5.0, 0.03, days[4], "alert")   # frames 4..6: 3 -> not yet
-    mon.raised.add(500.0, 500.0, 5.0, 0.03, "", "alert")         # no date: never held
+    hist = list(range(3, 7))                          # the 3-day window's oldest day has history 1..4
+    mon.raised.add(100.0, 100.0, 5.0, 0.03, days[0], "alert")   # before frame 1: held
+    mon.raised.add(300.0, 300.0, 5.0, 0.03, days[1], "alert")   # on frame 1's day: held
+    mon.raised.add(500.0, 500.0, 5.0, 0.03, days[2], "alert")   # frame 1 lacks it: not yet
+    mon.raised.add(700.0, 700.0, 5.0, 0.03, "", "alert")         # no date: never held
     known, raised = mon.catalogs_for(hist)
-    assert [(r["x"], r["id"]) for r in known.rows] == [(10.0, 7), (100.0, f"alert of {days[3]}")]
-    assert [r["x"] for r in raised.rows] == [300.0, 500.0]
-    assert len(mon.known) == 1 and len(mon.raised) == 3             # the monitor's own catalogs untouched
-    known, raised = mon.catalogs_for(list(range(2, 8)))              # a day later: the second is held too
-    assert [r["x"] for r in known.rows] == [10.0, 100.0, 300.0] and [r["x"] for r in raised.rows] == [500.0]
+    assert [(r["x"], r["id"]) for r in known.rows] == [(10.0, 7), (100.0, f"alert of {days[0]}"),
+                                                       (300.0, f"alert of {days[1]}")]
+    assert [r["x"] for r in raised.rows] == [500.0, 700.0]
+    assert len(mon.known) == 1 and len(mon.raised) == 4             # the monitor's own catalogs untouched
+    known, raised = mon.catalogs_for(list(range(4, 8)))              # a day later: the third is held too
+    assert [r["x"] for r in known.rows] == [10.0, 100.0, 300.0, 500.0] and [r["x"] for r in raised.rows] == [700.0]
+    mon.config = dataclasses.replace(mon.config, accumulate=())      # today's difference alone: its own history
+    assert [r["x"] for r in mon.catalogs_for(hist)[0].rows] == [10.0, 100.0, 300.0, 500.0]

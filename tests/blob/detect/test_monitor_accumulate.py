@@ -320,24 +320,26 @@ def test_a_new_blob_on_an_alert_already_raised_is_found_from_the_day_over_day_ch
 
 
 def test_a_new_blob_on_an_alert_the_history_holds_is_judged_as_on_a_catalogued_blob(trained_tiny, tmp_path):
-    """An alert raised on frame 11 is held by the history (8 frames) from frame 16 on: from then it is
-    judged as a catalogued blob, not as an alert that absorbs everything on it. A new blob appearing on
-    it that day is found as a blob on it (``on_known``, beside "alert of DATE"), not through the
-    day-over-day change; without one, the held alert's own residuals raise nothing."""
+    """An alert raised on frame 11 is held by every history of the day windows (8 frames; windows of
+    2 and 3 days) from frame 21 on: from then it is judged as a catalogued blob, not as an alert that
+    absorbs everything on it. A new blob appearing on it that day is found as a blob on it
+    (``on_known``, beside "alert of DATE"), not through the day-over-day change, and not raised again
+    the next day; without one, the held alert's own residuals raise nothing."""
     first = (300.0, 640.0, 7.0, 0.06)
-    on_top = (301.0, 641.0, 5.0, 0.08, APPEAR + 5)
+    held = APPEAR + 10
+    on_top = (301.0, 641.0, 5.0, 0.08, held)
     for later in (on_top, None):
-        paths = _series(tmp_path / f"frames_{later is None}", seed=13, new=first, later=later, n_frames=APPEAR + 7)
+        paths = _series(tmp_path / f"frames_{later is None}", seed=13, new=first, later=later, n_frames=held + 2)
         recs = _daily(paths, trained_tiny[2], tmp_path / f"out_{later is None}", _cfg(),
-                      days=range(APPEAR, APPEAR + 7))
+                      days=(APPEAR, APPEAR + 1, held - 1, held, held + 1))
         assert any(c["new"] for c in _near(recs[APPEAR], *first[:2], first[2])), recs[APPEAR]["candidates"]
-        for day in range(APPEAR + 1, APPEAR + 5):   # the history lacks it: what lies on it is absorbed
+        for day in (APPEAR + 1, held - 1):   # not yet held: what lies on it is absorbed
             assert not any(c["new"] for c in _near(recs[day], *first[:2], 16.0)), (day, recs[day]["candidates"])
-        late = [c for day in (APPEAR + 5, APPEAR + 6) for c in _near(recs[day], *first[:2], 16.0) if c["new"]]
+        late = [c for day in (held, held + 1) for c in _near(recs[day], *first[:2], 16.0) if c["new"]]
         if later is None:
             assert not late, late
             continue
-        hit = [c for c in _near(recs[APPEAR + 5], *on_top[:2], 4.0) if c["new"]]
-        assert hit and hit[0]["on_known"] and not hit[0]["on_raised"], recs[APPEAR + 5]["candidates"]
+        hit = [c for c in _near(recs[held], *on_top[:2], 4.0) if c["new"]]
+        assert hit and hit[0]["on_known"] and not hit[0]["on_raised"], recs[held]["candidates"]
         assert str(hit[0]["near_known"]).startswith("alert of 2024-05-"), hit[0]
-        assert not any(c["new"] for c in _near(recs[APPEAR + 6], *first[:2], 16.0)), str(_near(recs[APPEAR + 6], *first[:2], 16.0)) + str(recs[APPEAR + 6]["absorbed"][:6]) + recs[APPEAR + 6]["frame"] + recs[APPEAR + 5]["frame"]
+        assert not any(c["new"] for c in _near(recs[held + 1], *first[:2], 16.0)), recs[held + 1]["candidates"]

@@ -707,20 +707,22 @@ class Monitor:
         return deeper_than_known(m["depth"], _depth_of(row), hist_dip, sd, self.config.known_excess)
 
     def catalogs_for(self, hist: list[int]) -> tuple[KnownCatalog, KnownCatalog]:
-        """``(known, raised)`` as a frame with history *hist* sees them: an alert already raised that
-        this history holds (more than half of its frames were taken on or after the alert's day, so
-        the median stack carries the blob) is no longer news in the difference: it joins the known
-        blobs and is judged as one (registration residual, the blob itself, or something deeper on
-        it). Only the alerts the history does not hold yet absorb every candidate on them."""
-        if not len(self.raised):
+        """``(known, raised)`` as a frame with history *hist* sees them. An alert already raised absorbs
+        every candidate on it while the differences may carry it; once every frame of the history of
+        the oldest day in the largest day window (``accumulate``) was taken on or after the alert's
+        day, the median stacks hold the blob in full, as they hold a catalogued blob, and the alert
+        joins the known blobs (judged as one: registration residual, the blob itself, or something
+        deeper on it; ``near_known`` reads "alert of DATE"). Not sooner: a median stack holds a faint
+        blob only in part until most of its frames carry it, and the day windows average differences
+        made with earlier histories, so a blob raised 16 days before still shows at S/N 10-30."""
+        if not len(self.raised) or not hist:
             return self.known, self.raised
-        dates = sorted(self.ordered[j][1].date().isoformat() for j in hist)
-        need = len(dates) // 2 + 1
-        cutoff = dates[len(dates) - need] if need <= len(dates) else ""
+        oldest = max(0, hist[0] - (max(self.config.accumulate, default=1) - 1))
+        cutoff = self.ordered[oldest][1].date().isoformat()
         held, pending = [], []
         for r in self.raised.rows:
             seen = str(r.get("first_seen", "") or "")[:10]
-            if seen and cutoff and seen <= cutoff:
+            if seen and seen <= cutoff:
                 held.append({**r, "id": f"alert of {seen}"})
             else:
                 pending.append(r)
