@@ -411,8 +411,8 @@ def _no_lock():
 
 def test_known_blobs_are_masked_from_a_candidates_subframe_but_not_the_candidate_itself(frames, trained_tiny):
     """The CNN sees a candidate's subframe with the known blobs masked (so that none can vouch for
-    it), but a candidate beside a known blob lies inside that blob's disc + margin: its own
-    neighbourhood must stay visible, or the CNN judges a subframe without it."""
+    it), but a candidate beside a known blob lies inside that blob's disc + margin: the candidate
+    itself must stay visible, or the CNN judges a subframe without it; nothing else is uncovered."""
     out, paths, _ = frames
     known = KnownCatalog([{"id": 0, "x": 500.0, "y": 500.0, "radius": 6.0},
                           {"id": 1, "x": 200.0, "y": 800.0, "radius": 5.0}])
@@ -420,17 +420,19 @@ def test_known_blobs_are_masked_from_a_candidates_subframe_but_not_the_candidate
     img = np.arange(1024 * 1024, dtype=np.float32).reshape(1024, 1024)
     plain, _ = mon._mask_known(img, None, 0)
     assert np.isnan(plain[500, 509]) and np.isnan(plain[800, 200]) and np.isfinite(plain[500, 511])
-    # a candidate 8 px from blob 0's centre (inside 6 + 4), radius 3: its disc of 3 + 4 px stays
-    kept, _ = mon._mask_known(img, None, 0, keep=[(508.0, 500.0, 7.0)])
-    assert kept[500, 508] == img[500, 508] and kept[500, 502] == img[500, 502]   # within 7 px of it
-    assert np.isnan(kept[500, 500])                                                # 8 px from it: outside
-    assert np.isnan(kept[500, 494]) and np.isnan(kept[494, 500])                  # the rest of blob 0's disc
-    assert np.isnan(kept[800, 200])                                                # blob 1 untouched
-    assert np.isnan(img).sum() == 0                                               # the caller's image intact
+    # a candidate 8 px from blob 0's centre (inside 6 + 4), kept within 3 px of it
+    kept, _ = mon._mask_known(img, None, 0, keep=[(508.0, 500.0, 3.0)])
+    assert kept[500, 508] == img[500, 508] and kept[500, 506] == img[500, 506]   # within 3 px of it
+    assert np.isnan(kept[500, 504]) and np.isnan(kept[500, 500])                 # the rest of blob 0's disc
+    assert np.isnan(kept[800, 200])                                               # blob 1 untouched
+    assert np.isnan(img).sum() == 0                                              # the caller's image intact
+    # a candidate outside every disc uncovers nothing, even where its own disc overlaps one
+    kept, _ = mon._mask_known(img, None, 0, keep=[(513.0, 500.0, 6.0)])
+    assert np.array_equal(np.isnan(kept), np.isnan(plain))
     # the scaled image (ISR representation) follows the same rule, with 0 for masked
     sc = np.ones_like(img)
-    _, ks = mon._mask_known(img, sc, 0, keep=[(508.0, 500.0, 7.0)])
-    assert ks[500, 508] == 1.0 and ks[500, 494] == 0.0 and sc.min() == 1.0
+    _, ks = mon._mask_known(img, sc, 0, keep=[(508.0, 500.0, 3.0)])
+    assert ks[500, 508] == 1.0 and ks[500, 500] == 0.0 and sc.min() == 1.0
 
 
 def test_an_alert_the_history_holds_is_judged_as_a_catalogued_blob(frames, trained_tiny):

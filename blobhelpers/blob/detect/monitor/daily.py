@@ -68,6 +68,10 @@ class _NoPool:
         return False
 
 
+#: px beyond a candidate's measured radius that a known blob's mask leaves visible around it (Monitor._mask_known)
+KEEP_PX = 2.0
+
+
 def _absorbed(k: int, x: float, y: float, cand: dict, by: str) -> dict:
     """A candidate that a catalogued blob or an alert already raised accounts for (the record's
     ``absorbed``: what the monitor saw there and set aside, strongest first)."""
@@ -608,10 +612,9 @@ class Monitor:
             X_c = np.zeros((len(idx), TILE, TILE), np.float32)
             o_c: list = [None] * len(idx)
             if masked:
-                # the candidate's own neighbourhood stays visible (a candidate beside a known blob lies
-                # inside that blob's disc + margin, and would otherwise be hidden from its own subframe)
-                keep = [(centres[j][0], centres[j][1], members[idx[j]]["radius"] + cfg.known_margin)
-                        for j in masked]
+                # the candidate itself stays visible: a candidate beside a known blob lies inside that
+                # blob's disc + margin, and would otherwise be hidden from its own subframe
+                keep = [(centres[j][0], centres[j][1], members[idx[j]]["radius"] + KEEP_PX) for j in masked]
                 mfull, mscaled = self._mask_known(img, sc, off, keep)
                 p, X, o = verify(self.model, mfull, [centres[j] for j in masked], rep, mscaled)
                 for q, j in enumerate(masked):
@@ -759,8 +762,10 @@ class Monitor:
 
     def _mask_known(self, full: np.ndarray, scaled: np.ndarray | None, off: int, keep=()):
         """*full* with every known blob's and raised alert's disc (radius + margin) set to NaN,
-        *scaled* with it set to 0, except within the discs *keep* ``(x, y, r)`` (full-frame pixels:
-        the candidates' own neighbourhoods, which the known blobs' discs must not hide)."""
+        *scaled* with it set to 0. A disc that contains the centre of one of the candidates *keep*
+        ``(x, y, r)`` (full-frame pixels) is not masked within *r* of that centre: the candidate itself
+        stays visible, and the known blob elsewhere, and every other disc, stays hidden (so that none
+        can vouch for it)."""
         k = np.concatenate([self.known.xyr(), self.raised.xyr()])
         out = full.copy()
         outs = scaled.copy() if scaled is not None else None
@@ -775,7 +780,7 @@ class Monitor:
             yy, xx = np.ogrid[y0:y1, x0:x1]
             disc = (xx - x - off) ** 2 + (yy - y - off) ** 2 <= R * R
             for kx, ky, kr in keep:
-                if abs(kx - x - off) <= kr + R and abs(ky - y - off) <= kr + R:
+                if (kx - x - off) ** 2 + (ky - y - off) ** 2 <= R * R:
                     disc &= (xx - kx) ** 2 + (yy - ky) ** 2 > kr * kr
             out[y0:y1, x0:x1][disc] = np.nan
             if outs is not None:
