@@ -22,11 +22,13 @@
 # (candidates: positive, blob-sized residuals above `snr_min` sigma of a local robust noise
 # level) -> candidates on blobs of the known-blob catalog dropped -> each remaining candidate
 # verified by the CNN (`models/best.keras`) on a 256x256 subframe centred on it, known blobs
-# masked -> radius and depth measured -> saliency of the CNN's log-odds for every alert. The same
+# masked but the candidate itself left visible -> radius and depth measured -> saliency of the
+# CNN's log-odds for every alert. The same
 # is done, each day, on the means of the last 2 and 3 one-day differences (`monitor.accumulate`,
 # alert threshold `snr_acc`): a blob is permanent, so a faint one gains significance as the days
 # pass. Candidates on the rim of an existing blob are judged after a local fit of the
-# registration residual; an alert already raised is not raised again.
+# registration residual; an alert already raised is not raised again, and once every history of
+# the day windows holds it, it is judged as a catalogued blob (a new blob on it is found).
 #
 # **Regression (the ISR's future work).** A campaign simulated with a different seed from the
 # training campaign (so a different detector realisation and different blobs), with clustered
