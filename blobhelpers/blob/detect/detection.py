@@ -134,12 +134,14 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
     32x32 blocks, so the low-QE region and vignetting are noisier) times a per-scale factor
     measured robustly over the whole frame (it absorbs pixel correlations and heavy tails).
     Peaks of the best significance over scales above *snr_min* are returned as dicts with
-    ``x``, ``y`` (input-array pixels), ``snr``, ``scale`` (the best radius) and ``neg_snr``,
-    the most negative significance within ``max(12, 3 scale)`` px (a bright transient nearby:
-    persistence or a snowball in the current frame biases its normalisation block and leaves
-    a positive halo that is not a blob; or the other lobe of a mis-registration dipole, which lies
-    up to a blob DIAMETER away from the positive crescent, while the best scale of a crescent is
-    smaller than the blob's radius), also reported as ``dip``. Only pixels of *valid*
+    ``x``, ``y`` (input-array pixels), ``snr``, ``scale`` (the best radius), ``neg_snr``,
+    the most negative significance at any radius within ``max(12, 3 scale)`` px (a bright
+    transient nearby: persistence or a snowball in the current frame biases its normalisation
+    block and leaves a positive halo that is not a blob), and ``dip``, the same at the radii
+    within a factor 2 of the candidate's own (the other lobe of a mis-registration dipole, which
+    lies up to a blob DIAMETER away from the positive crescent and is about as wide as it: at
+    every radius, the smallest ones' minimum over a 25-37 px box is a -4 to -6 sigma noise
+    excursion often enough to throw faint blobs away as dipoles). Only pixels of *valid*
     (default :func:`valid_mask`) are used or yield candidates. Pixels of *background_mask* (e.g.
     a deep blob already known to be there) are left out of the block background and noise, which
     a blob covering much of a 32-px block would otherwise raise -- a negative ring around it.
@@ -173,6 +175,7 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
     base = np.clip(d0 - np.where(finite, med, 0.0), -4.0 * sig_pix, 4.0 * sig_pix)
     best = np.full(d.shape, -np.inf, np.float32)
     worst = np.full(d.shape, np.inf, np.float32)
+    per_scale = []   # each radius's S/N map: a dipole's negative lobe is sought at the candidate's own scales
     scale = np.zeros(d.shape, np.float32)
     upd = np.empty(d.shape, bool)
     sub = (slice(8, None, 4), slice(8, None, 4))
@@ -186,6 +189,7 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
         np.copyto(best, z, where=upd)
         np.copyto(scale, np.float32(r), where=upd)
         np.minimum(worst, z, out=worst)
+        per_scale.append(z)
     # local maxima (5x5) above snr_min: the maximum filter is evaluated at the pixels above snr_min only
     ys, xs = np.nonzero((best >= snr_min) & finite)
     if ys.size:
@@ -201,9 +205,12 @@ def detect_candidates(diff: np.ndarray, radii=(2.0, 3.5, 5.5, 8.0, 12.0), snr_mi
         if any(np.hypot(c["x"] - x, c["y"] - y) < max(5.0, 0.8 * max(r, c["scale"])) for c in out):
             continue  # same blob seen at another scale or a secondary maximum
         h = int(max(12, 3 * r))
-        neg = float(worst[max(0, y - h):y + h + 1, max(0, x - h):x + h + 1].min())
+        win = (slice(max(0, y - h), y + h + 1), slice(max(0, x - h), x + h + 1))
+        neg = float(worst[win].min())
+        # the other lobe of a dipole has about the candidate's width: radii within a factor 2 of its own
+        dip = min(float(z[win].min()) for s, z in zip(radii, per_scale) if 0.5 * r <= s <= 2.0 * r)
         out.append({"x": float(x), "y": float(y), "snr": float(best[y, x]), "scale": r, "neg_snr": neg,
-                    "dip": neg})
+                    "dip": dip})
         if len(out) >= max_peaks:
             break
     return out

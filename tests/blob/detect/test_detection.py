@@ -138,3 +138,26 @@ def test_background_mask_keeps_a_large_deep_blob_from_digging_a_ring():
     assert abs(m["x"] - 256) <= 2 and abs(m["y"] - 256) <= 2
     assert m["snr"] > 1.1 * p["snr"]
     assert m["neg_snr"] > p["neg_snr"] + 1.0  # the ring is (mostly) gone
+
+
+def test_a_narrow_negative_spike_nearby_is_not_a_blobs_dipole_partner():
+    """A faint 5-px blob with a narrow negative spike 12 px away (an RTS pixel pair, a cosmic-ray
+    residual: a -4 sigma 2x2 patch, strong at the smallest radius only) keeps its candidacy; the spike
+    still counts as a negative for the bright-transient veto (``neg_snr``). A registration dipole,
+    whose lobes are alike in width, is still rejected."""
+    img = _noise(7)
+    render(img, 400.0, 400.0, BlobShape(5.0), 0.02)
+    c = [q for q in detect_candidates(img) if np.hypot(q["x"] - 400, q["y"] - 400) < 4]
+    assert c and c[0]["snr"] > 6.0 and c[0]["scale"] >= 3.5, c
+    neg_before = c[0]["neg_snr"]
+    img[411:413, 407:409] -= 4 * SIGMA          # 12 px away
+    c = [q for q in detect_candidates(img) if np.hypot(q["x"] - 400, q["y"] - 400) < 4][0]
+    assert c["neg_snr"] < neg_before - 1.0 and c["dip"] > -max(4.0, 0.5 * c["snr"]), c   # seen, not a partner
+    assert screen([dict(c)], DetectionConfig())[0]["reject"] == "", c
+    # the minimum over every radius (the rule before) would have rejected it as a dipole
+    assert screen([dict(c, dip=c["neg_snr"])], DetectionConfig())[0]["reject"] == "dipole"
+    # a registration dipole of a blob of about the same size keeps its partner
+    img = _noise(7)
+    _dipole(img, 600.0, 600.0, r=5.0, depth=0.25, shift=0.6)
+    c = [q for q in detect_candidates(img) if np.hypot(q["x"] - 600, q["y"] - 600) < 10]
+    assert c and all(screen([q], DetectionConfig())[0]["reject"] == "dipole" for q in c), c
