@@ -65,7 +65,7 @@ def _near(rec, x, y, r=8.0):
     return [c for c in rec["candidates"] if np.hypot(c["x"] - x, c["y"] - y) < r]
 
 
-FAINT = (600.0, 420.0, 6.0, 0.025)  # a 2.5 % blob, radius 6 px: below today's threshold on its first day
+FAINT = (600.0, 420.0, 6.0, 0.02)  # a 2 % blob, radius 6 px: below today's threshold on its first day
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,10 @@ def test_a_faint_blob_is_found_by_the_accumulated_test_and_not_raised_again(fain
     assert all(w["snr"] < 6.5 for w in w1)
     for day in range(APPEAR + 2, N_FRAMES):  # still there, still significant, never raised again
         assert not recs[day]["new_blob"], _near(recs[day], *FAINT[:2])
-    assert recs[APPEAR + 2]["n_already_alerted"] + recs[APPEAR + 3]["n_already_alerted"] >= 1
+    # ... because the alert raised the day before absorbs it (in one window or another)
+    assert any(a["by"] == "alert already raised" and np.hypot(a["x"] - FAINT[0], a["y"] - FAINT[1]) < 4.0
+               for day in (APPEAR + 2, APPEAR + 3) for a in recs[day]["absorbed"]), \
+        {day: recs[day]["absorbed"] for day in (APPEAR + 2, APPEAR + 3)}
     # the same without the windows: today's difference alone raises it later, if at all
     one_day = _daily(faint_series, trained_tiny[2], tmp_path / "out1", _cfg(accumulate=()))
     one_day_alerts = [d for d, r in one_day.items() if any(c["new"] for c in _near(r, *FAINT[:2]))]
