@@ -307,7 +307,8 @@ def monitor_days(case):
     mcfg = dataclasses.replace(cfg, history=tr["n_history"], min_history=min(cfg.min_history, tr["n_history"]),
                                saliency=False)
     return crosseval.score_series_days(frames, headers, tr, model, mcfg, name, regime, kind,
-                                       workdir=paths.root / "build", preprocessing=prep)
+                                       workdir=paths.root / "build", preprocessing=prep,
+                                       classify=det if kind == "jitter_deep" else None)
 
 
 n_multiday = xs.n_quiet_multiday + xs.n_new_multiday + xs.n_jitter_deep
@@ -351,6 +352,12 @@ for who, sfx in (("windows", ""), ("one_day", "_oneday")):
     md_cols[labels[who]] = col
 md_table = pd.DataFrame(md_cols)
 display(md_table)
+if "xsim_jitter_deep_classify_flagged" in md:
+    cf = md["xsim_jitter_deep_classify_flagged"]
+    display(Markdown(
+        f"`classify` on the jittered deep-blob series' one-day difference images (the monitor's, each judged "
+        f"alone as a user's image would be: no history, no day windows): **{cf['k']}/{cf['n']} flagged = "
+        f"{cf['rate']:.3f}** (95 % interval {cf['lo']:.3f}-{cf['hi']:.3f}; target <= 0.03)."))
 write_text(PLOTS / "multiday_summary.csv", md_table.to_csv())
 if len(md_blobs):
     first = md_blobs.assign(first=md_blobs.first_day.map(lambda v: "never" if pd.isna(v) else f"day {int(v)}"),

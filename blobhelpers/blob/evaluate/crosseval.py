@@ -39,6 +39,7 @@ import numpy as np
 
 from blobhelpers.blob import crosssim
 from blobhelpers.blob.detect.classify import classify_image
+from blobhelpers.blob.detect.detection import DetectionConfig
 from blobhelpers.blob.detect.monitor import KnownCatalog, Monitor
 from blobhelpers.blob.evaluate.truth import (SNR_TARGET, _located, auc, is_target,  # noqa: F401 (re-exported)
                                              tile_labels)
@@ -195,7 +196,8 @@ def score_days(records: list[dict], truth: dict, detector: str = "windows", case
 
 def score_series_days(frames, headers, truth: dict, model, config, case: str = "", regime: str = "",
                       kind: str = "", workdir: str | Path | None = None, preprocessing: dict | None = None,
-                      detectors: tuple = DETECTORS) -> tuple[list[dict], list[dict]]:
+                      detectors: tuple = DETECTORS, classify: DetectionConfig | None = None
+                      ) -> tuple[list[dict], list[dict]]:
     """Run the daily job on every monitored day of one multi-day series and score it.
 
     The series is written to a temporary folder (removed afterwards). For each detector of
@@ -219,6 +221,11 @@ def score_series_days(frames, headers, truth: dict, model, config, case: str = "
         Where the temporary folder goes.
     detectors : tuple of str
         Any of :data:`DETECTORS`.
+    classify : DetectionConfig, optional
+        Also classify each monitored day's one-day difference image (the monitor's, made by the first
+        detector) as ``blobhelpers classify`` does (:func:`score_difference` with *config*'s CNN
+        threshold and this detection configuration): every day row gets ``classify_flagged`` (the
+        image flagged: a new blob found in it).
 
     Returns
     -------
@@ -237,18 +244,26 @@ def score_series_days(frames, headers, truth: dict, model, config, case: str = "
     tmp = Path(tempfile.mkdtemp(prefix="crosssim_days_", dir=workdir))
     try:
         paths = _write_series(tmp, frames, headers)
-        for det in detectors:
+        flagged: list[bool] = []
+        for n_det, det in enumerate(detectors):
             cfg = config if det == "windows" else dataclasses.replace(config, accumulate=())
             mon = Monitor([tmp], model, cfg, KnownCatalog(), preprocessing=preprocessing)
             records = []
             for t in monitored:
-                rec = mon.process(mon.index_of(paths[t])).record
+                fr = mon.process(mon.index_of(paths[t]), with_arrays=classify is not None and n_det == 0)
+                rec = fr.record
+                if fr.diff is not None:   # classify on the day's difference image, as a user would
+                    row, _, _ = score_difference(fr.diff, [], mon.model, config.threshold, mon.preprocessing, classify)
+                    flagged.append(bool(row["new_blob"]))
                 for c in rec["candidates"]:  # raised today: not raised again on a later day
                     if c["new"]:
                         mon.raised.add(c["x"], c["y"], c["radius"], c.get("depth"), rec["date_obs"][:10],
                                        f"alert {rec['frame']}")
                 records.append(rec)
             d, b = score_days(records, truth, det, case, regime, kind)
+            if classify is not None:
+                for row, f in zip(d, flagged):
+                    row["classify_flagged"] = f
             days += d
             blobs += b
     finally:
@@ -269,7 +284,9 @@ def summarise_days(day_rows, blob_rows, n_days: int, prefix: str = "xsim") -> di
       ``quiet`` and ``dips``; rate dict), ``<p>_fa_days_per_100`` and ``<p>_fa_days_per_100_ub95``
       (per 100 such days, and its 95 % Wilson upper bound);
     * ``<j>_fa_days``, ``<j>_fa_days_per_100``, ``<j>_fa_days_per_100_ub95``: the same over the
-      ``jitter_deep`` series (blob-free, jittered frames, deep existing blobs), counted apart.
+      ``jitter_deep`` series (blob-free, jittered frames, deep existing blobs), counted apart;
+    * ``<prefix>_jitter_deep_classify_flagged``: the share of those days' one-day difference images
+      that ``classify`` flags (rate dict; when the rows carry ``classify_flagged``).
     """
     if int(n_days) < 1:
         raise ValueError(f"n_days must be >= 1, not {n_days!r}")
@@ -294,6 +311,11 @@ def summarise_days(day_rows, blob_rows, n_days: int, prefix: str = "xsim") -> di
             out[f"{q}_fa_days"] = _r(r)
             out[f"{q}_fa_days_per_100"] = round(100 * r["rate"], 3) if r["n"] else float("nan")
             out[f"{q}_fa_days_per_100_ub95"] = round(100 * r["hi"], 3) if r["n"] else float("nan")
+    # classify on the jittered series' one-day difference images (rows of score_series_days(classify=...))
+    cl = [d for d in day_rows if d["kind"] == "jitter_deep" and "classify_flagged" in d
+          and d["detector"] == day_rows[0]["detector"]]
+    if cl:
+        out[f"{prefix}_jitter_deep_classify_flagged"] = _r(rate(sum(d["classify_flagged"] for d in cl), len(cl)))
     return out
 
 

@@ -120,3 +120,20 @@ def test_the_daily_job_is_run_day_by_day_with_and_without_day_windows(untrained,
     assert list(tmp_path.iterdir()) == []  # the frames are removed
     with pytest.raises(ValueError, match="detectors"):
         crosseval.score_series_days(frames, headers, truth, untrained, cfg, detectors=("bogus",))
+    # with classify: each day's one-day difference image is classified on its own, as a user's image; the
+    # strong blob is in both days' differences (no history holds it yet), so both images are flagged
+    from blobhelpers.blob.detect.detection import DetectionConfig
+
+    days, _ = crosseval.score_series_days(frames, headers, truth, untrained, cfg, "c", "jitter_deep", "jitter_deep",
+                                          workdir=tmp_path, preprocessing={"representation": "isr"},
+                                          classify=DetectionConfig())
+    assert [d["classify_flagged"] for d in days] == [True, True, True, True]
+    s = crosseval.summarise_days(days, [], 2)
+    assert (s["xsim_jitter_deep_classify_flagged"]["k"], s["xsim_jitter_deep_classify_flagged"]["n"]) == (2, 2)
+    # a blob-free series: nothing flagged
+    frames, headers, truth = crosssim.make_series(np.random.default_rng(3), nu, [], n_history=5, n_days=2)
+    days, _ = crosseval.score_series_days(frames, headers, truth, untrained, cfg, "q", "jitter_deep", "jitter_deep",
+                                          workdir=tmp_path, preprocessing={"representation": "isr"},
+                                          classify=DetectionConfig(), detectors=("one_day",))
+    assert [d["classify_flagged"] for d in days] == [False, False]
+    assert crosseval.summarise_days(days, [], 2)["xsim_jitter_deep_classify_flagged"]["k"] == 0
